@@ -1,0 +1,301 @@
+"""Local backend: real model-server processes on 127.0.0.1.
+
+traditional = one server process per model (the local analogue of one
+InferenceService per model); mms = ``hosts`` server processes, models added by
+name through ``POST /v2/repository/models/<name>/load`` (the analogue of a
+TrainedModel), placed on the host with the most free declared memory. Like
+KServe's TrainedModel admission, a host refuses a model once the declared
+memory of its models would exceed its memory limit.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import requests
+
+from .. import resources
+from ..errors import DeployError
+from ..procs import Supervisor, free_port, tree_pids
+from ..runtimes import Runtime, ServerConfig
+from ..v2 import V2Client
+from .base import Backend, DeployEvent, Endpoint, VerifyResult
+
+
+@dataclass
+class LocalServer:
+    name: str
+    http_port: int
+    grpc_port: int
+    proc: object
+    started: float
+    memory_limit: int = 0           # bytes, admission limit (mms hosts)
+    declared: int = 0               # bytes declared by the models placed here
+    models: List[str] = field(default_factory=list)
+    client: Optional[V2Client] = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, runtime: Runtime, workload, workdir: Path, *,
+                 deploy_concurrency: int = 4, deploy_timeout_s: float = 120.0,
+                 host_memory_limit: int = 10 << 30, model_memory: Optional[int] = None,
+                 server_threads: int = 1, supervisor: Optional[Supervisor] = None):
+        runtime.check_available()
+        self.runtime = runtime
+        self.workload = workload
+        self.workdir = Path(workdir)
+        self.store = self.workdir / "store"
+        self.runtime.prepare_store(self.store)
+        self.deploy_concurrency = max(1, int(deploy_concurrency))
+        self.deploy_timeout_s = float(deploy_timeout_s)
+        self.host_memory_limit = int(host_memory_limit)
+        self.model_memory = int(model_memory if model_memory is not None else workload.memory_estimate_bytes)
+        self.server_threads = server_threads
+        self._own_supervisor = supervisor is None
+        self.sup = supervisor or Supervisor(log_dir=self.workdir / "logs").__enter__()
+        if self.sup.log_dir is None:
+            self.sup.log_dir = self.workdir / "logs"
+        self._servers: Dict[str, LocalServer] = {}
+        self._hosts: List[LocalServer] = []
+        self._lock = threading.Lock()
+        self._written: set = set()
+        self._closed = False
+
+    # -- helpers ---------------------------------------------------------
+    def _write(self, model: str) -> None:
+        if model not in self._written:
+            self.runtime.write_model(self.store, self.workload, model)
+            self._written.add(model)
+
+    def _spawn(self, name: str, models: List[str]) -> LocalServer:
+        cfg = ServerConfig(name=name, store=self.store, workdir=self.workdir / "servers",
+                           http_port=free_port(), grpc_port=free_port(), models=models,
+                           threads=self.server_threads)
+        argv, env = self.runtime.command(cfg)
+        proc = self.sup.spawn(argv, name=name, env=env)
+        srv = LocalServer(name, cfg.http_port, cfg.grpc_port, proc, time.time(),
+                          client=V2Client(f"http://127.0.0.1:{cfg.http_port}", timeout=self.deploy_timeout_s))
+        with self._lock:
+            self._servers[name] = srv
+        return srv
+
+    def _poll(self, srv: LocalServer, model: Optional[str]) -> Optional[str]:
+        """None while starting; "" when ready; an error message when failed."""
+        if srv.proc.poll() is not None:
+            return f"server {srv.name} exited with code {srv.proc.returncode}: {self.sup.log_tail(srv.name, 8)}"
+        try:
+            path = f"/v2/models/{model}/ready" if model else "/v2/health/ready"
+            r = srv.client.session.get(srv.rest_url + path, timeout=2.0)
+            return "" if r.status_code == 200 else None
+        except requests.RequestException:
+            return None
+
+    def _stop_server(self, srv: LocalServer) -> None:
+        self.sup.stop(srv.proc)
+        with self._lock:
+            self._servers.pop(srv.name, None)
+
+    # -- traditional -----------------------------------------------------
+    def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:
+        pending = list(models)
+        starting: Dict[str, tuple] = {}  # model -> (server, t0)
+        try:
+            while pending or starting:
+                while pending and len(starting) < self.deploy_concurrency:
+                    m = pending.pop(0)
+                    self._write(m)
+                    srv = self._spawn(f"isvc-{m}", [m])
+                    starting[m] = (srv, time.monotonic())
+                progressed = False
+                for m, (srv, t0) in list(starting.items()):
+                    state = self._poll(srv, m)
+                    waited = time.monotonic() - t0
+                    if state is None and waited > self.deploy_timeout_s:
+                        state = f"timeout: {m} not ready within {self.deploy_timeout_s:.0f} s"
+                    if state is None:
+                        continue
+                    del starting[m]
+                    progressed = True
+                    if state == "":
+                        srv.models.append(m)
+                        yield DeployEvent(m, srv.name, True, waited, time.time())
+                    else:
+                        self._stop_server(srv)
+                        yield DeployEvent(m, srv.name, False, waited, time.time(), error=state)
+                if not progressed:
+                    time.sleep(0.05)
+        finally:
+            # Stopped early (limit reached, error, Ctrl-C): servers still starting go.
+            for srv, _ in starting.values():
+                self._stop_server(srv)
+
+    # -- multi-model -----------------------------------------------------
+    def start_hosts(self, n: int) -> List[DeployEvent]:
+        events = []
+        new = []
+        for i in range(n):
+            idx = len(self._hosts)
+            srv = self._spawn(f"host-{idx}", [])
+            srv.memory_limit = self.host_memory_limit
+            self._hosts.append(srv)
+            new.append((srv, time.monotonic()))
+        for srv, t0 in new:
+            while True:
+                state = self._poll(srv, None)
+                if state is None and time.monotonic() - t0 > max(self.deploy_timeout_s, self.runtime.start_timeout_s()):
+                    state = f"timeout: host {srv.name} not ready"
+                if state is not None:
+                    break
+                time.sleep(0.05)
+            ev = DeployEvent("", srv.name, state == "", time.monotonic() - t0, time.time(),
+                             error=state or "", kind="host")
+            events.append(ev)
+            if not ev.ok:
+                raise DeployError(ev.error)
+        return events
+
+    def _place(self, model: str) -> Optional[LocalServer]:
+        with self._lock:
+            hosts = [h for h in self._hosts if h.declared + self.model_memory <= h.memory_limit]
+            if not hosts:
+                return None
+            h = min(hosts, key=lambda h: h.declared)
+            h.declared += self.model_memory
+            return h
+
+    def _load_one(self, model: str) -> DeployEvent:
+        host = self._place(model)
+        if host is None:
+            return DeployEvent(model, "", False, 0.0, time.time(),
+                               error=f"admission: no host has {self.model_memory} B of memory left "
+                                     f"(limit {self.host_memory_limit} B per host, {len(self._hosts)} hosts)")
+        t0 = time.monotonic()
+        try:
+            self._write(model)
+            r = host.client.load(model)
+            ok = r.status_code == 200
+            err = "" if ok else f"load {model} on {host.name}: HTTP {r.status_code} {r.text[:200]}"
+        except requests.RequestException as e:
+            ok, err = False, f"load {model} on {host.name}: {e}"
+        dt = time.monotonic() - t0
+        with self._lock:
+            if ok:
+                host.models.append(model)
+            else:
+                host.declared -= self.model_memory
+        return DeployEvent(model, host.name, ok, dt, time.time(), error=err)
+
+    def deploy_mms(self, models: List[str]) -> Iterator[DeployEvent]:
+        if not self._hosts:
+            raise DeployError("deploy_mms: start_hosts() first")
+        it = iter(models)
+        with cf.ThreadPoolExecutor(self.deploy_concurrency, thread_name_prefix="mms-load") as ex:
+            futs = set()
+            try:
+                for m in it:
+                    futs.add(ex.submit(self._load_one, m))
+                    if len(futs) >= self.deploy_concurrency * 2:
+                        break
+                while futs:
+                    done, futs = cf.wait(futs, return_when=cf.FIRST_COMPLETED)
+                    for f in done:
+                        yield f.result()
+                        nxt = next(it, None)
+                        if nxt is not None:
+                            futs.add(ex.submit(self._load_one, nxt))
+            finally:
+                for f in futs:
+                    f.cancel()
+
+    # -- after deployment ------------------------------------------------
+    def servers(self) -> List[str]:
+        return list(self._servers)
+
+    def endpoints(self) -> List[Endpoint]:
+        out = []
+        for srv in list(self._servers.values()):
+            for m in srv.models:
+                out.append(Endpoint(m, srv.name, srv.rest_url, f"127.0.0.1:{srv.grpc_port}"))
+        return out
+
+    def list_models(self, srv: LocalServer) -> List[str]:
+        r = srv.client.session.get(srv.rest_url + "/v2/models", timeout=30)
+        if r.status_code == 200 and "models" in r.json():
+            return list(r.json()["models"])
+        return srv.client.model_names()
+
+    def verify(self, sample: int = 100, seed: int = 0) -> VerifyResult:
+        failures = []
+        expected = listed = 0
+        for srv in list(self._servers.values()):
+            if not srv.models:
+                continue
+            expected += len(srv.models)
+            try:
+                have = set(self.list_models(srv))
+            except (requests.RequestException, ValueError) as e:
+                failures.append(f"{srv.name}: cannot list models: {e}")
+                continue
+            missing = [m for m in srv.models if m not in have]
+            listed += len(srv.models) - len(missing)
+            if missing:
+                failures.append(f"{srv.name}: {len(missing)} models not listed, e.g. {missing[:3]}")
+        eps = self.endpoints()
+        rng = random.Random(seed)
+        picked = eps if len(eps) <= sample else rng.sample(eps, sample)
+        nrng = np.random.default_rng(seed)
+        correct = 0
+        for ep in picked:
+            s = self.workload.make_sample(nrng)
+            try:
+                out = V2Client(ep.rest_url).infer(ep.model, s.inputs)
+                if self.workload.check(out, s.expected):
+                    correct += 1
+                else:
+                    failures.append(f"{ep.model}: wrong answer")
+            except (requests.RequestException, ValueError, KeyError) as e:
+                failures.append(f"{ep.model}: {e}")
+        return VerifyResult(expected, listed, len(picked), correct, failures[:20])
+
+    def pids(self) -> List[int]:
+        out = []
+        for srv in list(self._servers.values()):
+            out.extend(tree_pids(srv.proc.pid))
+        return out
+
+    def usage(self) -> Dict[str, float]:
+        pids = self.pids()
+        u = resources.memory_of(pids)
+        u["cpu_seconds"] = resources.cpu_seconds(pids)
+        u["servers"] = len(self._servers)
+        return u
+
+    def kill_server(self, server: str, sig: int = 9) -> None:
+        import os
+        srv = self._servers[server]
+        os.kill(srv.proc.pid, sig)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        servers = list(self._servers.values())
+        self.sup.stop_many([s.proc for s in servers])
+        for srv in servers:
+            srv.client.session.close()
+        self._servers.clear()
+        self._hosts.clear()
+        if self._own_supervisor:
+            self.sup.__exit__(None, None, None)

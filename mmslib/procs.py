@@ -1,0 +1,224 @@
+"""Child processes and ports: everything a run starts is stopped at the end.
+
+A :class:`Supervisor` starts each child in its own session (process group),
+asks the kernel to kill it if the Python process dies (PR_SET_PDEATHSIG), and
+stops every group it started on ``close()`` -- called from ``__exit__`` on
+success, on an exception and on Ctrl-C. While a supervisor is open, SIGTERM
+and SIGHUP are turned into ``KeyboardInterrupt`` so the same clean-up path
+runs (papermill and Jupyter stop kernels with those).
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import psutil
+
+_LIVE: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
+_PORTS_GIVEN: set = set()
+_PORT_LOCK = threading.Lock()
+
+try:
+    _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # pragma: no cover - non-glibc
+    _libc = None
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, never handed out twice by this process."""
+    with _PORT_LOCK:
+        for _ in range(200):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+            if port not in _PORTS_GIVEN:
+                _PORTS_GIVEN.add(port)
+                return port
+    raise RuntimeError("no free port found")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def tree_pids(pid: int) -> List[int]:
+    """pid and all its descendants that are alive."""
+    try:
+        p = psutil.Process(pid)
+        return [pid] + [c.pid for c in p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+class Supervisor:
+    """Owns child processes; ``close()`` stops them all (idempotent)."""
+
+    def __init__(self, log_dir: Optional[Path] = None, handle_signals: bool = True):
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.procs: Dict[int, subprocess.Popen] = {}
+        self.names: Dict[int, str] = {}
+        self._handle_signals = handle_signals
+        self._old_handlers: dict = {}
+        self._closed = False
+        self._lock = threading.Lock()
+        _LIVE.add(self)
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self) -> "Supervisor":
+        if self._handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                try:
+                    self._old_handlers[sig] = signal.signal(sig, _raise_interrupt)
+                except (ValueError, OSError):  # pragma: no cover
+                    pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.close()
+        finally:
+            for sig, h in self._old_handlers.items():
+                try:
+                    signal.signal(sig, h)
+                except (ValueError, OSError):  # pragma: no cover
+                    pass
+            self._old_handlers.clear()
+
+    def spawn(self, argv: Sequence[str], name: str, env: Optional[dict] = None,
+              cwd: Optional[Path] = None) -> subprocess.Popen:
+        if self._closed:
+            raise RuntimeError("supervisor is closed")
+        out = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")
+        try:
+            proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=_child_setup)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        with self._lock:
+            self.procs[proc.pid] = proc
+            self.names[proc.pid] = name
+        return proc
+
+    def log_tail(self, name: str, n: int = 20) -> str:
+        if self.log_dir is None:
+            return ""
+        f = self.log_dir / f"{name}.log"
+        try:
+            return "\n".join(f.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
+        """Stop one child and its whole process group."""
+        _stop_group(proc, timeout)
+        with self._lock:
+            self.procs.pop(proc.pid, None)
+            self.names.pop(proc.pid, None)
+
+    def stop_many(self, procs: List[subprocess.Popen], timeout: float = 5.0) -> None:
+        """Stop several children at once: SIGTERM all, wait once, SIGKILL the rest."""
+        with self._lock:
+            for p in procs:
+                self.procs.pop(p.pid, None)
+                self.names.pop(p.pid, None)
+        for p in procs:
+            _signal_group(p, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for p in procs:
+            _signal_group(p, signal.SIGKILL)
+            try:
+                p.wait(2.0)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            procs = list(self.procs.values())
+            self._closed = True
+        self.stop_many(procs, timeout)
+
+    def pids(self) -> List[int]:
+        out: List[int] = []
+        for pid in list(self.procs):
+            out.extend(tree_pids(pid))
+        return out
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the child leads its own group
+    except (ProcessLookupError, PermissionError):
+        pass
+    # Descendants that left the group (rare) are found by tree.
+    if sig == signal.SIGKILL:
+        for pid in tree_pids(proc.pid)[1:]:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait(2.0)
+    else:
+        _signal_group(proc, signal.SIGKILL)  # leftovers in the group
+
+
+@atexit.register
+def _close_all() -> None:  # last resort at interpreter exit
+    for s in list(_LIVE):
+        try:
+            s.close(timeout=2.0)
+        except Exception:  # pragma: no cover
+            pass
+
+
+def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condition") -> float:
+    """Poll ``pred`` until true; returns seconds waited or raises TimeoutError."""
+    t0 = time.monotonic()
+    while True:
+        if pred():
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def live_children(pids: Iterable[int]) -> List[int]:
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]

@@ -1,0 +1,57 @@
+"""Model-server runtimes for the local backend.
+
+A runtime knows how to lay out a model in the store, how to start one server
+process, and how the server lists its models. Loading, unloading, readiness
+and inference go over the Open Inference Protocol (V2) REST API, the same for
+every runtime (see :mod:`mmslib.v2`).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import ParamError
+
+RUNTIMES = ("kserve", "triton", "mlserver")
+
+
+@dataclass
+class ServerConfig:
+    name: str
+    store: Path
+    workdir: Path
+    http_port: int
+    grpc_port: int
+    models: List[str] = field(default_factory=list)  # loaded at start
+    threads: int = 1                                  # request concurrency inside the server
+
+
+class Runtime:
+    """Base runtime; subclasses override what differs."""
+
+    name = "base"
+    processes_per_model = 0  # extra processes a loaded model costs (Triton python stubs: 1)
+
+    def check_available(self) -> None:
+        """Raise DependencyError naming what to install when the runtime is missing."""
+
+    def prepare_store(self, store: Path) -> None:
+        Path(store).mkdir(parents=True, exist_ok=True)
+
+    def write_model(self, store: Path, workload, model_name: str) -> Path:
+        return workload.write_artifact(Path(store) / model_name, model_name)
+
+    def command(self, cfg: ServerConfig) -> Tuple[List[str], Optional[Dict[str, str]]]:
+        raise NotImplementedError
+
+    def start_timeout_s(self) -> float:
+        return 120.0
+
+
+def get_runtime(name: str) -> Runtime:
+    if name not in RUNTIMES:
+        raise ParamError("runtime", name, " | ".join(RUNTIMES))
+    mod = importlib.import_module(f"{__name__}.{name}")
+    return mod.RUNTIME

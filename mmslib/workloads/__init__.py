@@ -1,0 +1,89 @@
+"""Workloads: what a model computes, independent of the runtime serving it.
+
+A workload writes a small per-model artifact into the model store (a directory
+per model, like a storageUri), loads a predictor from such a directory, and
+makes requests whose correct answers it knows.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+
+ARTIFACT_FILE = "mmslib-model.json"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str  # V2 datatype: BYTES, FP32, INT32, ...
+    shape: List[int]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass
+class Sample:
+    """One request's inputs and the outputs a correct server returns."""
+
+    inputs: Dict[str, np.ndarray]
+    expected: Dict[str, np.ndarray]
+
+
+class Predictor:
+    """A loaded model: pure compute on numpy tensors."""
+
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+
+    def predict(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass
+class Workload:
+    """Interface every workload module implements (see simple_string)."""
+
+    name: str
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+    # Memory a model declares for admission (TrainedModel spec.model.memory), bytes.
+    memory_estimate_bytes: int
+    write_payload: Callable[[Path], None]
+    load_predictor: Callable[[Path], Predictor]
+    make_sample: Callable[[np.random.Generator], Sample]
+    check: Callable[[Dict[str, np.ndarray], Dict[str, np.ndarray]], bool]
+    framework: str = "custom"  # KServe modelFormat name for manifests
+    extra: dict = field(default_factory=dict)
+
+    def write_artifact(self, model_dir: Path, model_name: str) -> Path:
+        """Write the model's artifact directory; returns it."""
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.write_payload(model_dir)
+        (model_dir / ARTIFACT_FILE).write_text(
+            json.dumps({"workload": self.name, "model": model_name}))
+        return model_dir
+
+
+WORKLOADS = ("simple_string", "bert")
+
+
+def get_workload(name: str) -> Workload:
+    from ..errors import ParamError
+
+    if name not in WORKLOADS:
+        raise ParamError("workload", name, ", ".join(WORKLOADS))
+    mod = importlib.import_module(f"{__name__}.{name}")
+    return mod.WORKLOAD
+
+
+def load_artifact(model_dir: Path) -> Predictor:
+    """Load the predictor for an artifact directory, whatever its workload."""
+    meta = json.loads((Path(model_dir) / ARTIFACT_FILE).read_text())
+    return get_workload(meta["workload"]).load_predictor(Path(model_dir))

@@ -1,0 +1,91 @@
+"""Triton's ``simple_string`` example over the Open Inference Protocol.
+
+Inputs INPUT0 and INPUT1: BYTES [1,16], each element a decimal integer.
+Outputs OUTPUT0 = INPUT0 + INPUT1 and OUTPUT1 = INPUT0 - INPUT1, as BYTES.
+The artifact is a ~700 B file (like the seed's 700 B TensorFlow model): the
+model's config, which the server reads when it loads the model.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from . import Predictor, Sample, TensorSpec, Workload
+
+SHAPE = [1, 16]
+INPUTS = [TensorSpec("INPUT0", "BYTES", SHAPE), TensorSpec("INPUT1", "BYTES", SHAPE)]
+OUTPUTS = [TensorSpec("OUTPUT0", "BYTES", SHAPE), TensorSpec("OUTPUT1", "BYTES", SHAPE)]
+CONFIG_FILE = "config.json"
+
+
+def _write(model_dir: Path) -> None:
+    config = {
+        "name": "simple_string",
+        "platform": "mmslib_simple_string",
+        "max_batch_size": 0,
+        "input": [t.to_dict() for t in INPUTS],
+        "output": [t.to_dict() for t in OUTPUTS],
+        "note": "OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, "
+                "elements are decimal integers as strings",
+    }
+    text = json.dumps(config, indent=1)
+    # Pad to the seed's model size (700 B) so artifacts weigh what it says.
+    (model_dir / CONFIG_FILE).write_text(text + " " * max(0, 700 - len(text)))
+
+
+def _as_ints(a: np.ndarray) -> np.ndarray:
+    flat = [int(x.decode() if isinstance(x, (bytes, bytearray)) else x) for x in np.asarray(a).ravel()]
+    return np.array(flat, dtype=np.int64).reshape(np.asarray(a).shape)
+
+
+def _as_bytes(a: np.ndarray) -> np.ndarray:
+    return np.array([str(int(x)).encode() for x in a.ravel()], dtype=object).reshape(a.shape)
+
+
+class SimpleStringPredictor(Predictor):
+    inputs = INPUTS
+    outputs = OUTPUTS
+
+    def __init__(self, model_dir: Path):
+        self.config = json.loads((Path(model_dir) / CONFIG_FILE).read_text())
+        if self.config.get("platform") != "mmslib_simple_string":
+            raise ValueError(f"{model_dir}: not a simple_string artifact")
+
+    def predict(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        try:
+            a, b = _as_ints(inputs["INPUT0"]), _as_ints(inputs["INPUT1"])
+        except KeyError as e:
+            raise ValueError(f"missing input {e}") from None
+        if a.shape != b.shape:
+            raise ValueError(f"INPUT0 shape {a.shape} != INPUT1 shape {b.shape}")
+        return {"OUTPUT0": _as_bytes(a + b), "OUTPUT1": _as_bytes(a - b)}
+
+
+def make_sample(rng: np.random.Generator) -> Sample:
+    a = rng.integers(0, 1000, size=SHAPE)
+    b = rng.integers(0, 1000, size=SHAPE)
+    return Sample(inputs={"INPUT0": _as_bytes(a), "INPUT1": _as_bytes(b)},
+                  expected={"OUTPUT0": _as_bytes(a + b), "OUTPUT1": _as_bytes(a - b)})
+
+
+def check(outputs: Dict[str, np.ndarray], expected: Dict[str, np.ndarray]) -> bool:
+    try:
+        return all(np.array_equal(_as_ints(outputs[k]), _as_ints(v)) for k, v in expected.items())
+    except (KeyError, ValueError):
+        return False
+
+
+WORKLOAD = Workload(
+    name="simple_string",
+    inputs=INPUTS,
+    outputs=OUTPUTS,
+    memory_estimate_bytes=1 << 20,  # declared 1Mi, as a TrainedModel would
+    write_payload=_write,
+    load_predictor=SimpleStringPredictor,
+    make_sample=make_sample,
+    check=check,
+    framework="triton",
+)
