@@ -1,0 +1,49 @@
+# mmslib: quick start is `make demo` then `make test` (see README.md).
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+OUT    ?= outputs
+PM      = $(VENV)/bin/papermill --log-output --no-progress-bar
+HTML    = $(VENV)/bin/jupyter nbconvert --to html --no-input
+
+.PHONY: venv envs demo stress performance report test bench notebooks clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[bert,test]'
+	touch $@
+
+# Separate environments for the Triton and MLServer runtimes (their pins clash with kserve's).
+envs: venv
+	bash scripts/setup-runtime-env.sh triton
+	bash scripts/setup-runtime-env.sh mlserver
+
+stress: venv
+	$(PM) notebooks/stress.ipynb $(OUT)/stress.ipynb -p output_dir $(OUT)/stress
+	$(HTML) $(OUT)/stress.ipynb
+
+performance: venv
+	$(PM) notebooks/performance.ipynb $(OUT)/performance.ipynb -f params/perf-demo.yaml -p output_dir $(OUT)/performance
+	$(HTML) $(OUT)/performance.ipynb
+
+report: venv
+	$(PM) notebooks/report.ipynb $(OUT)/report.ipynb -p input_dir $(OUT)
+	$(HTML) $(OUT)/report.ipynb
+
+# The main job on the local backend: both experiments, then the comparison report.
+demo: stress performance report
+	@echo "Executed notebooks and HTML reports are in $(OUT)/"
+
+test: venv envs
+	$(VENV)/bin/pytest -q -ra
+
+bench: venv
+	$(PY) benchmarks/stress_bench.py
+
+notebooks: venv
+	$(PY) scripts/make_notebooks.py
+
+clean:
+	rm -rf $(OUT)/*.ipynb $(OUT)/*.html $(OUT)/stress $(OUT)/performance

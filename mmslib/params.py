@@ -1,0 +1,291 @@
+"""Experiment parameters: defaults, validation, and clear errors.
+
+Each notebook's ``parameters`` cell holds the defaults below; the next cell
+calls :func:`stress` or :func:`performance` with those names, which checks
+every value before anything is deployed and raises :class:`ParamError` naming
+the parameter and what is allowed. ``papermill -p`` and ``-f params/*.yaml``
+both end up here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .errors import ParamError
+
+BACKENDS = ("local", "kserve")
+MODES = ("traditional", "mms")
+PROTOCOLS = ("rest", "grpc")
+TRAFFIC = ("uniform", "zipf")
+DEVICES = ("auto", "cpu", "cuda")
+MMS_ENGINES = ("trainedmodel", "modelmesh")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _quantity(name, v, kind):
+    from .planner import parse_cpu, parse_memory
+    try:
+        return parse_cpu(v) if kind == "cpu" else parse_memory(v)
+    except (ValueError, TypeError):
+        ex = "e.g. 100m, 1, 2.5" if kind == "cpu" else "e.g. 100Mi, 10Gi, 500M, or bytes"
+        raise ParamError(name, v, f"a Kubernetes {kind} quantity ({ex})") from None
+
+
+def _int(name, v, lo=None, hi=None):
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            raise ParamError(name, v, f"an integer{_range(lo, hi)}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ParamError(name, v, f"an integer{_range(lo, hi)}")
+    return v
+
+
+def _num(name, v, lo=None, hi=None, lo_open=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ParamError(name, v, f"a number{_range(lo, hi, lo_open)}")
+    if v != v or (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
+        raise ParamError(name, v, f"a number{_range(lo, hi, lo_open)}")
+    return float(v)
+
+
+def _range(lo, hi, lo_open=False):
+    if lo is not None and hi is not None:
+        return f" in [{lo}, {hi}]"
+    if lo is not None:
+        return f" > {lo}" if lo_open else f" >= {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""
+
+
+def _choice(name, v, allowed):
+    if v not in allowed:
+        raise ParamError(name, v, " | ".join(map(str, allowed)))
+    return v
+
+
+def _bool(name, v):
+    if not isinstance(v, bool):
+        raise ParamError(name, v, "true | false")
+    return v
+
+
+def _modes(v):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ParamError("modes", v, "a non-empty list of: " + ", ".join(MODES))
+    for m in v:
+        _choice("modes", m, MODES)
+    if len(set(v)) != len(v):
+        raise ParamError("modes", v, "each mode at most once")
+    return list(v)
+
+
+@dataclass
+class Common:
+    backend: str = "local"
+    runtime: str = "kserve"
+    workload: str = "simple_string"
+    modes: List[str] = field(default_factory=lambda: ["traditional", "mms"])
+    hosts: int = 1
+    deploy_concurrency: int = 4
+    deploy_timeout_s: float = 120.0
+    output_dir: str = "outputs/run"
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+    # Resource specs (Kubernetes requests), after the seed.
+    traditional_predictor_cpu: str = "100m"
+    traditional_predictor_memory: str = "100Mi"
+    mms_predictor_cpu: str = "10"
+    mms_predictor_memory: str = "10Gi"
+    sidecar_cpu: str = "1"
+    sidecar_memory: str = "500Mi"
+    model_memory: Optional[str] = None    # declared per model (TrainedModel memory); None = workload's
+    server_threads: int = 1
+    # kserve backend
+    namespace: str = "default"
+    kubeconfig: Optional[str] = None
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 80
+    mms_engine: str = "trainedmodel"
+    serving_runtime: str = "kserve-tritonserver"
+    storage_uri: str = "gs://kfserving-examples/models/triton/simple_string"
+    dry_run: bool = False
+
+    def key(self) -> str:
+        """Hash of the parameters that define what is measured (not where/resume)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "resume")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def _check_common(self, machine_memory: Optional[int]) -> None:
+        from .runtimes import RUNTIMES
+        from .workloads import WORKLOADS
+        _choice("backend", self.backend, BACKENDS)
+        _choice("runtime", self.runtime, RUNTIMES)
+        _choice("workload", self.workload, WORKLOADS)
+        self.modes = _modes(self.modes)
+        self.hosts = _int("hosts", self.hosts, 1, 1000)
+        self.deploy_concurrency = _int("deploy_concurrency", self.deploy_concurrency, 1, 256)
+        self.deploy_timeout_s = _num("deploy_timeout_s", self.deploy_timeout_s, 0, lo_open=True)
+        if not isinstance(self.output_dir, (str, os.PathLike)) or not str(self.output_dir).strip():
+            raise ParamError("output_dir", self.output_dir, "a directory path")
+        out = Path(self.output_dir)
+        if out.exists() and not out.is_dir():
+            raise ParamError("output_dir", self.output_dir, "a directory path (this is a file)")
+        self.resume = _bool("resume", self.resume)
+        self.seed = _int("seed", self.seed, 0)
+        _choice("device", self.device, DEVICES)
+        if self.device == "cuda" and self.backend == "local":
+            from .gpu import cuda_available
+            if not cuda_available():
+                raise ParamError("device", "cuda", "auto | cpu (no CUDA device found on this machine)")
+        if self.device != "auto" and self.workload != "bert":
+            raise ParamError("device", self.device, "auto (only the bert workload runs on a device)")
+        for n in ("traditional_predictor_cpu", "mms_predictor_cpu", "sidecar_cpu"):
+            _quantity(n, getattr(self, n), "cpu")
+        for n in ("traditional_predictor_memory", "mms_predictor_memory", "sidecar_memory"):
+            _quantity(n, getattr(self, n), "memory")
+        if self.model_memory is not None:
+            if _quantity("model_memory", self.model_memory, "memory") <= 0:
+                raise ParamError("model_memory", self.model_memory, "a positive memory quantity")
+        self.server_threads = _int("server_threads", self.server_threads, 1, 64)
+        _choice("mms_engine", self.mms_engine, MMS_ENGINES)
+        self.dry_run = _bool("dry_run", self.dry_run)
+        if self.backend == "local":
+            if self.dry_run:
+                raise ParamError("dry_run", True, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
+            if self.mms_engine != "trainedmodel":
+                raise ParamError("mms_engine", self.mms_engine, "trainedmodel with backend 'local'")
+        else:
+            if not isinstance(self.namespace, str) or not _K8S_NAME.match(self.namespace) or len(self.namespace) > 63:
+                raise ParamError("namespace", self.namespace, "a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
+            if self.kubeconfig is not None and not Path(os.path.expanduser(str(self.kubeconfig))).is_file() and not self.dry_run:
+                raise ParamError("kubeconfig", self.kubeconfig, "a readable kubeconfig file, or None for the default/in-cluster config")
+            self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
+            if self.runtime != "kserve":
+                raise ParamError("runtime", self.runtime, "kserve with backend 'kserve' (the cluster's ServingRuntime is 'serving_runtime')")
+
+
+@dataclass
+class StressParams(Common):
+    output_dir: str = "outputs/stress"
+    models: int = 10000
+    memory_budget: Optional[str] = None   # None: half the memory available at start
+    time_limit_s: float = 600.0           # per mode
+    verify_sample: int = 100
+    measure_every: int = 0                # 0: automatic
+
+    def validate(self, machine_memory: Optional[int] = None) -> "StressParams":
+        self._check_common(machine_memory)
+        self.models = _int("models", self.models, 1, 1_000_000)
+        self.time_limit_s = _num("time_limit_s", self.time_limit_s, 0, lo_open=True)
+        self.verify_sample = _int("verify_sample", self.verify_sample, 0)
+        self.measure_every = _int("measure_every", self.measure_every, 0)
+        if self.memory_budget is not None:
+            b = _quantity("memory_budget", self.memory_budget, "memory")
+            if b <= 0:
+                raise ParamError("memory_budget", self.memory_budget, "a positive memory quantity, or None")
+            if self.backend == "local" and machine_memory and b > machine_memory:
+                raise ParamError("memory_budget", self.memory_budget,
+                                 f"at most this machine's memory ({machine_memory / 2**30:.1f} GiB), or None")
+        return self
+
+    def memory_budget_bytes(self, available: int) -> int:
+        if self.memory_budget is None:
+            return int(available * 0.5)
+        return _quantity("memory_budget", self.memory_budget, "memory")
+
+
+SEED_QPS = [25, 50, 100, 150, 200, 250, 500, 1000, 1500, 2000, 2500]
+
+
+@dataclass
+class PerformanceParams(Common):
+    output_dir: str = "outputs/performance"
+    models: int = 5
+    qps: List[float] = field(default_factory=lambda: list(SEED_QPS))
+    duration_s: float = 60.0
+    warmup_s: float = 5.0
+    protocol: str = "rest"
+    traffic: str = "uniform"
+    zipf_skew: float = 1.1
+    slo_p99_ms: float = 100.0
+    repeats: int = 1
+    cpu_isolation: bool = False
+    sample_interval_s: float = 1.0
+
+    def validate(self, machine_memory: Optional[int] = None) -> "PerformanceParams":
+        self._check_common(machine_memory)
+        self.models = _int("models", self.models, 1, 100_000)
+        q = self.qps
+        if isinstance(q, (int, float)) and not isinstance(q, bool):
+            q = [q]
+        if not isinstance(q, (list, tuple)) or not q:
+            raise ParamError("qps", self.qps, "a non-empty list of rates > 0 (requests per second)")
+        self.qps = [_num("qps", x, 0, lo_open=True) for x in q]
+        if len(set(self.qps)) != len(self.qps):
+            raise ParamError("qps", q, "distinct rates")
+        self.duration_s = _num("duration_s", self.duration_s, 0, lo_open=True)
+        self.warmup_s = _num("warmup_s", self.warmup_s, 0)
+        if self.warmup_s >= self.duration_s:
+            raise ParamError("warmup_s", self.warmup_s, f"shorter than duration_s ({self.duration_s})")
+        _choice("protocol", self.protocol, PROTOCOLS)
+        _choice("traffic", self.traffic, TRAFFIC)
+        self.zipf_skew = _num("zipf_skew", self.zipf_skew, 0, lo_open=True)
+        self.slo_p99_ms = _num("slo_p99_ms", self.slo_p99_ms, 0, lo_open=True)
+        self.repeats = _int("repeats", self.repeats, 1, 100)
+        self.cpu_isolation = _bool("cpu_isolation", self.cpu_isolation)
+        self.sample_interval_s = _num("sample_interval_s", self.sample_interval_s, 0.05)
+        if self.protocol == "grpc" and self.backend == "kserve":
+            raise ParamError("protocol", "grpc", "rest with backend 'kserve' (the ingress is reached over HTTP)")
+        return self
+
+
+def _build(cls, raw: Dict[str, Any]):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParamError(unknown[0], raw[unknown[0]], "one of the known parameters: " + ", ".join(sorted(known)))
+    p = cls(**raw)
+    from .resources import machine_memory
+    return p.validate(machine_memory()["total"])
+
+
+def stress(**raw) -> StressParams:
+    """Validated stress parameters (raises ParamError)."""
+    return _build(StressParams, raw)
+
+
+def performance(**raw) -> PerformanceParams:
+    """Validated performance parameters (raises ParamError)."""
+    return _build(PerformanceParams, raw)
+
+
+def defaults(cls) -> Dict[str, Any]:
+    return asdict(cls())
+
+
+def load_yaml(path) -> Dict[str, Any]:
+    import yaml
+    p = Path(path)
+    if not p.is_file():
+        raise ParamError("params_file", str(path), "an existing YAML file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamError("params_file", str(path), f"valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ParamError("params_file", str(path), "a YAML mapping of parameter names to values")
+    return data

@@ -1,0 +1,256 @@
+"""The stress experiment: how many models fit, and what they cost.
+
+For each mode, deploy up to ``models`` models, one step per model, recording
+a row per step (models deployed, measured and reserved CPU/memory, elapsed),
+and stop at the first limit: target reached, memory budget, deploy failure
+(admission refusal included), per-model timeout, or the mode's time limit.
+Rows are flushed to disk while the run goes, so a failure keeps them.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import resources
+from .backends import make_backend, model_names, specs
+from .params import StressParams
+from .procs import Supervisor
+from .rundir import RunDir
+from .workloads import get_workload
+
+STOP_TARGET = "target reached"
+STOP_BUDGET = "memory budget"
+STOP_FAILURE = "deploy failure"
+STOP_ADMISSION = "admission refused"
+STOP_TIMEOUT = "timeout"
+STOP_TIME_LIMIT = "time limit"
+STOP_INTERRUPTED = "interrupted"
+
+
+@dataclass
+class StressResult:
+    steps: pd.DataFrame
+    summary: pd.DataFrame      # one row per mode
+    rundir: RunDir
+
+    @property
+    def comparison(self) -> Dict[str, float]:
+        return compare(self.summary)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, mininterval=1.0, unit="model")
+
+
+def _classify(error: str) -> str:
+    e = error.lower()
+    if e.startswith("admission") or "memoryresourceunavailable" in e:
+        return STOP_ADMISSION
+    if e.startswith("timeout"):
+        return STOP_TIMEOUT
+    return STOP_FAILURE
+
+
+def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: RunDir,
+             prior_steps: List[dict], progress: bool = True, on_step=None) -> Dict:
+    """Deploy one mode until a limit; appends rows to ``prior_steps`` (flushed) and returns the summary."""
+    trad_spec, mms_spec = specs(p)
+    names = model_names(p.models)
+    rows: List[dict] = []
+    every = p.measure_every or (1 if mode == "traditional" else max(1, p.models // 200))
+    t0 = time.time()
+    host_seconds: List[float] = []
+    stop, stop_detail = STOP_TARGET, ""
+    deployed = 0
+    bar = _progress(p.models, f"{mode}: deploying", progress)
+    last_flush = time.monotonic()
+    usage = {}
+    events = None
+    try:
+        if mode == "traditional":
+            events = backend.deploy_traditional(names)
+        else:
+            for ev in backend.start_hosts(p.hosts):
+                host_seconds.append(ev.seconds)
+            events = backend.deploy_mms(names)
+        for ev in events:
+            if not ev.ok:
+                stop, stop_detail = _classify(ev.error), f"{ev.model}: {ev.error}"
+                rows.append(_row(mode, deployed, ev, t0, {}, 0, trad_spec, mms_spec, p))
+                break
+            deployed += 1
+            measure = deployed % every == 0 or deployed == p.models
+            usage = backend.usage() if measure else {}
+            servers = deployed if mode == "traditional" else p.hosts
+            rows.append(_row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p))
+            if bar is not None:
+                bar.update(1)
+            if on_step is not None:
+                on_step(mode, deployed)
+            if measure and usage:
+                used = usage.get("pss_mib", 0.0) * resources.MiB
+                per_server = used / max(1, usage.get("servers", 1))
+                nxt = used + (per_server if mode == "traditional" else 0)
+                if nxt > budget_bytes and deployed < p.models:
+                    stop = STOP_BUDGET
+                    stop_detail = (f"{used / 2**20:.0f} MiB used (+{(nxt - used) / 2**20:.0f} MiB for the next "
+                                   f"server) > budget {budget_bytes / 2**20:.0f} MiB")
+                    break
+            if time.time() - t0 > p.time_limit_s and deployed < p.models:
+                stop, stop_detail = STOP_TIME_LIMIT, f"time_limit_s={p.time_limit_s:g} reached"
+                break
+            if time.monotonic() - last_flush > 5.0:
+                rundir.save("steps", pd.DataFrame(prior_steps + rows))
+                last_flush = time.monotonic()
+    except KeyboardInterrupt:
+        stop, stop_detail = STOP_INTERRUPTED, "Ctrl-C / SIGTERM"
+        raise
+    finally:
+        if events is not None and hasattr(events, "close"):
+            events.close()
+        if bar is not None:
+            bar.close()
+        prior_steps.extend(rows)
+        rundir.save("steps", pd.DataFrame(prior_steps))
+    deploy_wall = time.time() - t0
+    final = backend.usage()
+    pids = backend.pids() if hasattr(backend, "pids") else []
+    idle = resources.idle_cpu(pids, 2.0) if pids else float("nan")
+    verify = backend.verify(p.verify_sample, p.seed) if deployed and p.verify_sample else None
+    ok_rows = [r for r in rows if r["ok"]]
+    secs = np.array([r["seconds"] for r in ok_rows]) if ok_rows else np.array([np.nan])
+    servers = deployed if mode == "traditional" else p.hosts
+    spec = trad_spec if mode == "traditional" else mms_spec
+    res = resources.reserved(spec, servers)
+    summary = {
+        "mode": mode, "backend": p.backend, "runtime": p.runtime, "workload": p.workload,
+        "models_target": p.models, "models_deployed": deployed, "stop_reason": stop, "stop_detail": stop_detail,
+        "servers": servers, "processes": final.get("processes", np.nan),
+        "deploy_wall_s": deploy_wall, "deploy_rate_per_s": deployed / deploy_wall if deploy_wall > 0 else np.nan,
+        "ready_p50_s": float(np.nanpercentile(secs, 50)), "ready_p99_s": float(np.nanpercentile(secs, 99)),
+        "ready_max_s": float(np.nanmax(secs)),
+        "host_start_s": float(np.mean(host_seconds)) if host_seconds else np.nan,
+        "rss_mib": final.get("rss_mib", np.nan), "pss_mib": final.get("pss_mib", np.nan),
+        "uss_mib": final.get("uss_mib", np.nan),
+        "pss_per_model_mib": final.get("pss_mib", np.nan) / deployed if deployed else np.nan,
+        "deploy_cpu_s": final.get("cpu_seconds", np.nan), "idle_cpu_cores": idle,
+        "memory_budget_mib": budget_bytes / 2**20,
+        **res,
+        "reserved_cpu_per_model": res["reserved_cpu"] / deployed if deployed else np.nan,
+        "reserved_memory_mib_per_model": res["reserved_memory_mib"] / deployed if deployed else np.nan,
+        "verified_listed": verify.listed if verify else 0,
+        "verified_expected": verify.expected if verify else 0,
+        "verified_sampled": verify.sampled if verify else 0,
+        "verified_correct": verify.correct if verify else 0,
+        "verify_ok": bool(verify.ok) if verify else False,
+        "verify_failures": "; ".join(verify.failures[:5]) if verify else "",
+    }
+    for k in ("metrics_available", "reserved_cpu_k8s", "reserved_memory_mib_k8s"):
+        if k in final:
+            summary[k] = final[k]
+    return summary
+
+
+def _row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p) -> dict:
+    spec = trad_spec if mode == "traditional" else mms_spec
+    res = resources.reserved(spec, servers)
+    return {
+        "mode": mode, "step": deployed, "model": ev.model, "server": ev.server, "ok": ev.ok,
+        "seconds": ev.seconds, "elapsed_s": ev.t_done - t0, "error": ev.error,
+        "measured": bool(usage), "servers": servers,
+        "processes": usage.get("processes", np.nan), "rss_mib": usage.get("rss_mib", np.nan),
+        "pss_mib": usage.get("pss_mib", np.nan), "uss_mib": usage.get("uss_mib", np.nan),
+        "cpu_seconds": usage.get("cpu_seconds", np.nan),
+        "reserved_cpu": res["reserved_cpu"], "reserved_memory_mib": res["reserved_memory_mib"],
+    }
+
+
+def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, on_step=None) -> StressResult:
+    """Run the stress experiment for every mode in ``p.modes``; records go to ``p.output_dir``."""
+    rundir = RunDir(p.output_dir, "stress", p.to_dict(), p.key(), resume=p.resume)
+    workload = get_workload(p.workload) if p.workload != "bert" else _bert(p)
+    avail = resources.machine_memory()["available"]
+    budget = p.memory_budget_bytes(avail)
+    rundir.meta["memory_budget_bytes"] = budget
+    rundir.write_meta()
+    prior = rundir.load("steps") if p.resume else None
+    steps: List[dict] = prior.to_dict("records") if prior is not None else []
+    done = {s["mode"]: s for s in (rundir.load_json("summary") or {}).get("modes", [])} if p.resume else {}
+    summaries = []
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-stress-"))
+    status = "failed"
+    try:
+        for mode in p.modes:
+            if mode in done:
+                summaries.append(done[mode])
+                continue
+            steps = [s for s in steps if s["mode"] != mode]  # a half-done mode starts over
+            with Supervisor(log_dir=tmp / mode / "logs") as sup:
+                backend = make_backend(p, workload, tmp / mode, sup, rundir.run_id)
+                try:
+                    summaries.append(run_mode(p, mode, backend, budget, rundir, steps, progress, on_step))
+                finally:
+                    backend.close()
+            rundir.save_json("summary", {"run_id": rundir.run_id, "modes": summaries})
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        rundir.save("steps", pd.DataFrame(steps) if steps else _empty_steps())
+        rundir.finish(status)
+        if workdir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return StressResult(pd.DataFrame(steps), pd.DataFrame(summaries), rundir)
+
+
+def _bert(p):
+    from .workloads import bert
+    return bert.make_workload(device=p.device)
+
+
+def _empty_steps() -> pd.DataFrame:
+    return pd.DataFrame(columns=["mode", "step", "model", "server", "ok", "seconds", "elapsed_s", "error"])
+
+
+def compare(summary: pd.DataFrame) -> Dict[str, float]:
+    """The seed-style headline: models per mode and the ratio between them."""
+    s = summary.set_index("mode")
+    out: Dict[str, float] = {}
+    for m in s.index:
+        out[f"{m}_models"] = int(s.loc[m, "models_deployed"])
+    if {"traditional", "mms"} <= set(s.index):
+        t, m = s.loc["traditional", "models_deployed"], s.loc["mms", "models_deployed"]
+        out["mms_over_traditional"] = float(m / t) if t else math.inf
+        out["more_models_pct"] = float((m - t) / t * 100) if t else math.inf
+        for col in ("pss_per_model_mib", "reserved_memory_mib_per_model", "reserved_cpu_per_model"):
+            a, b = s.loc["traditional", col], s.loc["mms", col]
+            out[f"{col}_ratio"] = float(a / b) if b else math.nan
+    return out
+
+
+def seed_summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Models deployed, total and per-model CPU/memory, reserved and measured, per mode."""
+    cols = {
+        "models_deployed": "models", "servers": "servers (InferenceServices)", "stop_reason": "stopped by",
+        "reserved_cpu": "reserved CPU", "reserved_memory_mib": "reserved memory (MiB)",
+        "reserved_sidecar_cpu": "of which sidecar CPU", "reserved_sidecar_memory_mib": "of which sidecar memory (MiB)",
+        "pss_mib": "measured PSS (MiB)", "rss_mib": "measured RSS (MiB)", "pss_per_model_mib": "PSS per model (MiB)",
+        "reserved_memory_mib_per_model": "reserved memory per model (MiB)",
+        "idle_cpu_cores": "idle CPU (cores)", "deploy_cpu_s": "CPU spent deploying (s)",
+        "deploy_rate_per_s": "deploy rate (models/s)", "ready_p50_s": "time to ready p50 (s)",
+        "ready_p99_s": "time to ready p99 (s)", "ready_max_s": "time to ready max (s)",
+    }
+    t = summary.set_index("mode")[[c for c in cols if c in summary.columns]].rename(columns=cols)
+    return t.T

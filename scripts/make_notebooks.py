@@ -1,0 +1,147 @@
+"""Write the experiment notebooks from this one source (run: python scripts/make_notebooks.py).
+
+Notebooks stay thin: narrative, the parameters cell, calls into mmslib, plots.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat as nbf
+
+ROOT = Path(__file__).resolve().parent.parent
+NB = ROOT / "notebooks"
+
+
+def md(s):
+    return nbf.v4.new_markdown_cell(s.strip())
+
+
+def code(s, tags=None):
+    c = nbf.v4.new_code_cell(s.strip())
+    if tags:
+        c.metadata["tags"] = tags
+    return c
+
+
+def notebook(cells):
+    nb = nbf.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def params_cell(cls, overrides=None):
+    from dataclasses import fields
+    lines = ["# Parameters (papermill: -p NAME VALUE, or -f params/<set>.yaml)"]
+    for f in fields(cls):
+        v = cls().__getattribute__(f.name)
+        if overrides and f.name in overrides:
+            v = overrides[f.name]
+        lines.append(f"{f.name} = {v!r}")
+    return code("\n".join(lines), tags=["parameters"])
+
+
+SETUP = """
+%matplotlib inline
+import warnings
+import pandas as pd
+import scrapbook as sb
+from IPython.display import Markdown, display
+import mmslib
+from mmslib import params as mparams
+pd.set_option("display.precision", 3)
+pd.set_option("display.width", 160)
+"""
+
+
+def stress_nb():
+    from mmslib.params import StressParams
+    return notebook([
+        md("""
+# Stress test: how many models fit, and what do they cost?
+
+This notebook reproduces the *Stress Test* of KServe's published multi-model serving benchmark
+(`../shared/seed/BENCHMARK.md`): deploy as many models as possible with **traditional serving**
+(one server — one InferenceService — per model) and with **multi-model serving** (a few host
+servers, models added one by one like TrainedModels), and compare how many fit and what they cost.
+
+The seed found 352 InferenceServices with traditional serving against ~10,000 models on 6
+InferenceServices with multi-model serving (2800% more), using 387 CPU / 211 GB vs 66 CPU / 63 GB
+of *reserved* resources. Here both **reserved** resources (Kubernetes requests from the specs in the
+parameters) and **measured** resources (PSS/RSS of every server process, CPU seconds) are reported.
+"""),
+        params_cell(StressParams),
+        code(SETUP),
+        code("""
+# Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
+P = mparams.stress(**{k: globals()[k] for k in mparams.defaults(mparams.StressParams)})
+pd.Series(P.to_dict(), name="value").to_frame()
+"""),
+        md("""
+## Method
+Each mode deploys up to `models` models, one step per model, and stops at the first limit hit:
+**target reached**, the **memory budget** (measured PSS of all server processes, plus one more server
+for traditional, would exceed `memory_budget`), a **deploy failure** (including an **admission
+refusal**: like KServe's TrainedModel admission, a host refuses a model once the models' declared
+memory would exceed the host's memory limit), a per-model **timeout** (`deploy_timeout_s`), or the
+mode's `time_limit_s`. A row is recorded per step; rows are written to `output_dir` as the run goes,
+so nothing measured is lost if it fails. After deployment every model must appear in its server's
+model list, and a random sample (`verify_sample`) must answer a correct inference.
+"""),
+        code("""
+from mmslib import stress
+result = stress.run(P)
+summary = result.summary
+steps = result.steps
+print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
+"""),
+        md("## Summary (the seed's stress summary, on this machine)"),
+        code("""
+from mmslib import narrative
+display(Markdown(narrative.stress_headline(summary)))
+stress.seed_summary_table(summary)
+"""),
+        md("## Models vs memory, and deploy time"),
+        code("""
+from mmslib import plots
+fig = plots.stress_memory(steps)
+"""),
+        code("""
+fig = plots.stress_deploy_time(steps)
+"""),
+        md("## Verification"),
+        code("""
+summary[["mode", "verified_expected", "verified_listed", "verified_sampled", "verified_correct", "verify_ok", "verify_failures"]]
+"""),
+        md("## Run metadata\nVersions, machine, parameters and git sha, saved with the records in `output_dir/meta.json`."),
+        code("""
+meta = result.rundir.meta
+pd.Series({"run_id": meta["run_id"], "git_sha": meta["git_sha"], **{f"machine.{k}": v for k, v in meta["machine"].items()},
+           **{f"version.{k}": v for k, v in meta["versions"].items()}}, name="value").to_frame()
+"""),
+        code("""
+# Glued for report.ipynb (scrapbook).
+sb.glue("experiment", "stress")
+sb.glue("run_id", meta["run_id"])
+sb.glue("output_dir", str(result.rundir.path))
+sb.glue("params", P.to_dict(), encoder="json")
+sb.glue("machine", meta["machine"], encoder="json")
+sb.glue("versions", meta["versions"], encoder="json")
+sb.glue("stress_summary", summary, encoder="pandas")
+sb.glue("comparison", stress.compare(summary), encoder="json")
+"""),
+    ])
+
+
+def main(argv):
+    NB.mkdir(exist_ok=True)
+    builders = {"stress": stress_nb}
+    for name, build in builders.items():
+        nbf.write(build(), NB / f"{name}.ipynb")
+        print("wrote", NB / f"{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
