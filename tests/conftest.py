@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -16,34 +17,54 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def our_server_pids(marker: str = "mmslib") -> list:
-    """Processes that look like servers/k6 started by mmslib (not this pytest)."""
+TOKEN_VAR = "MMSLIB_TEST_TOKEN"
+
+
+def tagged_pids(token: str) -> list:
+    """Live processes (other than this one) whose environment carries ``token``:
+    everything a test started inherits it, orphans included."""
     me = os.getpid()
+    needle = f"{TOKEN_VAR}={token}".encode()
     out = []
-    for p in psutil.process_iter(["pid", "cmdline", "status"]):
-        if p.info["status"] == psutil.STATUS_ZOMBIE:
+    for p in psutil.process_iter(["pid", "status"]):
+        if p.info["pid"] == me or p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        cmd = " ".join(p.info["cmdline"] or [])
-        if p.info["pid"] == me:
-            continue
-        if any(k in cmd for k in ("mmslib.runtimes.kserve_server", "tritonserver", "triton_python_backend_stub",
-                                  "mmslib.runtimes.mlserver_server", " k6 run", "/k6 run")):
-            out.append(p.info["pid"])
+        try:
+            with open(f"/proc/{p.info['pid']}/environ", "rb") as f:
+                if needle in f.read():
+                    out.append(p.info["pid"])
+        except OSError:
+            pass
     return out
 
 
 @pytest.fixture
 def no_leftovers():
-    """Asserts a test leaves no server or k6 process that it started."""
-    before = set(our_server_pids())
-    yield
+    """Asserts a test leaves no process that it started (servers, stubs, k6, kernels)."""
+    token = uuid.uuid4().hex
+    old = os.environ.get(TOKEN_VAR)
+    os.environ[TOKEN_VAR] = token
+    try:
+        yield token
+    finally:
+        if old is None:
+            os.environ.pop(TOKEN_VAR, None)
+        else:
+            os.environ[TOKEN_VAR] = old
     deadline = time.time() + 10
+    left = []
     while time.time() < deadline:
-        left = set(our_server_pids()) - before
+        left = tagged_pids(token)
         if not left:
             return
         time.sleep(0.2)
-    pytest.fail(f"processes left behind: {sorted(left)}")
+    desc = []
+    for pid in left:
+        try:
+            desc.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    pytest.fail("processes left behind: " + "; ".join(desc))
 
 
 def start_kserve_server(tmp: Path, models, workload="simple_string"):

@@ -9,6 +9,7 @@ memory of its models would exceed its memory limit.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import random
 import threading
@@ -198,25 +199,26 @@ class LocalBackend(Backend):
         return DeployEvent(model, host.name, ok, dt, time.time(), error=err)
 
     def deploy_mms(self, models: List[str]) -> Iterator[DeployEvent]:
+        """Loads run ``deploy_concurrency`` at a time; events come in model order,
+        so a refusal is reported after every model before it."""
         if not self._hosts:
             raise DeployError("deploy_mms: start_hosts() first")
         it = iter(models)
+        window: "collections.deque[cf.Future]" = collections.deque()
         with cf.ThreadPoolExecutor(self.deploy_concurrency, thread_name_prefix="mms-load") as ex:
-            futs = set()
             try:
                 for m in it:
-                    futs.add(ex.submit(self._load_one, m))
-                    if len(futs) >= self.deploy_concurrency * 2:
+                    window.append(ex.submit(self._load_one, m))
+                    if len(window) >= self.deploy_concurrency * 2:
                         break
-                while futs:
-                    done, futs = cf.wait(futs, return_when=cf.FIRST_COMPLETED)
-                    for f in done:
-                        yield f.result()
-                        nxt = next(it, None)
-                        if nxt is not None:
-                            futs.add(ex.submit(self._load_one, nxt))
+                while window:
+                    ev = window.popleft().result()
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        window.append(ex.submit(self._load_one, nxt))
+                    yield ev
             finally:
-                for f in futs:
+                for f in window:
                     f.cancel()
 
     # -- after deployment ------------------------------------------------
