@@ -37,3 +37,37 @@ def stress_headline(summary: pd.DataFrame) -> str:
                     f"{_fmt(m['pss_per_model_mib'], 3)} MiB multi-model "
                     f"({t['pss_per_model_mib'] / m['pss_per_model_mib']:,.0f}x less).")
     return "\n".join(lines)
+
+
+def performance_warnings(summary: pd.DataFrame, levels: pd.DataFrame, busy_load: float | None = None) -> str:
+    """Warnings a reader must see: invalid levels, few samples, errors, a busy machine."""
+    import os
+    busy = busy_load if busy_load is not None else 0.5 * (os.cpu_count() or 1)
+    out = []
+    for r in summary.itertuples():
+        tag = f"{r.mode} @ {r.qps:g} QPS (repeat {r.repeat})"
+        if not r.valid:
+            out.append(f"- **{tag}: not valid** — {r.invalid_reason}")
+        if r.errors:
+            out.append(f"- {tag}: {int(r.errors)} errors of {int(r.n)} requests")
+        if r.few_samples:
+            out.append(f"- {tag}: only {int(r.n_lat)} samples: p99 is unstable (want ~1,000+)")
+    if "loadavg_before" in levels.columns:
+        for r in levels.itertuples():
+            if r.loadavg_before > busy:
+                out.append(f"- {r.mode} @ {r.qps:g} QPS: load average {r.loadavg_before:.2f} before the level "
+                           f"(> {busy:g}): the machine was busy")
+    if "error" in levels.columns:
+        for r in levels.itertuples():
+            if isinstance(r.error, str) and r.error:
+                out.append(f"- {r.mode} @ {r.qps:g} QPS: the load generator failed: {r.error[:200]}")
+    return "\n".join(out)
+
+
+def saturation_sentence(sat: pd.DataFrame, slo_ms: float) -> str:
+    parts = []
+    for r in sat.itertuples():
+        held = "no tested rate" if pd.isna(r.max_ok_qps) else f"**{r.max_ok_qps:g} QPS**"
+        tail = "" if pd.isna(r.first_fail_qps) else f"; at {r.first_fail_qps:g} QPS: {r.fail_reason}"
+        parts.append(f"- **{r.mode}** holds up to {held} (valid, no errors, p99 within {slo_ms:g} ms){tail}.")
+    return "\n".join(parts)

@@ -77,7 +77,24 @@ def _bool(name, v):
     return v
 
 
+def _listish(v):
+    """papermill -p passes lists as strings: accept "[a, b]" and "a,b"."""
+    if isinstance(v, str):
+        t = v.strip()
+        if t.startswith("["):
+            import yaml
+            try:
+                return yaml.safe_load(t)
+            except yaml.YAMLError:
+                return v
+        if "," in t:
+            import yaml
+            return [yaml.safe_load(x.strip()) for x in t.split(",")]
+    return v
+
+
 def _modes(v):
+    v = _listish(v)
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v:
@@ -229,7 +246,7 @@ class PerformanceParams(Common):
     def validate(self, machine_memory: Optional[int] = None) -> "PerformanceParams":
         self._check_common(machine_memory)
         self.models = _int("models", self.models, 1, 100_000)
-        q = self.qps
+        q = _listish(self.qps)
         if isinstance(q, (int, float)) and not isinstance(q, bool):
             q = [q]
         if not isinstance(q, (list, tuple)) or not q:

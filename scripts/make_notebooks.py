@@ -135,9 +135,114 @@ sb.glue("comparison", stress.compare(summary), encoder="json")
     ])
 
 
+def performance_nb():
+    from mmslib.params import PerformanceParams
+    return notebook([
+        md("""
+# Performance test: latency at fixed request rates
+
+This notebook reproduces the *Performance Test* of KServe's published multi-model serving benchmark
+(`../shared/seed/BENCHMARK.md`): **traditional serving** with N InferenceServices (here: N
+single-model servers, the client-side rate split evenly across them) against **multi-model
+serving** with one InferenceService and N TrainedModels (here: `hosts` servers holding the N models,
+the rate split across models), at fixed client-side request rates. The seed found the two comparable
+while neither scales, with multi-model serving saturating first on its single InferenceService.
+"""),
+        params_cell(PerformanceParams),
+        code(SETUP),
+        code("""
+# Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
+P = mparams.performance(**{k: globals()[k] for k in mparams.defaults(mparams.PerformanceParams)})
+pd.Series(P.to_dict(), name="value").to_frame()
+"""),
+        md("""
+## Method
+- **Open loop.** k6's `constant-arrival-rate` executor starts requests on a fixed schedule whatever
+  the latency, like the seed's vegeta: a slow server does not slow the schedule down, so latency is
+  not hidden by *coordinated omission*. A level whose generator fell behind (more than 1% of
+  iterations dropped, or less than 99% of the target rate achieved) is flagged **not valid**.
+- **Warm-up.** The first `warmup_s` seconds of every level are sent but excluded from the statistics;
+  they stay in the raw records, marked `warmup`.
+- **Records.** Every request is a row (start time, latency, status, correct answer or not, model,
+  server); all figures below are computed from those rows, saved in `output_dir/requests/`.
+- **Intervals.** p99 comes with a distribution-free 95% confidence interval (order statistics);
+  a level with fewer than ~1,000 requests has an unstable p99 and is marked `few_samples`.
+- **Repeats.** With `repeats > 1` every level runs that many times in an interleaved order
+  (A B, then B A), so drift hits both modes alike; tables show the median and the spread.
+- **Server side.** Each runtime's own metrics give the time spent inside the server per request,
+  shown beside client-side latency: the difference is protocol, queueing and client overhead.
+"""),
+        code("""
+from mmslib import performance, stats, plots, narrative
+result = performance.run(P)
+summary = result.summary
+print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
+result.deploy
+"""),
+        md("## Latency tables, in the seed's layout (ms)"),
+        code("""
+for mode in P.modes:
+    display(Markdown(f"**{mode}**" + (f" with {P.models} InferenceServices" if mode == "traditional" else f" with {P.hosts} InferenceService(s) and {P.models} TrainedModels")))
+    display(stats.seed_table(summary, mode))
+"""),
+        code("""
+warn = narrative.performance_warnings(summary, result.levels)
+display(Markdown(warn or "All levels valid, enough samples, machine not busy before any level."))
+"""),
+        md("## Up to what rate does each mode hold?"),
+        code("""
+sat = result.saturation()
+display(Markdown(narrative.saturation_sentence(sat, P.slo_p99_ms)))
+sat
+"""),
+        md("## Latency vs rate"),
+        code("""
+fig = plots.latency_vs_rate(summary, P.slo_p99_ms)
+"""),
+        md("## Latency over time at each rate (the seed's plots)"),
+        code("""
+ts = stats.latency_timeseries(result.records)
+ts["second"] = ts["t_s"]
+for q in P.qps:
+    fig = plots.latency_over_time(ts, q)
+"""),
+        md("## Server CPU and memory during each level"),
+        code("""
+fig = plots.resources_over_levels(result.samples) if len(result.samples) else None
+"""),
+        md("## Where the latency goes: client-side vs server-side"),
+        code("""
+cols = [c for c in ("mode", "qps", "repeat", "mean", "p50", "server_ms", "compute_ms", "queue_ms") if c in summary.columns]
+summary[cols]
+"""),
+        md("## Traditional vs multi-model at each rate"),
+        code("""
+stats.compare_modes(summary) if set(P.modes) == {"traditional", "mms"} else None
+"""),
+        md("## Run metadata"),
+        code("""
+meta = result.rundir.meta
+pd.Series({"run_id": meta["run_id"], "git_sha": meta["git_sha"], "cpu_isolation": meta.get("cpu_isolation"),
+           **{f"machine.{k}": v for k, v in meta["machine"].items()},
+           **{f"version.{k}": v for k, v in meta["versions"].items()}}, name="value").to_frame()
+"""),
+        code("""
+sb.glue("experiment", "performance")
+sb.glue("run_id", meta["run_id"])
+sb.glue("output_dir", str(result.rundir.path))
+sb.glue("params", P.to_dict(), encoder="json")
+sb.glue("machine", meta["machine"], encoder="json")
+sb.glue("versions", meta["versions"], encoder="json")
+sb.glue("perf_summary", summary, encoder="pandas")
+sb.glue("saturation", sat, encoder="pandas")
+sb.glue("deploy", result.deploy, encoder="pandas")
+"""),
+    ])
+
+
 def main(argv):
     NB.mkdir(exist_ok=True)
-    builders = {"stress": stress_nb}
+    builders = {"stress": stress_nb, "performance": performance_nb}
     for name, build in builders.items():
         nbf.write(build(), NB / f"{name}.ipynb")
         print("wrote", NB / f"{name}.ipynb")

@@ -110,3 +110,12 @@ def test_load_yaml(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(ParamError, match="mapping"):
         params.load_yaml(bad)
+
+
+def test_lists_given_as_strings_by_papermill():
+    assert params.performance(qps="[20, 60]").qps == [20.0, 60.0]
+    assert params.performance(qps="20,60").qps == [20.0, 60.0]
+    assert params.stress(modes="mms").modes == ["mms"]
+    assert params.stress(modes="[mms, traditional]").modes == ["mms", "traditional"]
+    with pytest.raises(ParamError, match="qps"):
+        params.performance(qps="[20, x]")

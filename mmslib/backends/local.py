@@ -271,6 +271,9 @@ class LocalBackend(Backend):
                 failures.append(f"{ep.model}: {e}")
         return VerifyResult(expected, listed, len(picked), correct, failures[:20])
 
+    def metrics_urls(self) -> List[str]:
+        return [self.runtime.metrics_url(s) for s in list(self._servers.values())]
+
     def pids(self) -> List[int]:
         out = []
         for srv in list(self._servers.values()):

@@ -46,6 +46,10 @@ class Runtime:
     def command(self, cfg: ServerConfig) -> Tuple[List[str], Optional[Dict[str, str]]]:
         raise NotImplementedError
 
+    def metrics_url(self, server) -> str:
+        """Prometheus endpoint of a running server (``server`` has http_port, metrics_port)."""
+        return f"http://127.0.0.1:{server.http_port}/metrics"
+
     def start_timeout_s(self) -> float:
         return 120.0
 

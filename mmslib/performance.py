@@ -1,0 +1,289 @@
+"""The performance experiment: latency at fixed client-side request rates.
+
+Traditional serving (N single-model servers, the rate split evenly across
+them) against multi-model serving (``hosts`` servers holding the N models, the
+rate split across models), at each rate in ``qps``: open-loop load from k6,
+per-request records, statistics. Cells (mode, rate, repeat) run interleaved so
+drift hits both modes alike; each finished level is on disk at once, so a
+crash loses at most the level in progress and ``resume`` measures the rest.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import resources, schedule, server_metrics, stats, v2
+from .backends import make_backend, model_names
+from .errors import DeployError, MmsError
+from .loadgen import Target, run_level
+from .params import PerformanceParams
+from .procs import Supervisor, tree_pids
+from .rundir import RunDir
+from .workloads import get_workload
+
+
+@dataclass
+class PerformanceResult:
+    records: pd.DataFrame      # one row per request (warm-up rows marked)
+    levels: pd.DataFrame       # one row per (mode, qps, repeat): generator counts, machine state
+    samples: pd.DataFrame      # server CPU/memory about once a second during each level
+    summary: pd.DataFrame      # stats.summarize(...)
+    deploy: pd.DataFrame       # per mode: servers, models, deploy time, verification
+    rundir: RunDir
+    params: PerformanceParams
+
+    def seed_table(self, mode: str) -> pd.DataFrame:
+        return stats.seed_table(self.summary, mode)
+
+    def saturation(self) -> pd.DataFrame:
+        return stats.saturation(self.summary, self.params.slo_p99_ms)
+
+
+def level_name(mode: str, qps: float, repeat: int) -> str:
+    return f"requests/{mode}_{qps:g}qps_r{repeat}"
+
+
+def pin(pids: List[int], cpus: List[int]) -> None:
+    """Pin every thread of the given processes to ``cpus``."""
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+
+
+def cpu_split(isolate: bool):
+    """(server CPUs, k6 CPUs) or (None, None) when not isolating."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not isolate or len(cpus) < 2:
+        return None, None
+    k6 = cpus[len(cpus) // 2:] if len(cpus) >= 4 else cpus[-1:]
+    return [c for c in cpus if c not in k6], k6
+
+
+class _Sampler(threading.Thread):
+    """Samples the servers' CPU (cores) and PSS about every ``interval`` seconds."""
+
+    def __init__(self, pids_fn: Callable[[], List[int]], interval: float):
+        super().__init__(daemon=True)
+        self.pids_fn, self.interval = pids_fn, interval
+        self.rows: List[dict] = []
+        self._halt = threading.Event()
+
+    def run(self):
+        pids = self.pids_fn()
+        c0, t0 = resources.cpu_seconds(pids), time.time()
+        while not self._halt.wait(self.interval):
+            pids = self.pids_fn()
+            c1, t1 = resources.cpu_seconds(pids), time.time()
+            m = resources.memory_of(pids)
+            self.rows.append({"t_unix": t1, "cpu_cores": (c1 - c0) / max(1e-9, t1 - t0),
+                              "pss_mib": m["pss_mib"], "rss_mib": m["rss_mib"], "processes": m["processes"]})
+            c0, t0 = c1, t1
+
+    def stop(self) -> List[dict]:
+        self._halt.set()
+        self.join(5)
+        return self.rows
+
+
+def targets_for(backend, workload, protocol: str, seed: int) -> List[Target]:
+    rng = np.random.default_rng(seed)
+    out = []
+    exact = workload.name == "simple_string"  # bert's floats are checked by verify(), not per request
+    for ep in sorted(backend.endpoints(), key=lambda e: e.model):
+        s = workload.make_sample(rng)
+        body = v2.request_body(s.inputs)
+        expect = {k: np.asarray(v).ravel().tolist() for k, v in s.expected.items()} if exact else None
+        if protocol == "grpc":
+            if not ep.grpc_addr:
+                raise DeployError(f"{ep.server} serves no gRPC: use protocol='rest'")
+            out.append(Target(ep.grpc_addr, ep.model, body, protocol="grpc", headers=ep.headers,
+                              expect=expect, endpoint=ep.server))
+        else:
+            out.append(Target(ep.infer_url, ep.model, body, headers=ep.headers, expect=expect, endpoint=ep.server))
+    return out
+
+
+def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable] = None,
+        workdir: Optional[Path] = None) -> PerformanceResult:
+    rundir = RunDir(p.output_dir, "performance", p.to_dict(), p.key(), resume=p.resume)
+    workload = get_workload(p.workload) if p.workload != "bert" else _bert(p)
+    cells = schedule.interleaved(p.modes, p.qps, p.repeats)
+    levels_prev = rundir.load("levels") if p.resume else None
+    samples_prev = rundir.load("samples") if p.resume else None
+    level_rows: List[dict] = levels_prev.to_dict("records") if levels_prev is not None else []
+    sample_rows: List[dict] = samples_prev.to_dict("records") if samples_prev is not None else []
+    done = [(r["mode"], r["qps"], r["repeat"]) for r in level_rows
+            if (rundir.path / f"{level_name(r['mode'], r['qps'], r['repeat'])}.parquet").exists()]
+    level_rows = [r for r in level_rows if (r["mode"], r["qps"], r["repeat"]) in done]
+    todo = schedule.remaining(cells, done)
+    server_cpus, k6_cpus = cpu_split(p.cpu_isolation)
+    rundir.meta["cpu_isolation"] = {"servers": server_cpus, "k6": k6_cpus}
+    rundir.meta["schedule"] = schedule.to_frame(cells).to_dict("records")
+    rundir.write_meta()
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-perf-"))
+    deploy_rows: List[dict] = rundir.load_json("deploy") or []
+    status = "failed"
+    bar = None
+    try:
+        if todo:
+            with Supervisor(log_dir=tmp / "logs") as sup:
+                backends = {}
+                try:
+                    for mode in p.modes:
+                        if any(c.mode == mode for c in todo):
+                            backends[mode] = _deploy(p, mode, workload, tmp / mode, sup, rundir.run_id)
+                    deploy_rows = [b[2] for b in backends.values()] + [
+                        r for r in deploy_rows if r["mode"] not in backends]
+                    rundir.save_json("deploy", deploy_rows)
+                    if server_cpus:
+                        for b, _, _ in backends.values():
+                            pin(b.pids(), server_cpus)
+                    if progress:
+                        from tqdm.auto import tqdm
+                        bar = tqdm(total=len(todo), desc="levels", unit="level")
+                    for cell in todo:
+                        backend, targets, _ = backends[cell.mode]
+                        row, recs, samp = _measure(p, cell, backend, targets, k6_cpus, tmp, on_level)
+                        rundir.save(level_name(cell.mode, cell.qps, cell.repeat), recs)
+                        level_rows.append(row)
+                        sample_rows.extend(samp)
+                        rundir.save("levels", pd.DataFrame(level_rows))
+                        rundir.save("samples", pd.DataFrame(sample_rows) if sample_rows else _empty_samples())
+                        if bar is not None:
+                            bar.update(1)
+                finally:
+                    for b, _, _ in backends.values():
+                        b.close()
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        rundir.finish(status)
+        if workdir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load(rundir, p, deploy_rows)
+
+
+def load(rundir: RunDir, p: PerformanceParams, deploy_rows=None) -> PerformanceResult:
+    """Recompute every table from the records on disk."""
+    levels = rundir.load("levels")
+    levels = levels if levels is not None else pd.DataFrame(columns=["mode", "qps", "repeat"])
+    parts = []
+    for r in levels.itertuples():
+        df = rundir.load(level_name(r.mode, r.qps, r.repeat))
+        if df is not None:
+            parts.append(df)
+    records = pd.concat(parts, ignore_index=True) if parts else _empty_records()
+    samples = rundir.load("samples")
+    samples = samples if samples is not None else _empty_samples()
+    n_servers = {"traditional": p.models, "mms": p.hosts}
+    summary = stats.summarize(records, levels, n_servers=n_servers, n_models=p.models) if len(levels) else pd.DataFrame()
+    if len(summary):
+        extra = [c for c in ("server_ms", "queue_ms", "compute_ms", "server_requests", "loadavg_before",
+                             "loadavg_after", "error") if c in levels.columns]
+        summary = summary.merge(levels[["mode", "qps", "repeat"] + extra], on=["mode", "qps", "repeat"], how="left")
+    deploy = pd.DataFrame(deploy_rows if deploy_rows is not None else (rundir.load_json("deploy") or []))
+    return PerformanceResult(records, levels, samples, summary, deploy, rundir, p)
+
+
+def _deploy(p, mode, workload, workdir, sup, run_id):
+    backend = make_backend(p, workload, workdir, sup, run_id)
+    names = model_names(p.models)
+    t0 = time.time()
+    if mode == "traditional":
+        events = list(backend.deploy_traditional(names))
+    else:
+        backend.start_hosts(p.hosts)
+        events = list(backend.deploy_mms(names))
+    failed = [e for e in events if not e.ok]
+    if failed:
+        backend.close()
+        raise DeployError(f"{mode}: {len(failed)} of {len(names)} models failed to deploy: {failed[0].error}")
+    v = backend.verify(sample=len(names), seed=p.seed)
+    if not v.ok:
+        backend.close()
+        raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
+    info = {"mode": mode, "models": len(names), "servers": len(backend.servers()),
+            "deploy_s": time.time() - t0, "verified": v.correct, **backend.usage()}
+    return backend, targets_for(backend, workload, p.protocol, p.seed), info
+
+
+def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):
+    runtime = p.runtime if p.backend == "local" else None
+    murls = backend.metrics_urls() if hasattr(backend, "metrics_urls") else []
+    before = server_metrics.scrape(murls) if murls else {}
+    load_before = os.getloadavg()[0]
+    sampler = _Sampler(backend.pids if hasattr(backend, "pids") else (lambda: []), p.sample_interval_s)
+    sampler.start()
+    t_start = time.time()
+    error = ""
+    hook = None
+    if on_level is not None:
+        hook = threading.Timer(p.warmup_s + p.duration_s / 2, on_level, args=(cell, backend))
+        hook.daemon = True
+        hook.start()
+    try:
+        res = run_level(targets, cell.qps, p.duration_s, p.warmup_s, traffic=p.traffic, skew=p.zipf_skew,
+                        seed=p.seed + cell.index, cpu_affinity=k6_cpus)
+        recs = res.records
+        info = {"iterations": res.iterations, "dropped_iterations": res.dropped_iterations,
+                "achieved_qps": res.achieved_qps, "k6_exit_code": res.k6_exit_code, "wall_s": res.wall_s,
+                "pre_allocated_vus": res.pre_allocated_vus, "max_vus": res.max_vus}
+    except MmsError as e:  # k6 itself failed: record the level as failed, go on
+        error = str(e)
+        recs = _empty_records()
+        info = {"iterations": 0, "dropped_iterations": 0, "achieved_qps": 0.0, "k6_exit_code": -1,
+                "wall_s": time.time() - t_start, "pre_allocated_vus": 0, "max_vus": 0}
+    finally:
+        samples = sampler.stop()
+        if hook is not None:
+            hook.cancel()
+    after = server_metrics.scrape(murls) if murls else {}
+    sm = server_metrics.delta(runtime, before, after) if runtime else {}
+    recs = recs.copy()
+    recs["mode"], recs["qps"], recs["repeat"] = cell.mode, float(cell.qps), int(cell.repeat)
+    row = {"mode": cell.mode, "qps": float(cell.qps), "repeat": int(cell.repeat), "index": cell.index,
+           "target_qps": float(cell.qps), "duration_s": p.duration_s, "warmup_s": p.warmup_s,
+           "t_start": t_start, "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0],
+           "k6_cpus": str(k6_cpus or ""), "error": error, **info,
+           **{k: (np.nan if v is None else v) for k, v in sm.items()}}
+    for s in samples:
+        s.update(mode=cell.mode, qps=float(cell.qps), repeat=int(cell.repeat), second=s["t_unix"] - t_start)
+    return row, recs, samples
+
+
+def _bert(p):
+    from .workloads import bert
+    return bert.make_workload(device=p.device)
+
+
+def _empty_records() -> pd.DataFrame:
+    return pd.DataFrame({"t_unix": pd.Series(dtype=float), "latency_ms": pd.Series(dtype=float),
+                         "status": pd.Series(dtype=int), "ok": pd.Series(dtype=bool),
+                         "model": pd.Series(dtype=str), "endpoint": pd.Series(dtype=str),
+                         "warmup": pd.Series(dtype=bool), "mode": pd.Series(dtype=str),
+                         "qps": pd.Series(dtype=float), "repeat": pd.Series(dtype=int)})
+
+
+def _empty_samples() -> pd.DataFrame:
+    return pd.DataFrame(columns=["t_unix", "cpu_cores", "pss_mib", "rss_mib", "processes", "mode", "qps",
+                                 "repeat", "second"])
