@@ -41,7 +41,13 @@ def parse(text: str) -> Dict[str, float]:
     out: Dict[str, float] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
-            out[s.name] = out.get(s.name, 0.0) + float(s.value)
+            names = [s.name]
+            # The parser names counter samples "<name>_total" even where the
+            # exposition (Triton's) has no such suffix: keep both spellings.
+            if fam.type == "counter" and s.name.endswith("_total"):
+                names.append(s.name[: -len("_total")])
+            for n in names:
+                out[n] = out.get(n, 0.0) + float(s.value)
     return out
 
 

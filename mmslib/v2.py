@@ -84,8 +84,9 @@ class V2Client:
         return self.session.post(self._url(f"/v2/repository/models/{name}/unload"), json={},
                                  headers=JSON, timeout=self.timeout)
 
-    def repository_index(self) -> List[dict]:
-        r = self.session.post(self._url("/v2/repository/index"), json={}, headers=JSON, timeout=self.timeout)
+    def repository_index(self, ready_only: bool = True) -> List[dict]:
+        body = {"ready": True} if ready_only else {}
+        r = self.session.post(self._url("/v2/repository/index"), json=body, headers=JSON, timeout=self.timeout)
         r.raise_for_status()
         return r.json()
 
@@ -93,8 +94,8 @@ class V2Client:
         """Names of the models the server lists as loaded/ready."""
         out = []
         for m in self.repository_index():
-            state = str(m.get("state", "READY")).upper()
-            if state in ("READY", "AVAILABLE", ""):
+            # Triton lists every model in its store; a never-loaded one has no state.
+            if str(m.get("state", "")).upper() in ("READY", "AVAILABLE"):
                 out.append(m["name"])
         return out
 

@@ -36,6 +36,7 @@ class LocalServer:
     grpc_port: int
     proc: object
     started: float
+    metrics_port: int = 0
     memory_limit: int = 0           # bytes, admission limit (mms hosts)
     declared: int = 0               # bytes declared by the models placed here
     models: List[str] = field(default_factory=list)
@@ -83,10 +84,10 @@ class LocalBackend(Backend):
     def _spawn(self, name: str, models: List[str]) -> LocalServer:
         cfg = ServerConfig(name=name, store=self.store, workdir=self.workdir / "servers",
                            http_port=free_port(), grpc_port=free_port(), models=models,
-                           threads=self.server_threads)
+                           threads=self.server_threads, metrics_port=free_port())
         argv, env = self.runtime.command(cfg)
         proc = self.sup.spawn(argv, name=name, env=env)
-        srv = LocalServer(name, cfg.http_port, cfg.grpc_port, proc, time.time(),
+        srv = LocalServer(name, cfg.http_port, cfg.grpc_port, proc, time.time(), metrics_port=cfg.metrics_port,
                           client=V2Client(f"http://127.0.0.1:{cfg.http_port}", timeout=self.deploy_timeout_s))
         with self._lock:
             self._servers[name] = srv
@@ -259,10 +260,11 @@ class LocalBackend(Backend):
         picked = eps if len(eps) <= sample else rng.sample(eps, sample)
         nrng = np.random.default_rng(seed)
         correct = 0
+        clients = {srv.name: srv.client for srv in self._servers.values()}
         for ep in picked:
             s = self.workload.make_sample(nrng)
             try:
-                out = V2Client(ep.rest_url).infer(ep.model, s.inputs)
+                out = clients[ep.server].infer(ep.model, s.inputs)
                 if self.workload.check(out, s.expected):
                     correct += 1
                 else:
@@ -297,9 +299,9 @@ class LocalBackend(Backend):
             return
         self._closed = True
         servers = list(self._servers.values())
-        self.sup.stop_many([s.proc for s in servers])
-        for srv in servers:
+        for srv in servers:  # idle keep-alive connections would hold a server's exit up
             srv.client.session.close()
+        self.sup.stop_many([s.proc for s in servers])
         self._servers.clear()
         self._hosts.clear()
         if self._own_supervisor:

@@ -25,6 +25,7 @@ class ServerConfig:
     http_port: int
     grpc_port: int
     models: List[str] = field(default_factory=list)  # loaded at start
+    metrics_port: int = 0                             # Prometheus port where separate (0: none)
     threads: int = 1                                  # request concurrency inside the server
 
 

@@ -76,12 +76,15 @@ class MLServerRuntime(Runtime):
         path = cfg.workdir / f"{cfg.name}.mlserver.json"
         path.write_text(json.dumps({
             "store": str(cfg.store), "http_port": cfg.http_port, "grpc_port": cfg.grpc_port,
-            "models": list(cfg.models), "threads": cfg.threads,
+            "models": list(cfg.models), "threads": cfg.threads, "metrics_port": cfg.metrics_port,
             "workdir": str(cfg.workdir / f"{cfg.name}.mlserver")}))
         return [str(self._python()), "-m", "mmslib.runtimes.mlserver_server", str(path)], self.server_env()
 
     def start_timeout_s(self) -> float:
         return 120.0
+
+    def metrics_url(self, server) -> str:
+        return f"http://127.0.0.1:{server.metrics_port}/metrics"
 
 
 RUNTIME = MLServerRuntime()

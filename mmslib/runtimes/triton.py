@@ -276,7 +276,9 @@ class TritonRuntime(Runtime):
             # A model load holds an HTTP thread: keep one free for health/infer.
             f"--http-thread-count={max(2, int(cfg.threads))}",
             "--allow-grpc=true", "--grpc-address=127.0.0.1", f"--grpc-port={cfg.grpc_port}",
-            "--allow-metrics=false", "--allow-gpu-metrics=false", "--allow-cpu-metrics=false",
+            *(["--allow-metrics=true", "--metrics-address=127.0.0.1", f"--metrics-port={cfg.metrics_port}",
+                "--allow-gpu-metrics=false", "--allow-cpu-metrics=false"] if cfg.metrics_port else
+              ["--allow-metrics=false", "--allow-gpu-metrics=false", "--allow-cpu-metrics=false"]),
             "--allow-sagemaker=false", "--allow-vertex-ai=false",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
             "--log-verbose=0", "--log-info=" + os.environ.get("MMSLIB_TRITON_LOG_INFO", "false"),
@@ -286,6 +288,9 @@ class TritonRuntime(Runtime):
 
     def start_timeout_s(self) -> float:
         return 120.0
+
+    def metrics_url(self, server) -> str:
+        return f"http://127.0.0.1:{server.metrics_port}/metrics"
 
 
 RUNTIME = TritonRuntime()

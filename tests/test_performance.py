@@ -1,0 +1,137 @@
+"""The performance experiment with real servers and real k6 on loopback."""
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmslib import params, performance, stats
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small(tmp_path, **kw):
+    base = dict(models=2, qps=[20, 40], duration_s=2, warmup_s=1, output_dir=str(tmp_path / "out"))
+    base.update(kw)
+    return params.performance(**base)
+
+
+def test_two_modes_two_rates(tmp_path, no_leftovers):
+    p = small(tmp_path)
+    r = performance.run(p, progress=False)
+    s = r.summary.set_index(["mode", "qps"])
+    assert len(s) == 4
+    for mode in ("traditional", "mms"):
+        for q in (20.0, 40.0):
+            row = s.loc[(mode, q)]
+            assert row["n"] == pytest.approx(q * 2, abs=2)           # measured requests
+            assert row["n_warmup"] == pytest.approx(q * 1, abs=2)    # warm-up kept, excluded
+            assert row["errors"] == 0 and row["valid"]
+            assert 0 < row["p50"] <= row["p99"] <= row["max"]
+    # Every request is a row on disk, with its level's keys; both models of each mode were hit.
+    recs = r.records
+    assert set(recs["mode"]) == {"traditional", "mms"} and recs["ok"].all()
+    assert recs.groupby("mode")["model"].nunique().to_dict() == {"traditional": 2, "mms": 2}
+    assert recs[recs["mode"] == "traditional"]["endpoint"].nunique() == 2  # one server per model
+    assert recs[recs["mode"] == "mms"]["endpoint"].nunique() == 1
+    files = sorted(x.name for x in (tmp_path / "out" / "requests").iterdir())
+    assert len(files) == 4
+    # The seed's layout; QPS per InferenceService = client QPS / servers.
+    t = stats.seed_table(r.summary, "traditional")
+    assert list(t["QPS per InferenceService"]) == [10.0, 20.0]
+    m = stats.seed_table(r.summary, "mms")
+    assert list(m["QPS per TrainedModel"]) == [10.0, 20.0]
+    # Server-side time from KServe's own metrics, less than the client-side latency.
+    assert (r.summary["server_requests"] >= r.summary["n"]).all()
+    assert (r.summary["server_ms"] < r.summary["p50"]).all()
+    # Resource samples during each level, and interleaved order A B / A B at each level.
+    assert len(r.samples) >= 4 and (r.samples["pss_mib"] > 0).all()
+    order = r.levels.sort_values("index")[["mode", "qps"]].values.tolist()
+    assert order == [["traditional", 20.0], ["mms", 20.0], ["traditional", 40.0], ["mms", 40.0]]
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert meta["status"] == "complete"
+
+
+def test_grpc_and_zipf(tmp_path, no_leftovers):
+    p = small(tmp_path, modes=["mms"], models=4, qps=[40], protocol="grpc", traffic="zipf", zipf_skew=1.5)
+    r = performance.run(p, progress=False)
+    assert r.summary.iloc[0]["errors"] == 0 and r.summary.iloc[0]["valid"]
+    counts = r.records["model"].value_counts()
+    assert counts.index[0] == "m00000" and counts.iloc[0] > counts.iloc[-1]  # a hot model
+
+
+def test_server_killed_mid_level_run_goes_on(tmp_path, no_leftovers):
+    """SIGKILL one server in the middle of the first level: errors recorded, later levels measured."""
+    p = small(tmp_path, modes=["traditional"], qps=[20, 30], duration_s=3)
+    killed = []
+
+    def fault(cell, backend):
+        if not killed:
+            backend.kill_server("isvc-m00000", signal.SIGKILL)
+            killed.append(cell)
+    r = performance.run(p, progress=False, on_level=fault)
+    s = r.summary.set_index("qps")
+    assert s.loc[20.0, "errors"] > 0 and s.loc[20.0, "errors"] < s.loc[20.0, "n"]
+    assert s.loc[30.0, "n"] > 0  # the next level was measured too (half its requests fail)
+    sat = r.saturation().iloc[0]
+    assert pd.isna(sat["max_ok_qps"]) and "error" in sat["fail_reason"]
+
+
+def test_interrupt_then_resume(tmp_path, no_leftovers):
+    out = tmp_path / "out"
+
+    # Interrupt from outside, as Ctrl-C would: a subprocess gets SIGINT during the second level.
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\nfrom mmslib import params, performance\n"
+        f"p = params.performance(models=2, modes=['mms'], qps=[20, 30, 40], duration_s=2, warmup_s=1, "
+        f"output_dir={str(out)!r}, resume=(sys.argv[1] == 'resume'))\n"
+        "performance.run(p, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, str(script), "first"])
+    import time
+    deadline = time.time() + 90
+    while time.time() < deadline and not (out / "levels.parquet").exists():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    first = pd.read_parquet(out / "levels.parquet")
+    assert json.loads((out / "meta.json").read_text())["status"] == "interrupted"
+    assert 1 <= len(first) < 3
+    kept = pd.read_parquet(out / "requests" / "mms_20qps_r0.parquet")
+    subprocess.run([sys.executable, str(script), "resume"], check=True, timeout=180)
+    levels = pd.read_parquet(out / "levels.parquet")
+    assert sorted(levels["qps"]) == [20.0, 30.0, 40.0]
+    again = pd.read_parquet(out / "requests" / "mms_20qps_r0.parquet")
+    pd.testing.assert_frame_equal(kept, again)  # the measured level was not measured again
+    assert json.loads((out / "meta.json").read_text())["status"] == "complete"
+
+
+def test_performance_notebook_papermill(tmp_path, no_leftovers):
+    import scrapbook as sb
+    out_nb = tmp_path / "perf.ipynb"
+    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "performance.ipynb"), str(out_nb),
+                        "-p", "models", "2", "-p", "qps", "[20, 40]", "-p", "duration_s", "2", "-p", "warmup_s", "1",
+                        "-p", "output_dir", str(tmp_path / "o"), "--no-progress-bar"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    nb = sb.read_notebook(str(out_nb))
+    summ = nb.scraps["perf_summary"].data
+    assert len(summ) == 4 and set(summ["mode"]) == {"traditional", "mms"}
+    assert (summ["errors"] == 0).all()
+    sat = nb.scraps["saturation"].data
+    assert set(sat["mode"]) == {"traditional", "mms"}
+    assert nb.scraps["experiment"].data == "performance"
+
+
+def test_performance_notebook_bad_param(tmp_path, no_leftovers):
+    out_nb = tmp_path / "bad.ipynb"
+    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "performance.ipynb"), str(out_nb),
+                        "-p", "protocol", "websocket", "-p", "output_dir", str(tmp_path / "o"), "--no-progress-bar"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "parameter 'protocol'" in out_nb.read_text() and "rest | grpc" in out_nb.read_text()
+    assert not (tmp_path / "o").exists()
