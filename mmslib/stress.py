@@ -97,7 +97,7 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
             if bar is not None:
                 bar.update(1)
             if on_step is not None:
-                on_step(mode, deployed)
+                on_step(mode, deployed, backend)
             if measure and usage:
                 used = usage.get("pss_mib", 0.0) * resources.MiB
                 per_server = used / max(1, usage.get("servers", 1))

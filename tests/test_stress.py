@@ -77,7 +77,7 @@ def test_failure_half_way_leaves_no_process_and_keeps_steps(tmp_path, no_leftove
     """An exception mid-deployment: every server stopped, the steps taken are on disk."""
     p = params.stress(models=200, modes=["mms"], output_dir=str(tmp_path / "o"), verify_sample=0, measure_every=1)
 
-    def boom(mode, n):
+    def boom(mode, n, backend):
         if n == 25:
             raise RuntimeError("injected failure")
     with pytest.raises(RuntimeError, match="injected"):
