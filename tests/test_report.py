@@ -407,7 +407,7 @@ def test_report_tolerates_backends_runtimes_workloads(variety):
 def test_report_notebook_builder():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        import make_report_notebook
+        import make_notebooks as make_report_notebook
     finally:
         sys.path.pop(0)
     nb = make_report_notebook.report_nb()
@@ -418,7 +418,7 @@ def test_report_notebook_builder():
     assert 'limits_file = "params/seed-cluster.yaml"' in src
     committed = nbformat.read(str(ROOT / "notebooks/report.ipynb"), as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in nb.cells], \
-        "notebooks/report.ipynb is stale: run python scripts/make_report_notebook.py"
+        "notebooks/report.ipynb is stale: run python scripts/make_notebooks.py"
 
 
 def test_report_notebook_papermill_and_html(executed, tmp_path, no_leftovers):
