@@ -80,6 +80,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DependencyError, MmsError, ParamError
+from .procs import die_with_parent
 
 PROTOCOLS = ("rest", "grpc")
 TRAFFIC = ("uniform", "zipf")
@@ -849,8 +850,9 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
         t0 = time.time()
         with open(wd / STDOUT_FILE, "wb") as out, open(wd / STDERR_FILE, "wb") as err:
             try:
+                # Own process group, and killed by the kernel if this process dies.
                 proc = subprocess.Popen(cmd, cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        env=env, start_new_session=True)
+                                        env=env, start_new_session=True, preexec_fn=die_with_parent)
             except OSError as e:
                 raise DependencyError(f"cannot start k6 ({k6}): {e}") from e
             try:

@@ -34,7 +34,7 @@ except OSError:  # pragma: no cover - non-glibc
 PR_SET_PDEATHSIG = 1
 
 
-def _child_setup() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     if _libc is not None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -112,7 +112,7 @@ class Supervisor:
         try:
             proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    preexec_fn=_child_setup)
+                                    preexec_fn=die_with_parent)
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()
