@@ -50,8 +50,8 @@ def latency_over_time(ts: pd.DataFrame, qps: float):
     d = ts[ts["qps"] == qps]
     fig, ax = plt.subplots(figsize=(10, 3.6))
     for (mode, rep), g in d.groupby(["mode", "repeat"]):
-        ax.plot(g["second"], g["p50"], color=PALETTE.get(mode), label=f"{mode} p50" + (f" (r{rep})" if rep else ""))
-        ax.plot(g["second"], g["p99"], color=PALETTE.get(mode), ls="--", alpha=0.7,
+        ax.plot(g["t_s"], g["p50"], color=PALETTE.get(mode), label=f"{mode} p50" + (f" (r{rep})" if rep else ""))
+        ax.plot(g["t_s"], g["p99"], color=PALETTE.get(mode), ls="--", alpha=0.7,
                 label=f"{mode} p99" + (f" (r{rep})" if rep else ""))
     ax.set(title=f"Latency over time at {qps:g} QPS", xlabel="second of the level", ylabel="ms")
     ax.set_yscale("log")

@@ -202,7 +202,6 @@ fig = plots.latency_vs_rate(summary, P.slo_p99_ms)
         md("## Latency over time at each rate (the seed's plots)"),
         code("""
 ts = stats.latency_timeseries(result.records)
-ts["second"] = ts["t_s"]
 for q in P.qps:
     fig = plots.latency_over_time(ts, q)
 """),
