@@ -23,6 +23,7 @@ from . import resources
 from .backends import make_backend, model_names, specs
 from .params import StressParams
 from .procs import Supervisor
+from .progress import bar as progress_bar
 from .rundir import RunDir
 from .workloads import get_workload
 
@@ -46,13 +47,6 @@ class StressResult:
         return compare(self.summary)
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, mininterval=1.0, unit="model")
-
-
 def _classify(error: str) -> str:
     e = error.lower()
     if e.startswith("admission") or "memoryresourceunavailable" in e:
@@ -73,7 +67,7 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
     host_seconds: List[float] = []
     stop, stop_detail = STOP_TARGET, ""
     deployed = 0
-    bar = _progress(p.models, f"{mode}: deploying", progress)
+    bar = progress_bar(p.models, f"{mode}: deploying (stops at the first limit)", "model", progress)
     last_flush = time.monotonic()
     usage = {}
     events = None
