@@ -1,0 +1,974 @@
+"""KServe backend: the seed's benchmark on a real Kubernetes cluster with KServe.
+
+How the seed (``shared/seed/BENCHMARK.md``) maps onto this backend:
+
+- traditional serving = one ``serving.kserve.io/v1beta1`` InferenceService per
+  model: ``spec.predictor.model`` with ``modelFormat`` (the workload's
+  framework, or ``model_format``; the seed's TrainedModels said
+  ``tensorflow``), ``runtime`` (the seed's Triton: ``kserve-tritonserver``),
+  ``storageUri`` (``storage_uri_prefix``, ``{model}`` replaced by the model
+  name; without it every model loads the same artifact, as the seed), predictor requests = limits from
+  ``traditional_spec`` (seed: 100m / 100Mi), ``minReplicas: 1`` and
+  ``containerConcurrency: 1`` as the seed; the queue-proxy sidecar's resources
+  (seed: 1 CPU / 500Mi) go in Knative's per-revision annotations
+  ``queue.sidecar.serving.knative.dev/{cpu,memory}-resource-{request,limit}``.
+- multi-model serving = ``hosts`` InferenceServices without a storageUri
+  (predictor from ``mms_spec``, seed: 10 CPU / 10Gi), then one
+  ``serving.kserve.io/v1alpha1`` TrainedModel per model
+  (``spec.inferenceService``, ``spec.model.framework/storageUri/memory``),
+  each placed on the host with the least declared memory. KServe admits a
+  TrainedModel while the declared memory of its host's models fits the
+  host's memory limit; a refusal (condition MemoryResourceAvailable=False,
+  reason MemoryResourceNotAvailable) is the seed's MMS limit.
+  ``mms_engine="modelmesh"`` instead creates one InferenceService per model
+  with ``serving.kserve.io/deploymentMode: ModelMesh``, served by the
+  namespace's shared ModelMesh ServingRuntime named ``runtime``.
+- every object carries labels ``mmslib.io/run-id``, ``mmslib.io/mode``,
+  ``mmslib.io/role`` and ``app.kubernetes.io/managed-by: mmslib`` (also put on
+  the predictor pods via ``spec.predictor.labels``); close() deletes them,
+  ``python -m mmslib.k8s cleanup --run-id X`` deletes what a crashed run left.
+- readiness is watched (not polled): status condition Ready=True. The time
+  from the create call to Ready is ``DeployEvent.seconds``. A model fails
+  (``ok=False``) when the API refuses it (4xx; 409 for an object that is not
+  this run's), when a condition turns False with a terminal reason
+  (MemoryResourceNotAvailable, RevisionFailed as Knative reports an
+  unschedulable pod, RuntimeNotRecognized, ...), or after ``deploy_timeout_s``;
+  the error says why: the conditions, the pods' state and their Warning
+  events (FailedScheduling "0/6 nodes are available: 6 Insufficient cpu").
+  Errors start with ``admission:`` (refused: memory, webhook, quota),
+  ``timeout:``, or ``failed:`` / ``api:``. With ``deploy_concurrency`` > 1
+  a failure is yielded after the models in flight with it have settled (no
+  new ones start meanwhile), so the models deployed before the first failure
+  are all counted. API calls are retried on 5xx/429/connection errors with
+  backoff (``api_retries``, ``retry_backoff_s``); a dropped watch resumes
+  from its last resourceVersion.
+- usage(): reserved = the container requests of the run's pods bound to a
+  node, sidecars included (queue-proxy, agent); measured = metrics.k8s.io PodMetrics when
+  the cluster serves them (``metrics_available``).
+- endpoints(): V2 REST through the ingress: ``rest_url =
+  http://ingress_host:ingress_port`` and ``Host: <hostname of status.url>``
+  (the seed's ``curl -H "Host: ${SERVICE_HOSTNAME}"``); no gRPC.
+- ``dry_run=True``: nothing is sent to any API server; every manifest is
+  written as YAML into ``dry_run_dir`` (one file per object) and validated
+  against KServe's CRDs when they are found; events are ok with seconds=0
+  and error "dry-run".
+
+Load generation from inside the cluster (k6 as a Kubernetes Job) is not part
+of this backend.
+"""
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import json
+import logging
+import random
+import threading
+import time
+import urllib.parse
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import k8s
+from ..errors import DeployError, MmsError, ParamError
+from ..resources import ContainerSpec, ServerSpec
+from .base import Backend, DeployEvent, Endpoint, VerifyResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE_URI = "gs://kfserving-examples/models/triton/simple_string"
+SEED_TRADITIONAL = ServerSpec([ContainerSpec("predictor", "100m", "100Mi"), ContainerSpec("queue-proxy", "1", "500Mi")])
+SEED_MMS = ServerSpec([ContainerSpec("predictor", "10", "10Gi"), ContainerSpec("queue-proxy", "1", "500Mi")])
+MMS_ENGINES = ("trainedmodel", "modelmesh")
+
+# Condition reasons after which waiting longer does not help.
+ADMISSION_REASONS = frozenset({"MemoryResourceNotAvailable", "MemoryResourceUnavailable", "IsNotMMSPredictor",
+                               "NotMMSPredictor", "FrameworkNotSupported"})
+TERMINAL_REASONS = ADMISSION_REASONS | frozenset({
+    "RevisionFailed", "Unschedulable", "ProgressDeadlineExceeded", "ContainerMissing", "ExitCode",
+    "ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "InvalidSpec", "NoSupportingRuntime",
+    "RuntimeNotRecognized", "RuntimeDisabled", "InvalidPredictorSpec", "ModelLoadFailed", "ServingRuntimeNotFound"})
+
+
+def _spec_parts(spec: ServerSpec, what: str) -> Tuple[str, str, Optional[str], Optional[str]]:
+    """(predictor cpu, memory, queue-proxy cpu, memory) from a ServerSpec; ParamError if malformed."""
+    if not isinstance(spec, ServerSpec) or not spec.containers:
+        raise ParamError(what, spec, "a ServerSpec with a predictor container (and optionally a queue-proxy)")
+    by = {c.name: c for c in spec.containers}
+    pred = by.get("predictor") or by.get(k8s.PREDICTOR_CONTAINER) or spec.containers[0]
+    side = by.get("queue-proxy") or next((c for c in spec.containers if c is not pred), None)
+    for c in [pred] + ([side] if side else []):
+        for v, kind in ((c.cpu, "cpu"), (c.memory, "memory")):
+            try:
+                if k8s.parse_quantity(v) <= 0:
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise ParamError(what, f"{c.name}.{kind}={v!r}", f"a positive Kubernetes {kind} quantity") from None
+    return pred.cpu, pred.memory, (side.cpu if side else None), (side.memory if side else None)
+
+
+def conditions(obj: Optional[dict]) -> List[dict]:
+    return list(((obj or {}).get("status") or {}).get("conditions") or [])
+
+
+def describe_conditions(obj: Optional[dict], only_bad: bool = True) -> str:
+    out = []
+    for c in conditions(obj):
+        if only_bad and c.get("status") == "True":
+            continue
+        why = ": ".join(x for x in (c.get("reason"), c.get("message")) if x)
+        out.append(f"{c.get('type')}={c.get('status')}" + (f" ({why})" if why else ""))
+    return "; ".join(out)
+
+
+def readiness(obj: Optional[dict]) -> Tuple[str, str]:
+    """("ready" | "failed" | "pending", why)."""
+    conds = conditions(obj)
+    ready = next((c for c in conds if c.get("type") == "Ready"), None)
+    if ready is not None and ready.get("status") == "True":
+        return "ready", ""
+    for c in conds:
+        if c.get("status") == "False" and c.get("reason") in TERMINAL_REASONS:
+            return "failed", describe_conditions(obj)
+    ms = ((obj or {}).get("status") or {}).get("modelStatus") or {}
+    if ms.get("transitionStatus") in ("BlockedByFailedLoad", "InvalidSpec"):
+        lf = ms.get("lastFailureInfo") or {}
+        return "failed", (f"modelStatus {ms['transitionStatus']}: {lf.get('reason', '')} {lf.get('message', '')}".strip()
+                          + (f"; {describe_conditions(obj)}" if conds else ""))
+    return "pending", describe_conditions(obj)
+
+
+def host_of(url: Optional[str]) -> str:
+    return urllib.parse.urlsplit(url or "").hostname or ""
+
+
+_LIVE_WATCHERS: "weakref.WeakSet[_Watcher]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_watchers() -> None:
+    """Stop watch threads before the interpreter finalizes (a daemon thread in a socket read can abort it)."""
+    for w in list(_LIVE_WATCHERS):
+        w.stop(join_s=0.5)
+
+
+class _Watcher:
+    """Keeps {name: object} for one resource kind and label selector, by list + watch.
+
+    A dropped or failed watch resumes from the last resourceVersion with
+    backoff; 410 Gone relists. After ``max_failures`` failures in a row,
+    ``error`` says why and the deploy loop reports it.
+    """
+
+    def __init__(self, backend: "KServeBackend", res: k8s.Res, label_selector: str, *,
+                 watch_timeout_s: int = 60, max_failures: int = 6):
+        self.b = backend
+        self.res = res
+        self.selector = label_selector
+        self.watch_timeout_s = watch_timeout_s
+        self.max_failures = max_failures
+        self.objects: Dict[str, dict] = {}
+        self.cond = threading.Condition()
+        self.error = ""
+        self.synced = threading.Event()
+        self.restarts = 0
+        self._stop = False
+        self._w = None
+        self._thread = threading.Thread(target=self._run, name=f"watch-{res.plural}", daemon=True)
+
+    def start(self) -> "_Watcher":
+        _LIVE_WATCHERS.add(self)
+        self._thread.start()
+        if not self.synced.wait(self.b.request_timeout_s * (self.b.api_retries + 2)):
+            raise DeployError(f"watch {self.res.plural}: no initial list from the API server")
+        if self.error and not self.objects:
+            raise DeployError(self.error)
+        return self
+
+    def get(self, name: str) -> Optional[dict]:
+        with self.cond:
+            return self.objects.get(name)
+
+    def snapshot(self) -> Dict[str, dict]:
+        with self.cond:
+            return dict(self.objects)
+
+    def wait(self, timeout: float) -> None:
+        with self.cond:
+            self.cond.wait(timeout)
+
+    def _set(self, fn) -> None:
+        with self.cond:
+            fn()
+            self.cond.notify_all()
+
+    def _run(self) -> None:
+        from kubernetes import client, watch
+        from kubernetes.client.exceptions import ApiException
+        co = client.CustomObjectsApi(self.b.api)
+        g, v, ns, plural = self.res.group, self.res.version, self.b.namespace, self.res.plural
+        rv: Optional[str] = None
+        failures = 0
+        delay = self.b.retry_backoff_s
+        while not self._stop:
+            try:
+                if rv is None:
+                    lst = k8s.call(f"list {self.res.kind}s", co.list_namespaced_custom_object, g, v, ns, plural,
+                                   label_selector=self.selector, retries=self.b.api_retries,
+                                   backoff_s=self.b.retry_backoff_s, request_timeout=self.b.request_timeout_s)
+                    items = {o["metadata"]["name"]: o for o in lst.get("items", [])}
+                    rv = lst.get("metadata", {}).get("resourceVersion") or "0"
+
+                    def replace():
+                        self.objects = items
+                    self._set(replace)
+                    self.synced.set()
+                w = watch.Watch()
+                self._w = w
+                for ev in w.stream(co.list_namespaced_custom_object, g, v, ns, plural,
+                                   label_selector=self.selector, resource_version=rv,
+                                   timeout_seconds=self.watch_timeout_s, allow_watch_bookmarks=True,
+                                   _request_timeout=(self.b.request_timeout_s, self.watch_timeout_s + 15)):
+                    if self._stop:
+                        break
+                    obj = ev.get("raw_object") or ev.get("object")
+                    if not isinstance(obj, dict):
+                        continue
+                    meta = obj.get("metadata") or {}
+                    rv = meta.get("resourceVersion") or rv
+                    if ev["type"] == "BOOKMARK":
+                        continue
+                    name = meta.get("name")
+
+                    def apply(typ=ev["type"], name=name, obj=obj):
+                        if typ == "DELETED":
+                            self.objects.pop(name, None)
+                        else:
+                            self.objects[name] = obj
+                    self._set(apply)
+                    failures, delay = 0, self.b.retry_backoff_s
+                    if self.error:
+                        self._set(lambda: setattr(self, "error", ""))
+            except ApiException as e:
+                if self._stop:
+                    break
+                if k8s.status_of(e) == 410:
+                    rv = None
+                    continue
+                failures += 1
+                last = f"HTTP {k8s.status_of(e)}: {k8s.api_message(e)}"
+            except k8s.KubeApiError as e:   # the (re)list failed after its own retries
+                if self._stop:
+                    break
+                if not self.synced.is_set():
+                    self._set(lambda: setattr(self, "error", f"api: {e}"))
+                    self.synced.set()
+                    return
+                failures += 1
+                last = str(e)
+            except Exception as e:  # dropped connection (urllib3 ProtocolError), timeouts, ...
+                if self._stop:
+                    break
+                failures += 1
+                last = f"{type(e).__name__}: {e}"
+            else:
+                continue
+            self.restarts += 1
+            log.info("watch %s: %s (failure %d), resuming", plural, last, failures)
+            if failures >= self.max_failures:
+                def fail(msg=f"api: watching {self.res.kind}s failed {failures} times in a row, last: {last}"):
+                    self.error = msg
+                self._set(fail)
+                self.synced.set()
+                failures = 0
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def stop(self, join_s: float = 3.0) -> None:
+        self._stop = True
+        _LIVE_WATCHERS.discard(self)
+        w = self._w
+        if w is not None:
+            try:
+                w.stop()
+            except Exception:
+                pass
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=join_s)
+
+
+@dataclass
+class _Item:
+    name: str
+    res: k8s.Res
+    manifest: dict
+    kind: str                 # "model" | "host"
+    model: str
+    server: str
+    t0: float = 0.0
+    future: Optional[cf.Future] = None
+    seen: bool = False
+
+
+class KServeBackend(Backend):
+    """Deploys the benchmark's models as KServe objects (see the module docstring)."""
+
+    name = "kserve"
+
+    def __init__(self, workload, *, run_id: str, namespace: str = "default", kubeconfig=None,
+                 context: Optional[str] = None, runtime: str = "kserve-tritonserver",
+                 model_format: Optional[str] = None, storage_uri_prefix: str = DEFAULT_STORAGE_URI,
+                 traditional_spec: Optional[ServerSpec] = None, mms_spec: Optional[ServerSpec] = None,
+                 model_memory=None, host_prefix: str = "mms-host", deploy_timeout_s: float = 600.0,
+                 deploy_concurrency: int = 8, ingress_host: str = "127.0.0.1", ingress_port: int = 80,
+                 mms_engine: str = "trainedmodel", min_replicas: int = 1, container_concurrency: int = 1,
+                 dry_run: bool = False, dry_run_dir=None, api_retries: int = 4, retry_backoff_s: float = 0.25,
+                 request_timeout_s: float = 30.0, cleanup_timeout_s: float = 300.0,
+                 modelmesh_pod_selector: str = "modelmesh-service=modelmesh-serving"):
+        self.workload = workload
+        self.run_id = k8s.check_run_id(run_id)
+        self.namespace = k8s.check_namespace(namespace)
+        if mms_engine not in MMS_ENGINES:
+            raise ParamError("mms_engine", mms_engine, " | ".join(MMS_ENGINES))
+        self.mms_engine = mms_engine
+        if not isinstance(runtime, str) or not k8s.is_dns1123_subdomain(runtime):
+            raise ParamError("runtime", runtime, "the name of a ServingRuntime/ClusterServingRuntime in the cluster")
+        self.runtime = runtime
+        self.model_format = model_format or getattr(workload, "framework", None) or "custom"
+        if not isinstance(self.model_format, str) or not self.model_format:
+            raise ParamError("model_format", model_format, "a KServe model format name such as triton or tensorflow")
+        if not isinstance(storage_uri_prefix, str) or "://" not in storage_uri_prefix:
+            raise ParamError("storage_uri_prefix", storage_uri_prefix,
+                             "a storage URI such as gs://bucket/path (use {model} for a per-model path)")
+        self.storage_uri = storage_uri_prefix
+        self.traditional_spec = traditional_spec or SEED_TRADITIONAL
+        self.mms_spec = mms_spec or SEED_MMS
+        self._trad = _spec_parts(self.traditional_spec, "traditional_spec")
+        self._mms = _spec_parts(self.mms_spec, "mms_spec")
+        mm = model_memory if model_memory is not None else getattr(workload, "memory_estimate_bytes", 1 << 20)
+        self.model_memory = k8s.memory_quantity(mm, "model_memory")
+        self.model_memory_bytes = k8s.parse_quantity(self.model_memory)
+        self.host_memory_bytes = k8s.parse_quantity(self._mms[1])
+        if not isinstance(host_prefix, str) or not k8s.is_dns1123_label(host_prefix + "-0"):
+            raise ParamError("host_prefix", host_prefix, "a DNS-1123 name prefix such as mms-host")
+        self.host_prefix = host_prefix
+        if isinstance(deploy_timeout_s, bool) or not isinstance(deploy_timeout_s, (int, float)) or deploy_timeout_s <= 0:
+            raise ParamError("deploy_timeout_s", deploy_timeout_s, "a number of seconds > 0")
+        self.deploy_timeout_s = float(deploy_timeout_s)
+        if isinstance(deploy_concurrency, bool) or not isinstance(deploy_concurrency, int) or deploy_concurrency < 1:
+            raise ParamError("deploy_concurrency", deploy_concurrency, "an integer >= 1")
+        self.deploy_concurrency = deploy_concurrency
+        if isinstance(ingress_port, bool) or not isinstance(ingress_port, int) or not 1 <= ingress_port <= 65535:
+            raise ParamError("ingress_port", ingress_port, "a TCP port (1-65535)")
+        if not isinstance(ingress_host, str) or not ingress_host:
+            raise ParamError("ingress_host", ingress_host, "the ingress gateway's host name or IP")
+        self.ingress_host, self.ingress_port = ingress_host, ingress_port
+        self.min_replicas, self.container_concurrency = min_replicas, container_concurrency
+        self.api_retries, self.retry_backoff_s = int(api_retries), float(retry_backoff_s)
+        self.request_timeout_s, self.cleanup_timeout_s = float(request_timeout_s), float(cleanup_timeout_s)
+        self.modelmesh_pod_selector = modelmesh_pod_selector
+        self.dry_run = bool(dry_run)
+        self.dry_run_dir = Path(dry_run_dir) if dry_run_dir is not None else None
+        self.api = None
+        self._watchers: Dict[str, _Watcher] = {}
+        self._hosts: List[str] = []
+        self._declared: Dict[str, float] = {}
+        self._ok: Dict[str, Tuple[str, str]] = {}       # model -> (server, plural) deployed ok
+        self._modes: set = set()
+        self._written: List[Path] = []
+        self._manifests: List[dict] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.cleanup_result: Dict[str, int] = {}
+        self.cleanup_error = ""
+        self._kserve_checked: set = set()
+        if self.dry_run:
+            if self.dry_run_dir is None:
+                raise ParamError("dry_run_dir", None, "a directory for the manifests when dry_run is true")
+            self.dry_run_dir.mkdir(parents=True, exist_ok=True)
+            self._crds = k8s.crd_dir(required=False)
+            if self._crds is None:
+                log.warning("KServe CRDs not found (MMSLIB_KSERVE_CRDS): dry-run manifests are not validated")
+            return
+        self.api = k8s.api_client(kubeconfig, context)
+        try:
+            k8s.check_reachable(self.api)
+            self._need(k8s.ISVC)
+            k8s.check_namespace_access(self.api, self.namespace)
+        except BaseException:
+            self.api.close()
+            self.api = None
+            raise
+
+    # -- small helpers ----------------------------------------------------------
+    def _call(self, what: str, fn, *args, **kw):
+        kw.setdefault("retries", self.api_retries)
+        kw.setdefault("backoff_s", self.retry_backoff_s)
+        kw.setdefault("request_timeout", self.request_timeout_s)
+        return k8s.call(what, fn, *args, **kw)
+
+    def _need(self, *res: k8s.Res) -> None:
+        todo = [r for r in res if r not in self._kserve_checked]
+        if todo and not self.dry_run:
+            k8s.check_kserve(self.api, todo)
+            self._kserve_checked.update(todo)
+
+    def _co(self):
+        from kubernetes import client
+        return client.CustomObjectsApi(self.api)
+
+    def _core(self):
+        from kubernetes import client
+        return client.CoreV1Api(self.api)
+
+    def _watcher(self, res: k8s.Res) -> _Watcher:
+        w = self._watchers.get(res.plural)
+        if w is None:
+            w = _Watcher(self, res, k8s.run_selector(self.run_id)).start()
+            self._watchers[res.plural] = w
+        return w
+
+    def _uri(self, model: str) -> str:
+        return self.storage_uri.replace("{model}", model)
+
+    def _check_names(self, names: Sequence[str], what: str, param: str = "models",
+                     max_len: int = k8s.ISVC_NAME_MAX) -> List[str]:
+        if isinstance(names, str):
+            raise ParamError(param, names, "a list of names")
+        names = list(names)
+        for n in names:
+            k8s.check_object_name(n, what, param, max_len)
+        seen = set()
+        for n in names:
+            if n in seen:
+                raise ParamError(param, n, f"distinct {what}s ({n!r} appears twice)")
+            seen.add(n)
+        return names
+
+    def _labels(self, mode: str, role: str) -> Dict[str, str]:
+        return k8s.run_labels(self.run_id, mode, role)
+
+    def _isvc(self, name: str, mode: str, role: str, spec: Tuple, storage_uri: Optional[str],
+              deployment_mode: Optional[str] = None) -> dict:
+        cpu, mem, scpu, smem = spec
+        return k8s.isvc_manifest(name, self.namespace, labels=self._labels(mode, role), model_format=self.model_format,
+                                 runtime=self.runtime, storage_uri=storage_uri, cpu=cpu, memory=mem,
+                                 sidecar_cpu=scpu, sidecar_memory=smem, min_replicas=self.min_replicas,
+                                 container_concurrency=self.container_concurrency, deployment_mode=deployment_mode)
+
+    # -- deployment loop -----------------------------------------------------------
+    def _create(self, it: _Item) -> str:
+        co = self._co()
+        r = it.res
+        what = f"create {r.kind} {self.namespace}/{it.name}"
+        for _ in range(2):
+            try:
+                self._call(what, co.create_namespaced_custom_object, r.group, r.version, self.namespace, r.plural,
+                           it.manifest, field_validation="Strict")
+                return "created"
+            except k8s.KubeApiError as e:
+                if e.status == 409:
+                    try:
+                        cur = self._call(f"get {r.kind} {it.name}", co.get_namespaced_custom_object, r.group,
+                                         r.version, self.namespace, r.plural, it.name)
+                    except k8s.KubeApiError as e2:
+                        if e2.status == 404:      # deleted in between: create again
+                            continue
+                        raise DeployError(f"api: {what}: {e2}") from None
+                    labels = (cur.get("metadata") or {}).get("labels") or {}
+                    mine = {k: it.manifest["metadata"]["labels"][k] for k in (k8s.LABEL_RUN, k8s.LABEL_MODE, k8s.LABEL_ROLE)}
+                    if all(labels.get(k) == v for k, v in mine.items()) and not cur["metadata"].get("deletionTimestamp"):
+                        log.info("%s: already exists (this run's): adopted", what)
+                        return "exists"
+                    owner = labels.get(k8s.LABEL_RUN)
+                    hint = (f"it belongs to run {owner!r} ({k8s.LABEL_MODE}={labels.get(k8s.LABEL_MODE)}); delete it with "
+                            f"`python -m mmslib.k8s cleanup --run-id {owner} --namespace {self.namespace}`"
+                            if owner else "it was not created by mmslib; delete it or use another namespace")
+                    if cur["metadata"].get("deletionTimestamp"):
+                        hint = "it is being deleted; wait until it is gone"
+                    raise DeployError(f"api: {r.kind} {self.namespace}/{it.name} already exists (HTTP 409): {hint}") from None
+                if e.status == 403:
+                    raise DeployError(f"admission: {r.kind} {self.namespace}/{it.name} refused by the API server "
+                                      f"(HTTP 403): {e.message}") from None
+                if e.status in (400, 422):
+                    raise DeployError(f"api: the API server rejected {r.kind} {self.namespace}/{it.name} "
+                                      f"(HTTP {e.status}): {e.message}") from None
+                raise DeployError(f"api: {e}") from None
+        raise DeployError(f"api: {what}: conflicting with a deletion in progress")
+
+    def _fail(self, it: _Item, error: str) -> DeployEvent:
+        return DeployEvent(it.model, it.server, False, time.monotonic() - it.t0, time.time(), error=error, kind=it.kind)
+
+    def _check(self, it: _Item, w: _Watcher) -> Optional[DeployEvent]:
+        waited = time.monotonic() - it.t0
+        if it.future is not None and not it.future.done():
+            if waited > self.deploy_timeout_s + self.request_timeout_s * (self.api_retries + 2):
+                return self._fail(it, f"timeout: the API server did not answer the create of {it.res.kind} {it.name}")
+            return None
+        exc = it.future.exception() if it.future is not None else None
+        if exc is not None:
+            return self._fail(it, str(exc) if isinstance(exc, MmsError) else f"api: {type(exc).__name__}: {exc}")
+        obj = w.get(it.name)
+        if obj is None:
+            if it.seen:
+                return self._fail(it, f"failed: {it.res.kind} {it.name} was deleted while deploying")
+            if w.error:
+                return self._fail(it, w.error)
+        else:
+            it.seen = True
+            state, why = readiness(obj)
+            if state == "ready":
+                return DeployEvent(it.model, it.server, True, waited, time.time(), kind=it.kind)
+            if state == "failed":
+                reasons = {c.get("reason") for c in conditions(obj) if c.get("status") == "False"}
+                prefix = "admission" if reasons & ADMISSION_REASONS else "failed"
+                extra = self._diagnose(it, obj)
+                verb = "refused" if prefix == "admission" else "failed"
+                return self._fail(it, f"{prefix}: {it.res.kind} {it.name} {verb}: {why}" + (f"; {extra}" if extra else ""))
+        if waited > self.deploy_timeout_s:
+            why = describe_conditions(obj) if obj else "no status yet"
+            extra = self._diagnose(it, obj)
+            return self._fail(it, f"timeout: {it.res.kind} {it.name} not ready within {self.deploy_timeout_s:g} s: "
+                                  f"{why}" + (f"; {extra}" if extra else ""))
+        return None
+
+    def _run(self, items: List[_Item], res: k8s.Res) -> Iterator[DeployEvent]:
+        w = self._watcher(res)
+        source = iter(items)
+        exhausted = False
+        inflight: Dict[str, _Item] = {}
+        pool = cf.ThreadPoolExecutor(max(1, min(self.deploy_concurrency, 16)), thread_name_prefix="kserve-create")
+        held: List[DeployEvent] = []     # failures wait until the models in flight with them are settled
+        try:
+            while not exhausted or inflight or held:
+                if held and not inflight:
+                    for ev in held:
+                        yield ev
+                    held = []
+                    continue
+                while not held and not exhausted and len(inflight) < self.deploy_concurrency:
+                    it = next(source, None)
+                    if it is None:
+                        exhausted = True
+                        break
+                    it.t0 = time.monotonic()
+                    it.future = pool.submit(self._create, it)
+                    inflight[it.name] = it
+                done = []
+                for it in list(inflight.values()):
+                    ev = self._check(it, w)
+                    if ev is not None:
+                        del inflight[it.name]
+                        done.append((it, ev))
+                for it, ev in done:
+                    if ev.ok:
+                        if it.kind == "model":
+                            with self._lock:
+                                self._ok[it.model] = (it.server, it.res.plural)
+                    else:
+                        if it.kind == "model" and it.res is k8s.TM:
+                            with self._lock:
+                                self._declared[it.server] = self._declared.get(it.server, 0.0) - self.model_memory_bytes
+                        held.append(ev)
+                        continue
+                    yield ev
+                if not done:
+                    w.wait(0.1)
+        finally:
+            for it in inflight.values():
+                if it.future is not None:
+                    it.future.cancel()
+            pool.shutdown(wait=True)   # a create in flight must finish before close() deletes
+
+    def _dry(self, items: List[_Item]) -> Iterator[DeployEvent]:
+        for it in items:
+            if self._crds is not None:
+                errs = k8s.validate_manifest(it.manifest, self._crds)
+                if errs:
+                    raise DeployError(f"dry-run: {it.res.kind} {it.name} does not validate against KServe's CRDs: "
+                                      + "; ".join(errs))
+            self._written.append(k8s.write_manifest(it.manifest, self.dry_run_dir))
+            self._manifests.append(it.manifest)
+            if it.kind == "model":
+                self._ok[it.model] = (it.server, it.res.plural)
+            yield DeployEvent(it.model, it.server, True, 0.0, time.time(), error="dry-run", kind=it.kind)
+
+    def _go(self, items: List[_Item], res: k8s.Res) -> Iterator[DeployEvent]:
+        return self._dry(items) if self.dry_run else self._run(items, res)
+
+    # -- Backend API ---------------------------------------------------------------
+    def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:
+        names = self._check_names(models, "model name")
+        self._modes.add("traditional")
+        items = [_Item(m, k8s.ISVC, self._isvc(m, "traditional", "model", self._trad, self._uri(m)), "model", m, m)
+                 for m in names]
+        return self._go(items, k8s.ISVC)
+
+    def start_hosts(self, n: int) -> List[DeployEvent]:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ParamError("hosts", n, "an integer >= 1")
+        self._modes.add("mms")
+        if self.mms_engine == "modelmesh":
+            return [self._modelmesh_runtime()]
+        self._need(k8s.TM)
+        first = len(self._hosts)
+        names = [f"{self.host_prefix}-{i}" for i in range(first, first + n)]
+        self._check_names(names, "host name", "host_prefix")
+        items = [_Item(h, k8s.ISVC, self._isvc(h, "mms", "host", self._mms, None), "host", "", h) for h in names]
+        order = {h: i for i, h in enumerate(names)}
+        events = sorted(self._go(items, k8s.ISVC), key=lambda ev: order.get(ev.server, 0))
+        for ev in events:
+            if ev.ok:
+                self._hosts.append(ev.server)
+                self._declared.setdefault(ev.server, 0.0)
+        bad = [ev for ev in events if not ev.ok]
+        if bad:
+            raise DeployError(f"{len(bad)} of {n} multi-model hosts did not start: {bad[0].error}")
+        return events
+
+    def _modelmesh_runtime(self) -> DeployEvent:
+        """ModelMesh hosts are the ServingRuntime's pods: check it exists and is multi-model."""
+        t0 = time.monotonic()
+        if self.dry_run:
+            self._hosts = [self.runtime]
+            return DeployEvent("", self.runtime, True, 0.0, time.time(), error="dry-run", kind="host")
+        self._need(k8s.SR)
+        co = self._co()
+        sr = None
+        try:
+            sr = self._call(f"get ServingRuntime {self.runtime}", co.get_namespaced_custom_object, k8s.SR.group,
+                            k8s.SR.version, self.namespace, k8s.SR.plural, self.runtime)
+        except k8s.KubeApiError as e:
+            if e.status != 404:
+                raise
+            try:
+                sr = self._call(f"get ClusterServingRuntime {self.runtime}", co.get_cluster_custom_object,
+                                k8s.CSR.group, k8s.CSR.version, k8s.CSR.plural, self.runtime)
+            except k8s.KubeApiError as e2:
+                if e2.status not in (403, 404):
+                    raise
+        if sr is None:
+            raise ParamError("runtime", self.runtime, f"a ServingRuntime in namespace {self.namespace} (or a "
+                                                      "ClusterServingRuntime) with multiModel: true, for ModelMesh")
+        if not (sr.get("spec") or {}).get("multiModel"):
+            raise ParamError("runtime", self.runtime, "a ServingRuntime with multiModel: true (ModelMesh); this one "
+                                                      "is single-model")
+        self._hosts = [self.runtime]
+        return DeployEvent("", self.runtime, True, time.monotonic() - t0, time.time(), kind="host")
+
+    def _place(self) -> str:
+        with self._lock:
+            h = min(self._hosts, key=lambda h: (self._declared.get(h, 0.0), self._hosts.index(h)))
+            self._declared[h] = self._declared.get(h, 0.0) + self.model_memory_bytes
+            return h
+
+    def deploy_mms(self, models: List[str]) -> Iterator[DeployEvent]:
+        # TrainedModel names only need to be DNS labels; ModelMesh ISVCs have no Knative revision either
+        names = self._check_names(models, "model name", max_len=63)
+        if not self._hosts:
+            raise DeployError("deploy_mms: start_hosts() first")
+        clash = set(names) & set(self._hosts)
+        if clash:
+            raise ParamError("models", sorted(clash)[0], "model names that differ from the host names")
+        if self.mms_engine == "modelmesh":
+            items = [_Item(m, k8s.ISVC, self._isvc(m, "mms", "model", (None, None, None, None), self._uri(m),
+                                                    deployment_mode=k8s.MODELMESH), "model", m, "modelmesh-serving")
+                     for m in names]
+            return self._go(items, k8s.ISVC)
+        return self._deploy_tms(names)
+
+    def _deploy_tms(self, names: List[str]) -> Iterator[DeployEvent]:
+        def items():
+            for m in names:
+                host = self._place()
+                man = k8s.trained_model_manifest(m, self.namespace, labels=self._labels("mms", "model"),
+                                                 inference_service=host, framework=self.model_format,
+                                                 storage_uri=self._uri(m), memory=self.model_memory)
+                yield _Item(m, k8s.TM, man, "model", m, host)
+        # placed lazily, in deployment order, so a refused model frees its share
+        return self._go(_Lazy(items(), len(names)), k8s.TM)
+
+    # -- diagnosis ------------------------------------------------------------------
+    def _diagnose(self, it: _Item, obj: Optional[dict]) -> str:
+        """Pods and Warning events behind an object that is not ready (best effort)."""
+        try:
+            if it.res is k8s.TM:
+                host = self._watchers.get(k8s.ISVC.plural)
+                hobj = host.get(it.server) if host else None
+                if hobj is not None and readiness(hobj)[0] != "ready":
+                    return f"host {it.server}: {describe_conditions(hobj) or 'not ready'}; " + \
+                        self._pod_story(it.server)
+                return ""
+            return self._pod_story(it.name)
+        except Exception as e:  # diagnosis must never hide the failure itself
+            return f"(could not list pods/events: {e})"
+
+    def _pod_story(self, isvc: str) -> str:
+        core = self._core()
+        pods = self._raw(f"list pods of {isvc}", core.list_namespaced_pod, self.namespace,
+                         label_selector=f"{k8s.LABEL_ISVC}={isvc}").get("items", [])
+        out = []
+        for p in pods[:3]:
+            pn = p["metadata"]["name"]
+            st = p.get("status") or {}
+            bits = [f"pod {pn} {st.get('phase', '?')}"]
+            for c in st.get("conditions") or []:
+                if c.get("status") == "False" and c.get("message"):
+                    bits.append(f"{c.get('type')}: {c.get('reason', '')} {c.get('message')}".strip())
+            for cs in st.get("containerStatuses") or []:
+                wt = (cs.get("state") or {}).get("waiting")
+                if wt:
+                    bits.append(f"{cs.get('name')} waiting: {wt.get('reason')} {wt.get('message', '')}".strip())
+            evs = self._raw(f"list events of {pn}", core.list_namespaced_event, self.namespace,
+                            field_selector=f"involvedObject.name={pn}").get("items", [])
+            seen = set()
+            for e in sorted(evs, key=lambda e: e.get("lastTimestamp") or ""):
+                if e.get("type") != "Warning" or (e.get("reason"), e.get("message")) in seen:
+                    continue
+                seen.add((e.get("reason"), e.get("message")))
+                n = e.get("count") or 1
+                bits.append(f"event {e.get('reason')}: {e.get('message')}" + (f" (x{n})" if n > 1 else ""))
+            out.append(", ".join(bits))
+        return "; ".join(out) if out else f"no pods for {isvc} yet"
+
+    def _raw(self, what: str, fn, *args, **kw) -> dict:
+        resp = self._call(what, fn, *args, _preload_content=False, retries=1, **kw)
+        try:
+            return json.loads(resp.data)
+        finally:
+            try:
+                resp.release_conn()
+            except Exception:
+                pass
+
+    # -- after deployment --------------------------------------------------------------
+    def _live(self, res: k8s.Res) -> List[dict]:
+        w = self._watchers.get(res.plural)
+        if w is not None and not w.error:
+            objs = list(w.snapshot().values())
+        else:
+            lst = self._call(f"list {res.kind}s", self._co().list_namespaced_custom_object, res.group, res.version,
+                             self.namespace, res.plural, label_selector=k8s.run_selector(self.run_id))
+            objs = lst.get("items", [])
+        return [o for o in objs if ((o["metadata"].get("labels") or {}).get(k8s.LABEL_MODE) in self._modes)]
+
+    def servers(self) -> List[str]:
+        if self.dry_run:
+            return sorted({m["metadata"]["name"] for m in self._manifests if m["kind"] == "InferenceService"})
+        return sorted(o["metadata"]["name"] for o in self._live(k8s.ISVC))
+
+    def endpoints(self) -> List[Endpoint]:
+        if self.dry_run:
+            return []
+        rest = f"http://{self.ingress_host}:{self.ingress_port}"
+        out = []
+        objs = self._live(k8s.ISVC)
+        if k8s.TM.plural in self._watchers:
+            objs += self._live(k8s.TM)
+        for o in objs:
+            labels = o["metadata"].get("labels") or {}
+            if labels.get(k8s.LABEL_ROLE) != "model" or readiness(o)[0] != "ready":
+                continue
+            st = o.get("status") or {}
+            comp = (st.get("components") or {}).get("predictor") or {}
+            url = comp.get("restUrl") if o["kind"] == "InferenceService" and comp.get("restUrl") else st.get("url")
+            host = host_of(url)
+            if not host:
+                continue
+            name = o["metadata"]["name"]
+            server = (o.get("spec") or {}).get("inferenceService") if o["kind"] == "TrainedModel" else (
+                host.split(".")[0] if comp.get("restUrl") else name)
+            out.append(Endpoint(name, server or name, rest, "", {"Host": host}))
+        return sorted(out, key=lambda e: e.model)
+
+    def verify(self, sample: int = 100, seed: int = 0) -> VerifyResult:
+        expected = len(self._ok)
+        if self.dry_run:
+            return VerifyResult(expected, 0, 0, 0, ["dry-run: nothing was deployed"])
+        import requests
+
+        from ..v2 import V2Client
+        eps = [e for e in self.endpoints() if e.model in self._ok]
+        listed = len(eps)
+        failures = []
+        if listed < expected:
+            missing = sorted(set(self._ok) - {e.model for e in eps})
+            failures.append(f"{len(missing)} deployed models are no longer Ready, e.g. {missing[:3]}")
+        rng = random.Random(seed)
+        picked = eps if len(eps) <= sample else rng.sample(eps, sample)
+        nrng = np.random.default_rng(seed)
+        correct = 0
+        session = requests.Session()
+        try:
+            for ep in picked:
+                s = self.workload.make_sample(nrng)
+                session.headers.clear()
+                session.headers.update(ep.headers)
+                try:
+                    out = V2Client(ep.rest_url, timeout=30, session=session).infer(ep.model, s.inputs)
+                    if self.workload.check(out, s.expected):
+                        correct += 1
+                    else:
+                        failures.append(f"{ep.model}: wrong answer")
+                except (requests.RequestException, ValueError, KeyError) as e:
+                    failures.append(f"{ep.model} via {ep.rest_url} Host {ep.headers.get('Host')}: {e}")
+        finally:
+            session.close()
+        return VerifyResult(expected, listed, len(picked), correct, failures[:20])
+
+    def _reserved_from_manifests(self) -> Dict[str, Any]:
+        cpu = mem = scpu = smem = 0.0
+        n = 0
+        for m in self._manifests:
+            if m["kind"] != "InferenceService":
+                continue
+            n += 1
+            pred = m["spec"]["predictor"]
+            req = ((pred.get("model") or {}).get("resources") or {}).get("requests") or {}
+            ann = pred.get("annotations") or {}
+            c = k8s.parse_quantity(req.get("cpu", 0))
+            b = k8s.parse_quantity(req.get("memory", 0))
+            sc = k8s.parse_quantity(ann.get(k8s.ANN_QP[("requests", "cpu")], 0))
+            sb = k8s.parse_quantity(ann.get(k8s.ANN_QP[("requests", "memory")], 0))
+            cpu, mem, scpu, smem = cpu + c + sc, mem + b + sb, scpu + sc, smem + sb
+        return {"pods": n, "reserved_cpu": round(cpu, 6), "reserved_memory_mib": mem / 2 ** 20,
+                "reserved_sidecar_cpu": round(scpu, 6), "reserved_sidecar_memory_mib": smem / 2 ** 20}
+
+    def usage(self) -> Dict[str, Any]:
+        """Reserved and measured resources of this run's pods, now.
+
+        reserved_*: container requests (limits where no request) of the pods
+        bound to a node, sidecars included; pods_pending counts the others.
+        cpu_cores / memory_mib: PodMetrics (metrics.k8s.io), when served.
+        """
+        if self.dry_run:
+            u = self._reserved_from_manifests()
+            u.update(servers=u["pods"], models=len(self._ok), metrics_available=False, dry_run=True,
+                     reserved_cpu_k8s=u["reserved_cpu"], reserved_memory_mib_k8s=u["reserved_memory_mib"])
+            return u
+        if not self._modes:
+            return {"pods": 0, "reserved_cpu": 0.0, "reserved_memory_mib": 0.0, "servers": 0, "models": 0,
+                    "metrics_available": False}
+        modes = ",".join(sorted(self._modes))
+        selectors = [f"{k8s.LABEL_RUN}={self.run_id},{k8s.LABEL_MODE} in ({modes})"]
+        if self.mms_engine == "modelmesh" and "mms" in self._modes and self.modelmesh_pod_selector:
+            selectors.append(self.modelmesh_pod_selector)
+        pods: Dict[str, dict] = {}
+        for sel in selectors:
+            for p in self._raw("list pods", self._core().list_namespaced_pod, self.namespace,
+                               label_selector=sel).get("items", []):
+                pods[p["metadata"]["name"]] = p
+        cpu = mem = scpu = smem = 0.0
+        phases: Dict[str, int] = {}
+        for p in pods.values():
+            phase = (p.get("status") or {}).get("phase", "Unknown")
+            phases[phase] = phases.get(phase, 0) + 1
+            if phase in ("Succeeded", "Failed") or not (p.get("spec") or {}).get("nodeName"):
+                continue          # only pods bound to a node hold their requests
+            for c in (p.get("spec") or {}).get("containers") or []:
+                res = c.get("resources") or {}
+                req, lim = res.get("requests") or {}, res.get("limits") or {}
+                cc = _q(req.get("cpu", lim.get("cpu")))
+                cm = _q(req.get("memory", lim.get("memory")))
+                cpu, mem = cpu + cc, mem + cm
+                if c.get("name") != k8s.PREDICTOR_CONTAINER:
+                    scpu, smem = scpu + cc, smem + cm
+        u: Dict[str, Any] = {
+            "pods": len(pods), "pods_running": phases.get("Running", 0), "pods_pending": phases.get("Pending", 0),
+            "reserved_cpu": round(cpu, 6), "reserved_memory_mib": mem / 2 ** 20,
+            "reserved_sidecar_cpu": round(scpu, 6), "reserved_sidecar_memory_mib": smem / 2 ** 20,
+            "servers": len(self.servers()), "models": len(self._ok),
+        }
+        u["reserved_cpu_k8s"], u["reserved_memory_mib_k8s"] = u["reserved_cpu"], u["reserved_memory_mib"]
+        u.update(self._measured(selectors))
+        return u
+
+    def _measured(self, selectors: List[str]) -> Dict[str, Any]:
+        co = self._co()
+        g, v = k8s.POD_METRICS.group, k8s.POD_METRICS.version
+        items: Dict[str, dict] = {}
+        try:
+            for sel in selectors:
+                lst = self._call("list PodMetrics", co.list_namespaced_custom_object, g, v, self.namespace,
+                                 k8s.POD_METRICS.plural, label_selector=sel, retries=1)
+                for it in lst.get("items", []):
+                    items[it["metadata"]["name"]] = it
+        except k8s.KubeApiError as e:
+            if e.status in (404, 503, 403):
+                return {"metrics_available": False, "metrics_error": f"HTTP {e.status}: {e.message}"[:300]}
+            raise
+        cores = mib = 0.0
+        for it in items.values():
+            for c in it.get("containers") or []:
+                cores += _q(c.get("usage", {}).get("cpu"))
+                mib += _q(c.get("usage", {}).get("memory")) / 2 ** 20
+        return {"metrics_available": True, "cpu_cores": cores, "memory_mib": mib, "metrics_pods": len(items)}
+
+    def kill_server(self, server: str) -> None:
+        """Delete the predictor pod(s) of an InferenceService (Knative starts a new one)."""
+        core = self._core()
+        pods = self._raw("list pods", core.list_namespaced_pod, self.namespace,
+                         label_selector=f"{k8s.LABEL_ISVC}={server}").get("items", [])
+        if not pods:
+            raise DeployError(f"no pods for InferenceService {server}")
+        for p in pods:
+            self._call(f"delete pod {p['metadata']['name']}", core.delete_namespaced_pod, p["metadata"]["name"],
+                       self.namespace)
+
+    def manifests(self) -> List[dict]:
+        """The manifests written by a dry run."""
+        return list(self._manifests)
+
+    def close(self) -> None:
+        """Delete every object of this run's modes (TrainedModels first) and wait for them to go."""
+        if self._closed:
+            return
+        self._closed = True
+        for w in list(self._watchers.values()):
+            w.stop()
+        if self.api is None:
+            return
+        try:
+            if self._modes:
+                sel = f"{k8s.LABEL_RUN}={self.run_id},{k8s.LABEL_MODE} in ({','.join(sorted(self._modes))})"
+                kinds = [k8s.TM, k8s.ISVC] if k8s.TM in self._kserve_checked else [k8s.ISVC]
+                self.cleanup_result = k8s.delete_labelled(self.api, self.namespace, sel, kinds=kinds,
+                                                          timeout_s=self.cleanup_timeout_s,
+                                                          retries=self.api_retries)
+                if self.cleanup_result.get("remaining"):
+                    self.cleanup_error = (f"{self.cleanup_result['remaining']} objects still there after "
+                                          f"{self.cleanup_timeout_s:g} s")
+                    log.warning("close(): %s (run `python -m mmslib.k8s cleanup --run-id %s --namespace %s`)",
+                                self.cleanup_error, self.run_id, self.namespace)
+        except MmsError as e:
+            self.cleanup_error = str(e)
+            log.warning("close(): clean-up failed: %s (run `python -m mmslib.k8s cleanup --run-id %s "
+                        "--namespace %s`)", e, self.run_id, self.namespace)
+        finally:
+            self.api.close()
+
+
+def _q(v) -> float:
+    if v in (None, ""):
+        return 0.0
+    try:
+        return k8s.parse_quantity(v)
+    except ValueError:
+        return 0.0
+
+
+class _Lazy:
+    """An iterator of items with a length (placement happens as items are taken)."""
+
+    def __init__(self, it, n: int):
+        self._it, self._n = iter(it), n
+
+    def __iter__(self):
+        return self._it
+
+    def __len__(self):
+        return self._n

@@ -1,0 +1,715 @@
+"""The double's simulated control plane: KServe + Knative + kube-scheduler, just enough.
+
+- InferenceService (Serverless): one predictor pod ``<isvc>-predictor-00001-deployment-xxxxx``
+  with containers kserve-container (the predictor's resources, or KServe's
+  default), queue-proxy (Knative's per-revision annotations, or the default)
+  and, for a multi-model host (no storageUri), KServe's agent. The pod is
+  scheduled on the nodes' allocatable CPU/memory/pods; one that does not fit
+  stays Pending with a FailedScheduling event and the ISVC gets
+  Ready=False reason RevisionFailed (as Knative reports an unschedulable
+  revision), or stays Unknown with ``report_unschedulable=False``.
+  A scheduled pod is Running after ``isvc_ready_delay_s``; the ISVC is then
+  Ready with ``status.url = http://<name>.<ns>.<domain>``.
+- TrainedModel: as KServe's controller: conditions InferenceServiceReady,
+  IsMMSPredictor, FrameworkSupported, MemoryResourceAvailable (the declared
+  memory of the host's allocated TrainedModels plus this one must fit the
+  host predictor's memory limit; else reason MemoryResourceNotAvailable), then
+  Ready with ``status.url = <isvc url>/v2/models/<name>/infer``.
+- InferenceService with ``serving.kserve.io/deploymentMode: ModelMesh``: Ready
+  once the ServingRuntime it names (multiModel: true) has its shared
+  ``modelmesh-serving-<runtime>`` pods running; url ``grpc://modelmesh-serving.<ns>:8033``.
+- Finalizers: deleted ISVCs/TMs go after ``delete_delay_s``; an ISVC's pods
+  and TrainedModels go with it.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
+
+from mmslib import k8s as mk
+
+from .store import now_iso
+
+Key = Tuple
+
+
+def _h(*parts) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def qty(v, default: float = 0.0) -> float:
+    if v in (None, ""):
+        return default
+    try:
+        return mk.parse_quantity(v)
+    except ValueError:
+        return default
+
+
+def pod_requests(pod: dict) -> Tuple[float, float]:
+    cpu = mem = 0.0
+    for c in pod.get("spec", {}).get("containers", []):
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        cpu += qty(req.get("cpu", lim.get("cpu")))
+        mem += qty(req.get("memory", lim.get("memory")))
+    return cpu, mem
+
+
+def conditions_with(old: List[dict], new: List[dict]) -> List[dict]:
+    """New conditions, keeping lastTransitionTime where a condition's status did not change."""
+    prev = {c.get("type"): c for c in old or []}
+    out = []
+    for c in new:
+        c = dict(c)
+        p = prev.get(c["type"])
+        c["lastTransitionTime"] = p["lastTransitionTime"] if (p and p.get("status") == c["status"]
+                                                               and p.get("lastTransitionTime")) else now_iso()
+        out.append(c)
+    return out
+
+
+def is_modelmesh(isvc: dict) -> bool:
+    return (isvc["metadata"].get("annotations") or {}).get(mk.ANN_DEPLOYMENT_MODE) == mk.MODELMESH
+
+
+def predictor_model(isvc: dict) -> dict:
+    p = isvc.get("spec", {}).get("predictor", {}) or {}
+    if p.get("model"):
+        return p["model"]
+    for k in ("triton", "tensorflow", "sklearn", "xgboost", "pytorch", "onnx", "lightgbm", "pmml", "paddle",
+              "huggingface"):
+        if p.get(k):
+            return dict(p[k], modelFormat={"name": k})
+    return {}
+
+
+def is_mms_host(isvc: dict) -> bool:
+    m = predictor_model(isvc)
+    return bool(m) and not m.get("storageUri") and not m.get("storage")
+
+
+def is_ready(obj: Optional[dict]) -> bool:
+    if not obj:
+        return False
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status") == "True"
+    return False
+
+
+TRITON_FORMATS = {"triton", "tensorflow", "onnx", "pytorch", "tensorrt"}
+
+
+class Controller:
+    def __init__(self, double):
+        self.d = double
+        self.store = double.store
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: "OrderedDict[Key, None]" = OrderedDict()
+        self._timers: List[Tuple[float, int, Key]] = []
+        self._seq = 0
+        self._stop = False
+        self._thread: Optional[threading.Thread] = None
+        self.isvc_pods: Dict[Tuple[str, str], str] = {}
+        self.mm_pods: Dict[Tuple[str, str], List[str]] = {}
+        self.scheduled_at: Dict[Tuple[str, str], float] = {}
+        self.deleting: Dict[Key, float] = {}
+        self.admitted_at: Dict[Tuple[str, str], float] = {}
+        self.reconciles = 0
+        self.store.listeners.append(self._on_event)
+
+    # -- types ------------------------------------------------------------------
+    def rt(self, group: str, plural: str):
+        return self.d.types.get((group, plural))
+
+    @property
+    def ISVC(self):
+        return self.rt("serving.kserve.io", "inferenceservices")
+
+    @property
+    def TM(self):
+        return self.rt("serving.kserve.io", "trainedmodels")
+
+    @property
+    def SR(self):
+        return self.rt("serving.kserve.io", "servingruntimes")
+
+    @property
+    def POD(self):
+        return self.rt("", "pods")
+
+    @property
+    def EVENT(self):
+        return self.rt("", "events")
+
+    # -- queue ------------------------------------------------------------------
+    def enqueue(self, key: Key) -> None:
+        with self._lock:
+            self._queue[key] = None
+            self._wake.notify()
+
+    def after(self, delay: float, key: Key) -> None:
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay), self._seq, key))
+            self._wake.notify()
+
+    def kick_scheduler(self) -> None:
+        self.enqueue(("sched",))
+
+    def _on_event(self, typ: str, rt, obj: dict) -> None:
+        meta = obj["metadata"]
+        ns, name = meta.get("namespace", ""), meta["name"]
+        key = rt.key
+        if key == ("serving.kserve.io", "inferenceservices"):
+            self.enqueue(("isvc", ns, name))
+            self.enqueue(("host-tms", ns, name))
+        elif key == ("serving.kserve.io", "trainedmodels"):
+            self.enqueue(("tm", ns, name))
+            if typ == "DELETED":
+                self.enqueue(("host-tms", ns, (obj.get("spec") or {}).get("inferenceService", "")))
+        elif key == ("serving.kserve.io", "servingruntimes"):
+            self.enqueue(("sr", ns, name))
+        elif key == ("", "pods") and typ == "DELETED":
+            self.enqueue(("pod-gone", ns, name, (meta.get("labels") or {}).get(mk.LABEL_ISVC, "")))
+            self.enqueue(("sched",))
+        elif key == ("", "nodes"):
+            self.enqueue(("sched",))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="k8s-double-controller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stop:
+                    now = time.monotonic()
+                    while self._timers and self._timers[0][0] <= now:
+                        _, _, k = heapq.heappop(self._timers)
+                        self._queue[k] = None
+                    if self._queue:
+                        break
+                    wait = self._timers[0][0] - now if self._timers else 1.0
+                    self._wake.wait(min(max(wait, 0.001), 1.0))
+                if self._stop:
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+            for key in batch:
+                try:
+                    with self.store.lock:
+                        self.reconciles += 1
+                        self._reconcile(key)
+                except Exception:  # keep the control plane alive; a test will see the symptom
+                    import traceback
+                    traceback.print_exc()
+
+    def _reconcile(self, key: Key) -> None:
+        kind = key[0]
+        if kind == "isvc":
+            self._isvc(key[1], key[2])
+        elif kind == "tm":
+            self._tm(key[1], key[2])
+        elif kind == "host-tms":
+            if self.TM is None:
+                return
+            for tm in self.store.items(self.TM, key[1]):
+                if (tm.get("spec") or {}).get("inferenceService") == key[2]:
+                    self._tm(key[1], tm["metadata"]["name"])
+        elif kind == "sr":
+            self._sr(key[1], key[2])
+        elif kind == "sched":
+            self._retry_pending()
+        elif kind == "pod-gone":
+            ns, pod, isvc = key[1], key[2], key[3]
+            self.scheduled_at.pop((ns, pod), None)
+            if self.isvc_pods.get((ns, isvc)) == pod:
+                del self.isvc_pods[(ns, isvc)]
+                self._isvc(ns, isvc)
+            for k, pods in self.mm_pods.items():
+                if pod in pods:
+                    pods.remove(pod)
+                    self._sr(k[0], k[1])
+
+    # -- finalizers -----------------------------------------------------------------
+    def _finalize(self, rt, obj: dict, key: Key) -> bool:
+        """True when the object is being deleted (and handled)."""
+        meta = obj["metadata"]
+        if not meta.get("deletionTimestamp"):
+            return False
+        due = self.deleting.setdefault(key, time.monotonic() + self.d.config.delete_delay_s)
+        if time.monotonic() >= due:
+            self.deleting.pop(key, None)
+            self.store.remove(rt, meta.get("namespace", ""), meta["name"])
+        else:
+            self.after(due - time.monotonic(), key)
+        return True
+
+    # -- pods and scheduling ------------------------------------------------------------
+    def _nodes(self) -> List[dict]:
+        return self.store.items(self.rt("", "nodes"))
+
+    def _node_usage(self) -> Dict[str, List[float]]:
+        use = {n["metadata"]["name"]: [0.0, 0.0, 0] for n in self._nodes()}
+        for p in self.store.items(self.POD):
+            node = p.get("spec", {}).get("nodeName")
+            if node in use and p.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+                c, m = pod_requests(p)
+                use[node][0] += c
+                use[node][1] += m
+                use[node][2] += 1
+        return use
+
+    def _try_schedule(self, pod: dict) -> bool:
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        if pod.get("spec", {}).get("nodeName"):
+            return True
+        cpu, mem = pod_requests(pod)
+        use = self._node_usage()
+        fits, reasons = [], {}
+        for n in self._nodes():
+            nn = n["metadata"]["name"]
+            alloc = n["status"]["allocatable"]
+            u = use[nn]
+            why = []
+            if u[0] + cpu > qty(alloc.get("cpu")) + 1e-9:
+                why.append("Insufficient cpu")
+            if u[1] + mem > qty(alloc.get("memory")) + 0.5:
+                why.append("Insufficient memory")
+            if u[2] + 1 > qty(alloc.get("pods"), 110):
+                why.append("Too many pods")
+            if why:
+                for w in why:
+                    reasons[w] = reasons.get(w, 0) + 1
+            else:
+                fits.append((qty(alloc.get("cpu")) - u[0], nn))
+        if fits:
+            node = max(fits)[1]
+
+            def bind(p):
+                p["spec"]["nodeName"] = node
+                p["status"]["conditions"] = conditions_with(p["status"].get("conditions"), [
+                    {"type": "PodScheduled", "status": "True"}])
+                p["status"]["hostIP"] = f"10.0.{int(node.split('-')[-1])}.1"
+            self.store.update(self.POD, ns, name, bind)
+            self.scheduled_at[(ns, name)] = time.monotonic()
+            self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}",
+                        "default-scheduler")
+            return True
+        n_nodes = len(self._nodes())
+        detail = ", ".join(f"{c} {r}" for r, c in sorted(reasons.items())) or f"{n_nodes} node(s) unavailable"
+        msg = (f"0/{n_nodes} nodes are available: {detail}. preemption: 0/{n_nodes} nodes are available: "
+               f"{n_nodes} No preemption victims found for incoming pod.")
+
+        def pending(p):
+            p["status"]["conditions"] = conditions_with(p["status"].get("conditions"), [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}])
+        before = self.store.get(self.POD, ns, name)
+        after = self.store.update(self.POD, ns, name, pending)
+        if after is not before:   # first failure, or a new reason: record it
+            self._event(pod, "Warning", "FailedScheduling", msg, "default-scheduler")
+        return False
+
+    def _retry_pending(self) -> None:
+        for p in self.store.items(self.POD):
+            if not p.get("spec", {}).get("nodeName") and p.get("status", {}).get("phase") == "Pending":
+                if self._try_schedule(p):
+                    labels = p["metadata"].get("labels") or {}
+                    ns = p["metadata"]["namespace"]
+                    if labels.get(mk.LABEL_ISVC):
+                        self.enqueue(("isvc", ns, labels[mk.LABEL_ISVC]))
+                    if labels.get("modelmesh-service"):
+                        self.enqueue(("sr", ns, labels.get("mmslib-double/runtime", "")))
+
+    def _event(self, obj: dict, typ: str, reason: str, message: str, component: str) -> None:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        ev_name = f"{name}.{_h(name, reason, message) :08x}"
+        existing = self.store.get(self.EVENT, ns, ev_name)
+        now = now_iso()
+        if existing is not None:
+            def bump(e):
+                e["count"] = int(e.get("count", 1)) + 1
+                e["lastTimestamp"] = now
+            self.store.update(self.EVENT, ns, ev_name, bump)
+            return
+        self.store.create(self.EVENT, {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": ev_name, "namespace": ns},
+            "involvedObject": {"kind": obj.get("kind", "Pod"), "namespace": ns, "name": name,
+                               "uid": obj["metadata"].get("uid", ""), "apiVersion": "v1"},
+            "reason": reason, "message": message, "type": typ, "count": 1,
+            "source": {"component": component}, "reportingComponent": component,
+            "firstTimestamp": now, "lastTimestamp": now})
+
+    def _container(self, name: str, image: str, cpu: Optional[str], mem: Optional[str],
+                   lim_cpu: Optional[str] = None, lim_mem: Optional[str] = None) -> dict:
+        req = {k: v for k, v in (("cpu", cpu), ("memory", mem)) if v}
+        lim = {k: v for k, v in (("cpu", lim_cpu), ("memory", lim_mem)) if v}
+        res = {}
+        if req:
+            res["requests"] = req
+        if lim:
+            res["limits"] = lim
+        return {"name": name, "image": image, "resources": res}
+
+    def _new_pod(self, ns: str, name: str, labels: Dict[str, str], containers: List[dict], owner: dict) -> dict:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": ns, "labels": labels,
+                            "ownerReferences": [{"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
+                                                 "name": owner["metadata"]["name"],
+                                                 "uid": owner["metadata"].get("uid", ""), "controller": True}]},
+               "spec": {"containers": containers, "restartPolicy": "Always", "schedulerName": "default-scheduler"},
+               "status": {"phase": "Pending", "conditions": [], "qosClass": "Burstable"}}
+        pod = self.store.create(self.POD, pod)
+        self._try_schedule(pod)
+        return self.store.get(self.POD, ns, name)
+
+    def _isvc_pod(self, isvc: dict) -> dict:
+        ns, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
+        cfg = self.d.config
+        pred = isvc["spec"].get("predictor") or {}
+        model = predictor_model(isvc)
+        res = model.get("resources") or pred.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if not req and not lim:
+            req = lim = {"cpu": cfg.default_predictor[0], "memory": cfg.default_predictor[1]}
+        ann = dict(isvc["metadata"].get("annotations") or {})
+        ann.update(pred.get("annotations") or {})
+        qp_cpu = ann.get(mk.ANN_QP[("requests", "cpu")], cfg.queue_proxy[0])
+        qp_mem = ann.get(mk.ANN_QP[("requests", "memory")], cfg.queue_proxy[1])
+        containers = [
+            self._container(mk.PREDICTOR_CONTAINER, "kserve/runtime:double", req.get("cpu", lim.get("cpu")),
+                            req.get("memory", lim.get("memory")), lim.get("cpu"), lim.get("memory")),
+            self._container("queue-proxy", "knative/queue:double", qp_cpu, qp_mem,
+                            ann.get(mk.ANN_QP[("limits", "cpu")]), ann.get(mk.ANN_QP[("limits", "memory")])),
+        ]
+        if is_mms_host(isvc):
+            containers.append(self._container("agent", "kserve/agent:double", cfg.agent[0], cfg.agent[1]))
+        rev = f"{name}-predictor-00001"
+        labels = dict(pred.get("labels") or {})
+        labels.update({mk.LABEL_ISVC: name, "component": "predictor", "app": rev,
+                       "serving.knative.dev/revision": rev, "serving.knative.dev/service": f"{name}-predictor"})
+        pod_name = f"{rev}-deployment-{secrets.token_hex(4)[:5]}"
+        self.isvc_pods[(ns, name)] = pod_name
+        return self._new_pod(ns, pod_name, labels, containers, isvc)
+
+    def _pod_running(self, pod: dict, delay: float, key: Key) -> bool:
+        """Advance a scheduled pod to Running after ``delay``; True when Running."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        if pod["status"].get("phase") == "Running":
+            return True
+        if not pod["spec"].get("nodeName"):
+            return False
+        t = self.scheduled_at.setdefault((ns, name), time.monotonic())
+        left = t + delay - time.monotonic()
+        if left > 0:
+            self.after(left, key)
+            return False
+
+        def run(p):
+            p["status"]["phase"] = "Running"
+            p["status"]["startTime"] = now_iso()
+            p["status"]["podIP"] = f"10.1.{_h(name) % 250}.{_h(name, 'ip') % 250 + 1}"
+            p["status"]["conditions"] = conditions_with(p["status"].get("conditions"), [
+                {"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+                {"type": "ContainersReady", "status": "True"}, {"type": "Ready", "status": "True"}])
+            p["status"]["containerStatuses"] = [
+                {"name": c["name"], "ready": True, "restartCount": 0, "started": True, "image": c["image"],
+                 "imageID": "", "state": {"running": {"startedAt": now_iso()}}} for c in p["spec"]["containers"]]
+        self.store.update(self.POD, ns, name, run)
+        return True
+
+    # -- InferenceService -------------------------------------------------------------------
+    def _gc_isvc(self, ns: str, name: str) -> None:
+        pod = self.isvc_pods.pop((ns, name), None)
+        if pod:
+            self.store.remove(self.POD, ns, pod)
+        for p in self.store.items(self.POD, ns):     # anything else labelled for it
+            if (p["metadata"].get("labels") or {}).get(mk.LABEL_ISVC) == name:
+                self.store.remove(self.POD, ns, p["metadata"]["name"])
+        if self.TM is not None:
+            for tm in self.store.items(self.TM, ns):
+                if (tm.get("spec") or {}).get("inferenceService") == name and not tm["metadata"].get("deletionTimestamp"):
+                    self.store.update(self.TM, ns, tm["metadata"]["name"],
+                                      lambda o: o["metadata"].__setitem__("deletionTimestamp", now_iso()))
+
+    def _set_status(self, rt, ns: str, name: str, status: dict) -> None:
+        def fn(o):
+            old = o.get("status") or {}
+            st = dict(status)
+            st["conditions"] = conditions_with(old.get("conditions"), status.get("conditions", []))
+            o["status"] = st
+        self.store.update(rt, ns, name, fn)
+
+    def _isvc(self, ns: str, name: str) -> None:
+        if self.ISVC is None:
+            return
+        isvc = self.store.get(self.ISVC, ns, name)
+        key = ("isvc", ns, name)
+        if isvc is None:
+            self._gc_isvc(ns, name)
+            return
+        if self._finalize(self.ISVC, isvc, key):
+            return
+        if is_modelmesh(isvc):
+            return self._modelmesh_isvc(isvc)
+        cfg = self.d.config
+        pod_name = self.isvc_pods.get((ns, name))
+        pod = self.store.get(self.POD, ns, pod_name) if pod_name else None
+        if pod is None:
+            pod = self._isvc_pod(isvc)
+        rev = f"{name}-predictor-00001"
+        gen = isvc["metadata"].get("generation", 1)
+        base = {"observedGeneration": gen, "deploymentMode": "Serverless"}
+        if not pod["spec"].get("nodeName"):
+            self._try_schedule(pod)
+            pod = self.store.get(self.POD, ns, pod["metadata"]["name"])
+        if not pod["spec"].get("nodeName"):
+            sched = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), {})
+            if cfg.report_unschedulable:
+                msg = f'Revision "{rev}" failed with message: {sched.get("message", "")}.'
+                conds = [{"type": "IngressReady", "status": "Unknown"},
+                         {"type": "PredictorReady", "status": "False", "reason": "RevisionFailed", "message": msg},
+                         {"type": "Ready", "status": "False", "reason": "RevisionFailed", "message": msg}]
+            else:
+                conds = [{"type": "PredictorReady", "status": "Unknown", "reason": "RevisionMissing",
+                          "message": f'Configuration "{name}-predictor" is waiting for a Revision to become ready.'},
+                         {"type": "Ready", "status": "Unknown", "reason": "RevisionMissing",
+                          "message": f'Configuration "{name}-predictor" is waiting for a Revision to become ready.'}]
+            self._set_status(self.ISVC, ns, name, dict(base, conditions=conds, modelStatus={
+                "transitionStatus": "InProgress", "states": {"activeModelState": "", "targetModelState": "Pending"}}))
+            return
+        if not self._pod_running(pod, cfg.isvc_ready_delay_s, key):
+            conds = [{"type": "PredictorReady", "status": "Unknown", "reason": "RevisionMissing",
+                      "message": f'Configuration "{name}-predictor" is waiting for a Revision to become ready.'},
+                     {"type": "Ready", "status": "Unknown", "reason": "RevisionMissing",
+                      "message": f'Configuration "{name}-predictor" is waiting for a Revision to become ready.'}]
+            self._set_status(self.ISVC, ns, name, dict(base, conditions=conds, modelStatus={
+                "transitionStatus": "InProgress", "states": {"activeModelState": "", "targetModelState": "Loading"}}))
+            return
+        url = f"http://{name}.{ns}.{cfg.domain}"
+        self._set_status(self.ISVC, ns, name, dict(
+            base, url=url, address={"url": f"http://{name}.{ns}.svc.cluster.local"},
+            components={"predictor": {"latestCreatedRevision": rev, "latestReadyRevision": rev,
+                                      "latestRolledoutRevision": rev,
+                                      "url": f"http://{name}-predictor.{ns}.{cfg.domain}",
+                                      "traffic": [{"latestRevision": True, "percent": 100, "revisionName": rev}]}},
+            conditions=[{"type": "IngressReady", "status": "True"}, {"type": "PredictorReady", "status": "True"},
+                        {"type": "Ready", "status": "True"}],
+            modelStatus={"transitionStatus": "UpToDate", "copies": {"failedCopies": 0, "totalCopies": 1},
+                         "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"}}))
+
+    # -- ModelMesh ---------------------------------------------------------------------------
+    def _runtime_for(self, isvc: dict) -> Optional[dict]:
+        ns = isvc["metadata"]["namespace"]
+        if self.SR is None:
+            return None
+        model = predictor_model(isvc)
+        want = model.get("runtime")
+        fmt = (model.get("modelFormat") or {}).get("name")
+        for sr in self.store.items(self.SR, ns):
+            spec = sr.get("spec") or {}
+            if not spec.get("multiModel") or spec.get("disabled"):
+                continue
+            if want and sr["metadata"]["name"] != want:
+                continue
+            formats = {f.get("name") for f in spec.get("supportedModelFormats") or []}
+            if want or fmt in formats:
+                return sr
+        return None
+
+    def _sr(self, ns: str, name: str) -> None:
+        sr = self.store.get(self.SR, ns, name) if self.SR is not None and name else None
+        key = (ns, name)
+        pods = self.mm_pods.setdefault(key, [])
+        if sr is None or not (sr.get("spec") or {}).get("multiModel"):
+            for p in list(pods):
+                self.store.remove(self.POD, ns, p)
+            self.mm_pods.pop(key, None)
+        else:
+            want = int((sr.get("spec") or {}).get("replicas") or 1)
+            while len(pods) < want:
+                labels = {"modelmesh-service": "modelmesh-serving", "name": f"modelmesh-serving-{name}",
+                          "mmslib-double/runtime": name}
+                cs = [self._container(c, f"{c}:double", cpu, mem, cpu, mem)
+                      for c, cpu, mem in self.d.config.modelmesh_containers]
+                pname = f"modelmesh-serving-{name}-{secrets.token_hex(5)[:10]}-{secrets.token_hex(3)[:5]}"
+                pods.append(pname)
+                self._new_pod(ns, pname, labels, cs, sr)
+            for p in pods:
+                pod = self.store.get(self.POD, ns, p)
+                if pod is not None:
+                    self._pod_running(pod, self.d.config.isvc_ready_delay_s, ("sr", ns, name))
+        for isvc in self.store.items(self.ISVC, ns):
+            if is_modelmesh(isvc):
+                self.enqueue(("isvc", ns, isvc["metadata"]["name"]))
+
+    def _modelmesh_isvc(self, isvc: dict) -> None:
+        ns, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
+        base = {"observedGeneration": isvc["metadata"].get("generation", 1), "deploymentMode": "ModelMesh"}
+        sr = self._runtime_for(isvc)
+        if sr is None:
+            rt = predictor_model(isvc).get("runtime") or "(auto-select)"
+            msg = f"No ServingRuntime {rt!r} with multiModel: true supports this model in namespace {ns}"
+            self._set_status(self.ISVC, ns, name, dict(base, conditions=[
+                {"type": "Ready", "status": "False", "reason": "RuntimeNotRecognized", "message": msg}],
+                modelStatus={"transitionStatus": "InvalidSpec",
+                             "lastFailureInfo": {"reason": "RuntimeNotRecognized", "message": msg},
+                             "states": {"activeModelState": "FailedToLoad", "targetModelState": ""}}))
+            return
+        key = (ns, sr["metadata"]["name"])
+        if not self.mm_pods.get(key):
+            self._sr(*key)
+        running = [p for p in self.mm_pods.get(key, [])
+                   if (self.store.get(self.POD, ns, p) or {}).get("status", {}).get("phase") == "Running"]
+        if not running:
+            self._set_status(self.ISVC, ns, name, dict(base, conditions=[
+                {"type": "Ready", "status": "False", "reason": "ModelLoading",
+                 "message": "Waiting for the runtime pods to be ready"}],
+                modelStatus={"transitionStatus": "InProgress",
+                             "states": {"activeModelState": "Pending", "targetModelState": "Loading"}}))
+            self.after(self.d.config.isvc_ready_delay_s, ("isvc", ns, name))
+            return
+        host = f"modelmesh-serving.{ns}"
+        self._set_status(self.ISVC, ns, name, dict(
+            base, url=f"grpc://{host}:8033", address={"url": f"grpc://{host}.svc.cluster.local:8033"},
+            components={"predictor": {"grpcUrl": f"grpc://{host}:8033", "restUrl": f"http://{host}:8008",
+                                      "url": f"grpc://{host}:8033"}},
+            conditions=[{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}],
+            modelStatus={"transitionStatus": "UpToDate", "copies": {"failedCopies": 0, "totalCopies": len(running)},
+                         "states": {"activeModelState": "Loaded", "targetModelState": ""}}))
+
+    # -- TrainedModel --------------------------------------------------------------------------
+    def _tm(self, ns: str, name: str) -> None:
+        if self.TM is None:
+            return
+        tm = self.store.get(self.TM, ns, name)
+        key = ("tm", ns, name)
+        if tm is None:
+            self.admitted_at.pop((ns, name), None)
+            return
+        if self._finalize(self.TM, tm, key):
+            return
+        host_name = (tm.get("spec") or {}).get("inferenceService", "")
+        host = self.store.get(self.ISVC, ns, host_name)
+        if host is None or host["metadata"].get("deletionTimestamp"):
+            self.store.update(self.TM, ns, name, lambda o: o["metadata"].__setitem__("deletionTimestamp", now_iso()))
+            return
+        labels = tm["metadata"].get("labels") or {}
+        if labels.get(mk.LABEL_ISVC) != host_name:
+            tm = self.store.update(self.TM, ns, name,
+                                   lambda o: o["metadata"].setdefault("labels", {}).__setitem__(mk.LABEL_ISVC, host_name))
+            labels = tm["metadata"]["labels"]
+        model = tm["spec"]["model"]
+        conds = []
+        isvc_ready = is_ready(host)
+        conds.append({"type": "InferenceServiceReady", "status": "True"} if isvc_ready else
+                     {"type": "InferenceServiceReady", "status": "False", "reason": "InferenceServiceNotReady",
+                      "message": "Inference Service needs to be ready before Trained Model can be ready"})
+        mms = is_mms_host(host) and not is_modelmesh(host)
+        conds.append({"type": "IsMMSPredictor", "status": "True"} if mms else
+                     {"type": "IsMMSPredictor", "status": "False", "reason": "IsNotMMSPredictor",
+                      "message": "Inference Service predictor is not configured for multi-model serving"})
+        host_fmt = (predictor_model(host).get("modelFormat") or {}).get("name", "")
+        fw = model.get("framework", "")
+        fw_ok = fw == host_fmt or (host_fmt == "triton" and fw in TRITON_FORMATS)
+        conds.append({"type": "FrameworkSupported", "status": "True"} if fw_ok else
+                     {"type": "FrameworkSupported", "status": "False", "reason": "FrameworkNotSupported",
+                      "message": f'Inference Service "{host_name}" does not support the Trained Model "{name}" '
+                                 f'framework "{fw}"'})
+        allocated = labels.get(mk.LABEL_TM_ALLOCATED) == host_name
+        if not allocated:
+            total = qty(model.get("memory"))
+            for other in self.store.items(self.TM, ns):
+                ol = other["metadata"].get("labels") or {}
+                if ol.get(mk.LABEL_TM_ALLOCATED) == host_name and other["metadata"]["name"] != name:
+                    total += qty(other["spec"]["model"].get("memory"))
+            res = predictor_model(host).get("resources") or {}
+            limit = qty((res.get("limits") or {}).get("memory"), qty(self.d.config.default_predictor[1]))
+            if total <= limit + 0.5:
+                self.store.update(self.TM, ns, name, lambda o: o["metadata"]["labels"].__setitem__(
+                    mk.LABEL_TM_ALLOCATED, host_name))
+                allocated = True
+        conds.append({"type": "MemoryResourceAvailable", "status": "True"} if allocated else
+                     {"type": "MemoryResourceAvailable", "status": "False", "reason": "MemoryResourceNotAvailable",
+                      "message": "Inference Service does not have enough memory resources for Trained Model"})
+        bad = next((c for c in conds if c["status"] != "True"), None)
+        status: Dict[str, object] = {"observedGeneration": tm["metadata"].get("generation", 1)}
+        if bad is None:
+            t0 = self.admitted_at.setdefault((ns, name), time.monotonic())
+            left = t0 + self.d.config.tm_ready_delay_s - time.monotonic()
+            if left > 0:
+                self.after(left, key)
+                conds.append({"type": "Ready", "status": "Unknown", "reason": "ModelLoading",
+                              "message": "The model agent is loading the model"})
+            else:
+                conds.append({"type": "Ready", "status": "True"})
+                url = (host.get("status") or {}).get("url", "")
+                addr = ((host.get("status") or {}).get("address") or {}).get("url", "")
+                status["url"] = f"{url}/v2/models/{name}/infer"
+                if addr:
+                    status["address"] = {"url": f"{addr}/v2/models/{name}/infer"}
+        else:
+            conds.append({"type": "Ready", "status": "False", "reason": bad["reason"], "message": bad["message"]})
+        status["conditions"] = conds
+        self._set_status(self.TM, ns, name, status)
+
+    # -- metrics -----------------------------------------------------------------------------
+    def _models_on(self, ns: str, isvc: str) -> int:
+        if self.TM is None:
+            return 0
+        return sum(1 for tm in self.store.items(self.TM, ns)
+                   if (tm.get("spec") or {}).get("inferenceService") == isvc and is_ready(tm))
+
+    def container_usage(self, pod: dict, c: dict) -> Tuple[int, int]:
+        """(nanocores, bytes): small, plausible, stable per pod; an MMS host grows with its models."""
+        name, cname = pod["metadata"]["name"], c["name"]
+        base = {"kserve-container": (2_000_000, 48 << 20), "queue-proxy": (1_000_000, 14 << 20),
+                "agent": (500_000, 20 << 20)}.get(cname, (3_000_000, 64 << 20))
+        cpu = base[0] + _h(name, cname, "cpu") % 1_000_000
+        mem = base[1] + (_h(name, cname, "mem") % (4 << 20))
+        if cname == mk.PREDICTOR_CONTAINER:
+            isvc = (pod["metadata"].get("labels") or {}).get(mk.LABEL_ISVC)
+            if isvc:
+                mem += self._models_on(pod["metadata"]["namespace"], isvc) * (512 << 10)
+        return cpu, mem
+
+    def pod_metrics(self, pod: dict) -> dict:
+        return {"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {"name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"],
+                             "labels": dict(pod["metadata"].get("labels") or {}),
+                             "creationTimestamp": now_iso()},
+                "timestamp": now_iso(), "window": "15s",
+                "containers": [{"name": c["name"], "usage": {"cpu": f"{cpu}n", "memory": f"{mem // 1024}Ki"}}
+                               for c in pod["spec"]["containers"] for cpu, mem in [self.container_usage(pod, c)]]}
+
+    def node_metrics(self) -> List[dict]:
+        out = []
+        for n in self._nodes():
+            nn = n["metadata"]["name"]
+            cpu = mem = 0
+            for p in self.store.items(self.POD):
+                if p["spec"].get("nodeName") == nn and p["status"].get("phase") == "Running":
+                    for c in p["spec"]["containers"]:
+                        a, b = self.container_usage(p, c)
+                        cpu += a
+                        mem += b
+            out.append({"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                        "metadata": {"name": nn, "creationTimestamp": now_iso()}, "timestamp": now_iso(),
+                        "window": "15s", "usage": {"cpu": f"{cpu}n", "memory": f"{mem // 1024}Ki"}})
+        return out

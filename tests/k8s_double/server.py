@@ -1,0 +1,945 @@
+"""A Kubernetes API server double with KServe's CRDs, for the unmodified ``kubernetes`` client.
+
+It speaks the REST protocol over HTTP on 127.0.0.1 (a kubeconfig points the
+client at it): discovery, namespaces, nodes, pods, events, services,
+apiextensions CRDs, KServe's InferenceServices / TrainedModels /
+ServingRuntimes / ClusterServingRuntimes (validated against the real CRD
+schemas), and metrics.k8s.io PodMetrics. Verbs: create, get, list (label and
+field selectors, limit/continue), watch (chunked JSON lines), patch (merge,
+strategic-as-merge, JSON patch), update, delete, deletecollection.
+
+A simulated controller (``controller.py``) plays KServe + Knative + the
+scheduler; an ingress (``ingress.py``) answers V2 inference by Host header.
+Knobs for tests: capacity, delays, metrics on/off, forbidden namespaces,
+injected failures (``fail_next``), dropped watches (``drop_watches``), and a
+request log (``requests``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from mmslib import k8s as mk
+
+from .selectors import SelectorError, parse_field_selector, parse_label_selector
+from .store import ResourceType, Store, now_iso
+
+CORE = [
+    ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
+                 field_labels=("metadata.name", "status.phase")),
+    ResourceType("", "v1", "nodes", "Node", namespaced=False, short_names=("no",)),
+    ResourceType("", "v1", "pods", "Pod", short_names=("po",),
+                 field_labels=("metadata.name", "metadata.namespace", "spec.nodeName", "status.phase")),
+    ResourceType("", "v1", "events", "Event", short_names=("ev",),
+                 field_labels=("metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
+                               "involvedObject.namespace", "involvedObject.uid", "reason", "type",
+                               "source", "reportingComponent")),
+    ResourceType("", "v1", "services", "Service", short_names=("svc",)),
+    ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+]
+CRD_TYPE = ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+                        namespaced=False, short_names=("crd", "crds"))
+POD_METRICS = ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", virtual=True, verbs=("get", "list"))
+NODE_METRICS = ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False, virtual=True,
+                            verbs=("get", "list"))
+
+GROUP_PRIORITY = {"apiextensions.k8s.io": 1, "serving.kserve.io": 2, "metrics.k8s.io": 3}
+
+
+@dataclass
+class Fault:
+    verb: str            # create get list watch patch update delete deletecollection, or "*"
+    resource: str        # plural, or "*"
+    status: int
+    remaining: int
+    message: str = ""
+    name: Optional[str] = None
+
+    def matches(self, verb: str, resource: str, name: Optional[str]) -> bool:
+        return (self.remaining > 0 and self.verb in ("*", verb) and self.resource in ("*", resource)
+                and (self.name is None or self.name == name))
+
+
+@dataclass
+class WatchDrop:
+    after_events: int
+    remaining: int
+    resource: str = "*"
+
+
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+           409: "AlreadyExists", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
+           429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, reason: Optional[str] = None, details: Optional[dict] = None):
+        super().__init__(message)
+        self.code, self.message, self.reason, self.details = code, message, reason or REASONS.get(code, "Unknown"), details
+
+    def status(self) -> dict:
+        d = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+             "reason": self.reason, "code": self.code}
+        if self.details:
+            d["details"] = self.details
+        return d
+
+
+@dataclass
+class Capacity:
+    nodes: int = 3
+    cpu: str = "16"            # allocatable per node
+    memory: str = "64Gi"
+    pods: int = 110
+
+
+@dataclass
+class Config:
+    """Behaviour of the simulated cluster (attributes can be changed while it runs)."""
+
+    isvc_ready_delay_s: float = 0.05     # scheduled pod -> Running/Ready, ISVC Ready
+    tm_ready_delay_s: float = 0.02       # TrainedModel admitted -> Ready
+    delete_delay_s: float = 0.02         # finalizers: deletionTimestamp -> gone
+    report_unschedulable: bool = True    # Knative: ISVC Ready=False reason Unschedulable
+    queue_proxy: Tuple[str, Optional[str]] = ("25m", None)     # Knative default when no annotation
+    agent: Tuple[str, str] = ("100m", "100Mi")                  # KServe agent (MMS hosts)
+    default_predictor: Tuple[str, str] = ("1", "2Gi")           # KServe's default resources
+    modelmesh_containers: Tuple[Tuple[str, str, str], ...] = (
+        ("mm", "300m", "448Mi"), ("triton", "500m", "1Gi"), ("triton-adapter", "10m", "64Mi"),
+        ("rest-proxy", "50m", "96Mi"))
+    domain: str = "example.com"
+    strict_unknown_fields: bool = True   # unknown fields -> 422 (a real server prunes them)
+    kserve_webhooks: bool = True         # name checks as KServe's validating webhooks (403)
+
+
+class K8sDouble:
+    """Start with :meth:`start`; use :meth:`write_kubeconfig` to point a client at it."""
+
+    def __init__(self, *, kserve: bool = True, metrics: bool = True, crds_dir=None,
+                 capacity: Optional[Capacity] = None, config: Optional[Config] = None,
+                 namespaces=("default", "kube-system", "kserve"), forbidden_namespaces=(),
+                 token: Optional[str] = "double-token", user: str = "double-user",
+                 workload: str = "simple_string", ingress: bool = True):
+        self.store = Store()
+        self.config = config or Config()
+        self.capacity = capacity or Capacity()
+        self.metrics_enabled = metrics
+        self.kserve = kserve
+        self.forbidden_namespaces = set(forbidden_namespaces)
+        self.token = token
+        self.user = user
+        self.workload = workload
+        self.faults: List[Fault] = []
+        self.watch_drops: List[WatchDrop] = []
+        self.requests: List[Tuple[str, str]] = []
+        self._req_lock = threading.Lock()
+        self.types: Dict[Tuple[str, str], ResourceType] = {}
+        self.by_gv: Dict[Tuple[str, str], List[ResourceType]] = {}
+        for rt in CORE + [CRD_TYPE, POD_METRICS, NODE_METRICS]:
+            self._register(rt)
+        if kserve:
+            self._install_kserve(crds_dir)
+        for ns in namespaces:
+            self.add_namespace(ns)
+        self.set_capacity(self.capacity)
+        from .controller import Controller
+        self.controller = Controller(self)
+        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self.ingress = None
+        if ingress:
+            from .ingress import Ingress
+            self.ingress = Ingress(self)
+
+    # -- setup ----------------------------------------------------------------
+    def _register(self, rt: ResourceType) -> None:
+        self.types[(rt.group, rt.plural)] = rt
+        self.by_gv.setdefault((rt.group, rt.version), []).append(rt)
+
+    def _install_kserve(self, crds_dir) -> None:
+        crds = mk.load_crds(crds_dir)
+        seen = set()
+        for (api_version, kind), info in crds.items():
+            r = info.res
+            rt = ResourceType(r.group, r.version, r.plural, r.kind, r.namespaced, info.singular, info.short_names,
+                              info.list_kind, mk.SchemaValidator(info, strict=self.config.strict_unknown_fields),
+                              info.status_subresource, custom=True, crd=info.crd)
+            self._register(rt)
+            name = info.crd["metadata"]["name"]
+            if name not in seen:
+                seen.add(name)
+                self.store.create(CRD_TYPE, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                                             "metadata": {"name": name}, "spec": info.crd["spec"],
+                                             "status": {"conditions": [{"type": "Established", "status": "True"}],
+                                                        "acceptedNames": info.crd["spec"]["names"]}})
+
+    def add_namespace(self, name: str) -> dict:
+        rt = self.types[("", "namespaces")]
+        existing = self.store.get(rt, "", name)
+        if existing:
+            return existing
+        return self.store.create(rt, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
+                                      "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+
+    def set_capacity(self, cap: Capacity) -> None:
+        """(Re)create the nodes: ``cap.nodes`` × (cpu, memory, pods) allocatable."""
+        self.capacity = cap
+        rt = self.types[("", "nodes")]
+        with self.store.lock:
+            for n in self.store.items(rt):
+                self.store.remove(rt, "", n["metadata"]["name"])
+            for i in range(cap.nodes):
+                alloc = {"cpu": str(cap.cpu), "memory": str(cap.memory), "pods": str(cap.pods)}
+                self.store.create(rt, {"apiVersion": "v1", "kind": "Node",
+                                       "metadata": {"name": f"node-{i}", "labels": {"kubernetes.io/hostname": f"node-{i}"}},
+                                       "spec": {}, "status": {"capacity": dict(alloc), "allocatable": dict(alloc),
+                                                              "conditions": [{"type": "Ready", "status": "True"}]}})
+            ctl = getattr(self, "controller", None)
+            if ctl is not None:
+                ctl.kick_scheduler()
+
+    def type_for(self, group: str, plural: str) -> Optional[ResourceType]:
+        return self.types.get((group, plural))
+
+    # -- knobs ------------------------------------------------------------------
+    def fail_next(self, verb: str = "*", resource: str = "*", status: int = 500, times: int = 1,
+                  message: Optional[str] = None, name: Optional[str] = None) -> Fault:
+        """The next ``times`` matching requests fail with ``status`` (a Status body like the apiserver's)."""
+        f = Fault(verb, resource, status, times, message or f"injected {status} failure", name)
+        with self._req_lock:
+            self.faults.append(f)
+        return f
+
+    def drop_watches(self, after_events: int = 1, times: int = 1, resource: str = "*") -> WatchDrop:
+        """The next ``times`` watch streams are cut (no terminating chunk) after ``after_events`` events."""
+        d = WatchDrop(after_events, times, resource)
+        with self._req_lock:
+            self.watch_drops.append(d)
+        return d
+
+    def clear_faults(self) -> None:
+        with self._req_lock:
+            self.faults.clear()
+            self.watch_drops.clear()
+
+    @property
+    def request_count(self) -> int:
+        return len(self.requests)
+
+    def requests_matching(self, method: Optional[str] = None, contains: str = "") -> List[Tuple[str, str]]:
+        with self._req_lock:
+            return [r for r in self.requests if (method is None or r[0] == method) and contains in r[1]]
+
+    def _take_fault(self, verb: str, resource: str, name: Optional[str]) -> Optional[Fault]:
+        with self._req_lock:
+            for f in self.faults:
+                if f.matches(verb, resource, name):
+                    f.remaining -= 1
+                    return f
+        return None
+
+    def _take_drop(self, resource: str) -> Optional[int]:
+        with self._req_lock:
+            for d in self.watch_drops:
+                if d.remaining > 0 and d.resource in ("*", resource):
+                    d.remaining -= 1
+                    return d.after_events
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> "K8sDouble":
+        double = self
+
+        class Handler(_Handler):
+            pass
+        Handler.double = double
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="k8s-double-api", daemon=True)
+        self._thread.start()
+        self.controller.start()
+        if self.ingress is not None:
+            self.ingress.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_kubeconfig(self, path, namespace: str = "default", context: str = "double") -> Path:
+        import yaml
+        user: Dict[str, str] = {"token": self.token} if self.token else {}
+        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": context,
+               "clusters": [{"name": "double", "cluster": {"server": self.url}}],
+               "users": [{"name": self.user, "user": user}],
+               "contexts": [{"name": context, "context": {"cluster": "double", "user": self.user,
+                                                          "namespace": namespace}}]}
+        p = Path(path)
+        p.write_text(yaml.safe_dump(cfg))
+        return p
+
+    def stop(self) -> None:
+        self.store.close()
+        self.controller.stop()
+        if self.ingress is not None:
+            self.ingress.stop()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- helpers for tests ----------------------------------------------------------
+    def objects(self, plural: str, namespace: Optional[str] = None, group: Optional[str] = None,
+                label_selector: str = "") -> List[dict]:
+        rt = self._find_plural(plural, group)
+        pred = parse_label_selector(label_selector)
+        return [o for o in self.store.items(rt, namespace) if pred(o["metadata"].get("labels") or {})]
+
+    def _find_plural(self, plural: str, group: Optional[str]) -> ResourceType:
+        if group is not None:
+            return self.types[(group, plural)]
+        for (g, p), rt in self.types.items():
+            if p == plural and not rt.virtual:
+                return rt
+        raise KeyError(plural)
+
+    def create_object(self, obj: dict) -> dict:
+        """Create directly (no admission): seeding state for tests."""
+        group, _, version = obj["apiVersion"].rpartition("/")
+        for rt in self.by_gv.get((group, version), []):
+            if rt.kind == obj["kind"]:
+                return self.store.create(rt, obj)
+        raise KeyError(obj["apiVersion"], obj["kind"])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def _split_path(path: str):
+    return [p for p in path.split("/") if p]
+
+
+def merge_patch(target, patch):
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def _ptr(path: str) -> List[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ApiError(422, f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def json_patch(doc, ops):
+    """RFC 6902 (add, remove, replace, test, move, copy)."""
+    doc = copy.deepcopy(doc)
+
+    def parent(parts):
+        cur = doc
+        for p in parts[:-1]:
+            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+        return cur
+
+    def get(parts):
+        cur = doc
+        for p in parts:
+            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+        return cur
+
+    for op in ops:
+        kind, parts = op.get("op"), _ptr(op.get("path", ""))
+        try:
+            if kind in ("add", "replace"):
+                par, last = parent(parts), parts[-1]
+                if isinstance(par, list):
+                    if last == "-":
+                        par.append(copy.deepcopy(op["value"]))
+                    elif kind == "add":
+                        par.insert(int(last), copy.deepcopy(op["value"]))
+                    else:
+                        par[int(last)] = copy.deepcopy(op["value"])
+                else:
+                    if kind == "replace" and last not in par:
+                        raise KeyError(last)
+                    par[last] = copy.deepcopy(op["value"])
+            elif kind == "remove":
+                par, last = parent(parts), parts[-1]
+                if isinstance(par, list):
+                    del par[int(last)]
+                else:
+                    del par[last]
+            elif kind == "test":
+                if get(parts) != op.get("value"):
+                    raise ApiError(422, f"the server rejected our request due to an error in our request: "
+                                        f"test operation failed at {op.get('path')}")
+            elif kind in ("move", "copy"):
+                src = _ptr(op["from"])
+                val = copy.deepcopy(get(src))
+                if kind == "move":
+                    sp = parent(src)
+                    if isinstance(sp, list):
+                        del sp[int(src[-1])]
+                    else:
+                        del sp[src[-1]]
+                par = parent(parts)
+                if isinstance(par, list):
+                    par.insert(int(parts[-1]), val)
+                else:
+                    par[parts[-1]] = val
+            else:
+                raise ApiError(422, f"unknown JSON patch op {kind!r}")
+        except (KeyError, IndexError, ValueError, TypeError) as e:
+            raise ApiError(422, f"the server rejected our request due to an error in our request: "
+                                f"JSON patch {kind} {op.get('path')}: {e}") from None
+    return doc
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True     # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    double: K8sDouble = None
+    server_version = "k8s-double/1.0"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    # -- plumbing -----------------------------------------------------------------
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise ApiError(400, f"couldn't get version/kind; json parse error: {e}")
+
+    def _send(self, code: int, body, headers: Optional[Dict[str, str]] = None) -> None:
+        data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (
+            body.encode() if isinstance(body, str) else body)
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json" if not isinstance(body, str) else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Audit-Id", str(self.double.request_count))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, e: ApiError) -> None:
+        self._send(e.code, e.status())
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        d = self.double
+        url = urllib.parse.urlsplit(self.path)
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        with d._req_lock:
+            d.requests.append((method, self.path))
+        try:
+            body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            if d.token:
+                auth = self.headers.get("Authorization", "")
+                if auth != f"Bearer {d.token}":
+                    raise ApiError(401, "Unauthorized")
+            self._route(method, _split_path(url.path), q, body)
+        except ApiError as e:
+            self._error(e)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as e:  # a bug in the double: say so like an apiserver would
+            import traceback
+            traceback.print_exc()
+            try:
+                self._error(ApiError(500, f"k8s double internal error: {type(e).__name__}: {e}"))
+            except OSError:
+                pass
+
+    # -- routing ------------------------------------------------------------------
+    def _route(self, method: str, parts: List[str], q: Dict[str, str], body) -> None:
+        d = self.double
+        if not parts:
+            return self._send(200, {"paths": ["/api", "/api/v1", "/apis", "/version"]})
+        if parts == ["version"]:
+            return self._send(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0-mmslib-double",
+                                    "gitCommit": "0" * 40, "gitTreeState": "clean",
+                                    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22.0",
+                                    "compiler": "gc", "platform": "linux/amd64"})
+        if parts in (["healthz"], ["readyz"], ["livez"]):
+            return self._send(200, "ok")
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
+                                        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                                        "serverAddress": f"127.0.0.1:{d.port}"}]})
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis":
+            if len(parts) == 1:
+                return self._send(200, self._group_list())
+            group = parts[1]
+            if len(parts) == 2:
+                g = self._group(group)
+                if g is None:
+                    raise ApiError(404, "the server could not find the requested resource")
+                return self._send(200, g)
+            version, rest = parts[2], parts[3:]
+        else:
+            raise ApiError(404, "the server could not find the requested resource")
+        if not self._gv_served(group, version):
+            raise ApiError(404, "the server could not find the requested resource")
+        if not rest:
+            return self._send(200, {"kind": "APIResourceList", "apiVersion": "v1",
+                                    "groupVersion": f"{group}/{version}" if group else version,
+                                    "resources": [rt.discovery() for rt in d.by_gv[(group, version)]]
+                                    + [{"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced,
+                                        "kind": rt.kind, "verbs": ["get", "patch", "update"]}
+                                       for rt in d.by_gv[(group, version)] if rt.status_subresource]})
+        ns = None
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            ns, rest = rest[1], rest[2:]
+        plural = rest[0]
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        rt = d.type_for(group, plural)
+        if rt is None or rt.version != version:
+            raise ApiError(404, "the server could not find the requested resource")
+        if rt.namespaced is False and ns is not None:
+            raise ApiError(404, "the server could not find the requested resource")
+        if rt.namespaced and ns is None and name is not None:
+            raise ApiError(404, "the server could not find the requested resource")
+        if rt.key == ("", "namespaces") and name:
+            ns_target = name
+        else:
+            ns_target = ns
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method)
+        if method == "GET":
+            verb = "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list")
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        if verb not in rt.verbs:
+            raise ApiError(405, f"the server does not allow this method on the requested resource")
+        if ns_target is not None and ns_target in d.forbidden_namespaces:
+            what = f'{rt.qualified} "{name}"' if name else rt.qualified
+            grp = f'in API group "{group}"'
+            raise ApiError(403, f'{what} is forbidden: User "{d.user}" cannot {verb} resource "{plural}" {grp} '
+                                f'in the namespace "{ns_target}"',
+                           details={"name": name or "", "group": group, "kind": plural})
+        fault = d._take_fault(verb, plural, name)
+        if fault is not None:
+            reason = REASONS.get(fault.status, "Unknown")
+            details = {"name": name or "", "group": group, "kind": plural}
+            if fault.status == 422:
+                details["causes"] = [{"reason": "FieldValueInvalid", "message": fault.message, "field": "spec"}]
+            if fault.status == 409:
+                reason = "AlreadyExists" if verb == "create" else "Conflict"
+            raise ApiError(fault.status, fault.message, reason, details)
+        if rt.virtual:
+            return self._metrics(rt, ns, name, q)
+        if ns is not None and rt.namespaced and method == "POST":
+            if d.store.get(d.types[("", "namespaces")], "", ns) is None:
+                raise ApiError(404, f'namespaces "{ns}" not found', details={"name": ns, "kind": "namespaces"})
+        if verb == "create":
+            return self._create(rt, ns, body, q)
+        if verb == "get":
+            return self._send(200, self._get_or_404(rt, ns, name))
+        if verb == "list":
+            return self._list(rt, ns, q)
+        if verb == "watch":
+            return self._watch(rt, ns, q)
+        if verb == "patch":
+            return self._patch(rt, ns, name, sub, body)
+        if verb == "update":
+            return self._update(rt, ns, name, sub, body)
+        if verb == "delete":
+            return self._delete(rt, ns, name)
+        if verb == "deletecollection":
+            return self._delete_collection(rt, ns, q)
+        raise ApiError(405, "method not allowed")
+
+    # -- discovery --------------------------------------------------------------------
+    def _gv_served(self, group: str, version: str) -> bool:
+        d = self.double
+        if (group, version) not in d.by_gv:
+            return False
+        if group == "metrics.k8s.io" and not d.metrics_enabled:
+            return False
+        return True
+
+    def _group(self, group: str) -> Optional[dict]:
+        d = self.double
+        versions = [v for (g, v) in d.by_gv if g == group and self._gv_served(g, v)]
+        if not versions or group == "":
+            return None
+        versions.sort(reverse=True)   # v1beta1 before v1alpha1
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
+
+    def _group_list(self) -> dict:
+        groups = sorted({g for (g, _) in self.double.by_gv if g}, key=lambda g: (GROUP_PRIORITY.get(g, 9), g))
+        return {"kind": "APIGroupList", "apiVersion": "v1",
+                "groups": [x for x in (self._group(g) for g in groups) if x]}
+
+    # -- verbs ---------------------------------------------------------------------
+    def _get_or_404(self, rt: ResourceType, ns: Optional[str], name: str) -> dict:
+        obj = self.double.store.get(rt, ns or "", name)
+        if obj is None:
+            raise ApiError(404, f'{rt.qualified} "{name}" not found',
+                           details={"name": name, "group": rt.group, "kind": rt.plural})
+        return obj
+
+    def _admit(self, rt: ResourceType, obj: dict, q: Dict[str, str], old: Optional[dict] = None) -> None:
+        """Schema validation (422), strict field validation (400), KServe webhooks (403)."""
+        d = self.double
+        name = obj.get("metadata", {}).get("name", "")
+        errs = mk.metadata_errors(obj.get("metadata"))
+        if rt.validator is not None:
+            errs = rt.validator.errors(obj)
+        if errs:
+            unknown = [e for e in errs if e.reason == "FieldValueForbidden" and "not declared" in e.message]
+            if unknown and q.get("fieldValidation") == "Strict":
+                raise ApiError(400, "strict decoding error: " + ", ".join(f'unknown field "{e.field}"' for e in unknown))
+            gk = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+            msg = f'{gk} "{name}" is invalid: ' + (
+                f"[{', '.join(map(str, errs))}]" if len(errs) > 1 else str(errs[0]))
+            raise ApiError(422, msg, "Invalid", {
+                "name": name, "group": rt.group, "kind": rt.kind,
+                "causes": [{"reason": e.reason, "message": e.message, "field": e.field} for e in errs]})
+        if rt.group == "serving.kserve.io" and d.config.kserve_webhooks and rt.kind in ("InferenceService", "TrainedModel"):
+            import re
+            if not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name):
+                label = "InferenceService" if rt.kind == "InferenceService" else "Trained Model"
+                hook = "inferenceservice" if rt.kind == "InferenceService" else "trainedmodel"
+                raise ApiError(403, f'admission webhook "{hook}.kserve-webhook-server.validator" denied the request: '
+                                    f'the {label} "{name}" is invalid: a {label} name must consist of lower case '
+                                    "alphanumeric characters or '-', and must start with alphabetical character. "
+                                    "(e.g. \"my-name\" or \"abc-123\", regex used for validation is "
+                                    "'[a-z]([-a-z0-9]*[a-z0-9])?')")
+            if rt.kind == "TrainedModel" and old is not None:
+                if old["spec"]["model"].get("memory") != obj.get("spec", {}).get("model", {}).get("memory"):
+                    raise ApiError(403, f'admission webhook "trainedmodel.kserve-webhook-server.validator" denied the '
+                                        f'request: failed to update trained model "{name}" in validator because '
+                                        "memory was changed")
+
+    def _create(self, rt: ResourceType, ns: Optional[str], body, q) -> None:
+        d = self.double
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body of the request was in an unknown format")
+        if body.get("kind") != rt.kind or body.get("apiVersion") != rt.api_version:
+            raise ApiError(400, f"the API version in the data ({body.get('apiVersion')}) does not match the expected "
+                                f"API version ({rt.api_version})" if body.get("apiVersion") != rt.api_version else
+                           f"the kind in the data ({body.get('kind')}) does not match the expected kind ({rt.kind})")
+        meta = body.setdefault("metadata", {})
+        if rt.namespaced:
+            if meta.get("namespace") not in (None, ns):
+                raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the "
+                                    "request")
+            meta["namespace"] = ns
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                import secrets
+                meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+            else:
+                raise ApiError(422, f'{rt.kind} "" is invalid: metadata.name: Required value: name or generateName '
+                                    "is required", details={"causes": [{"reason": "FieldValueRequired",
+                                                                        "message": "Required value",
+                                                                        "field": "metadata.name"}]})
+        if rt.status_subresource:
+            body.pop("status", None)
+        self._admit(rt, body, q)
+        if q.get("dryRun") == "All":
+            return self._send(201, body)
+        with d.store.lock:
+            if d.store.get(rt, ns or "", meta["name"]) is not None:
+                raise ApiError(409, f'{rt.qualified} "{meta["name"]}" already exists', "AlreadyExists",
+                               {"name": meta["name"], "group": rt.group, "kind": rt.plural})
+            for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
+                meta.pop(k, None)
+            if rt.group == "serving.kserve.io" and rt.kind in ("InferenceService", "TrainedModel"):
+                meta.setdefault("finalizers", [f"{rt.kind.lower()}.finalizers"])
+            obj = d.store.create(rt, body)
+        self._send(201, obj)
+
+    def _list(self, rt: ResourceType, ns: Optional[str], q) -> None:
+        items, rv = self._select(rt, ns, q)
+        limit = int(q.get("limit") or 0)
+        start = int(q.get("continue") or 0) if (q.get("continue") or "").isdigit() else 0
+        meta: Dict[str, object] = {"resourceVersion": str(rv)}
+        if limit and start + limit < len(items):
+            meta["continue"] = str(start + limit)
+            meta["remainingItemCount"] = len(items) - start - limit
+        items = items[start:start + limit] if limit else items[start:]
+        self._send(200, {"kind": rt.list_kind or rt.kind + "List", "apiVersion": rt.api_version,
+                         "metadata": meta, "items": items})
+
+    def _select(self, rt: ResourceType, ns: Optional[str], q) -> Tuple[List[dict], int]:
+        try:
+            lp = parse_label_selector(q.get("labelSelector"))
+            fp = parse_field_selector(q.get("fieldSelector"), rt.field_labels)
+        except SelectorError as e:
+            raise ApiError(400, str(e))
+        store = self.double.store
+        with store.lock:
+            items = [o for o in store.items(rt, ns) if lp(o["metadata"].get("labels") or {}) and fp(o)]
+            return items, store.rv
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _watch(self, rt: ResourceType, ns: Optional[str], q) -> None:
+        d = self.double
+        store = d.store
+        try:
+            lp = parse_label_selector(q.get("labelSelector"))
+            fp = parse_field_selector(q.get("fieldSelector"), rt.field_labels)
+        except SelectorError as e:
+            raise ApiError(400, str(e))
+        timeout = float(q.get("timeoutSeconds") or 1800)
+        rv_q = q.get("resourceVersion") or ""
+        drop_after = d._take_drop(rt.plural)
+        initial: List[Tuple[str, dict]] = []
+        with store.lock:
+            if rv_q in ("", "0"):
+                initial = [("ADDED", o) for o in store.items(rt, ns)
+                           if lp(o["metadata"].get("labels") or {}) and fp(o)]
+                cursor = store.rv
+            else:
+                try:
+                    cursor = int(rv_q)
+                except ValueError:
+                    raise ApiError(400, f"invalid resourceVersion {rv_q!r}")
+                if cursor < store.oldest_rv:
+                    gone = True
+                else:
+                    gone = False
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        sent = 0
+        if rv_q not in ("", "0") and gone:
+            err = ApiError(410, f"too old resource version: {rv_q} ({store.oldest_rv})", "Expired").status()
+            self._write_chunk(json.dumps({"type": "ERROR", "object": err}).encode() + b"\n")
+            self._write_chunk(b"")
+            return
+
+        def drop() -> bool:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return False
+
+        def send(typ: str, obj: dict) -> bool:
+            nonlocal sent
+            self._write_chunk(json.dumps({"type": typ, "object": obj}).encode() + b"\n")
+            sent += 1
+            if drop_after is not None and sent >= drop_after:
+                return drop()     # cut right after the K-th event, without the terminating chunk
+            return True
+
+        if drop_after == 0:
+            drop()
+            return
+        for typ, obj in initial:
+            if not send(typ, obj):
+                return
+        deadline = time.monotonic() + timeout
+        while True:
+            with store.cond:
+                while store.rv <= cursor and not store.closing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    store.cond.wait(min(left, 1.0))
+                if store.closing or time.monotonic() >= deadline and store.rv <= cursor:
+                    break
+                events = store.events_after(cursor, rt.key)
+                cursor = store.rv
+            for ev in events:
+                if ns is not None and ev.namespace != ns:
+                    continue
+                if not (lp(ev.obj["metadata"].get("labels") or {}) and fp(ev.obj)):
+                    continue
+                if not send(ev.type, ev.obj):
+                    return
+        self._write_chunk(b"")
+
+    def _apply_patch(self, obj: dict, body, ctype: str) -> dict:
+        if ctype.startswith("application/json-patch+json"):
+            if not isinstance(body, list):
+                raise ApiError(400, "json patch must be a list of operations")
+            return json_patch(obj, body)
+        if ctype.startswith("application/merge-patch+json") or ctype.startswith("application/strategic-merge-patch+json"):
+            if not isinstance(body, dict):
+                raise ApiError(400, "merge patch must be an object")
+            return merge_patch(obj, body)
+        raise ApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
+                            "application/json-patch+json, application/merge-patch+json, "
+                            f"application/strategic-merge-patch+json (got {ctype!r})")
+
+    def _store_update(self, rt: ResourceType, ns: Optional[str], name: str, sub: Optional[str], new: dict,
+                      old: dict, q) -> dict:
+        d = self.double
+        # fields the client may not change
+        for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"):
+            if k in old["metadata"]:
+                new["metadata"][k] = old["metadata"][k]
+            else:
+                new["metadata"].pop(k, None)
+        new["apiVersion"], new["kind"] = old.get("apiVersion", rt.api_version), old.get("kind", rt.kind)
+        if rt.status_subresource:
+            if sub == "status":
+                st = new.get("status")
+                new = copy.deepcopy(old)
+                if st is None:
+                    new.pop("status", None)
+                else:
+                    new["status"] = st
+            elif "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        self._admit(rt, new, q, old)
+        spec_changed = {k: v for k, v in new.items() if k not in ("metadata", "status")} != \
+            {k: v for k, v in old.items() if k not in ("metadata", "status")}
+        if new == old:
+            return old
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        stored = d.store.replace(rt, new, bump_generation=spec_changed and rt.custom)
+        if old["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
+            d.store.remove(rt, ns or "", name)
+        return stored
+
+    def _patch(self, rt: ResourceType, ns: Optional[str], name: str, sub: Optional[str], body) -> None:
+        d = self.double
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).items()}
+        with d.store.lock:
+            old = self._get_or_404(rt, ns, name)
+            new = self._apply_patch(copy.deepcopy(old), body, self.headers.get("Content-Type", ""))
+            if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
+                raise ApiError(422, "patch removed the object's metadata")
+            obj = self._store_update(rt, ns, name, sub, new, old, q)
+        self._send(200, obj)
+
+    def _update(self, rt: ResourceType, ns: Optional[str], name: str, sub: Optional[str], body) -> None:
+        d = self.double
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).items()}
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            raise ApiError(400, "the body of the request was in an unknown format")
+        with d.store.lock:
+            old = self._get_or_404(rt, ns, name)
+            rv = body["metadata"].get("resourceVersion")
+            if rv and rv != old["metadata"]["resourceVersion"]:
+                raise ApiError(409, f'Operation cannot be fulfilled on {rt.qualified} "{name}": the object has been '
+                                    "modified; please apply your changes to the latest version and try again",
+                               "Conflict", {"name": name, "group": rt.group, "kind": rt.plural})
+            obj = self._store_update(rt, ns, name, sub, copy.deepcopy(body), old, q)
+        self._send(200, obj)
+
+    def _delete_one(self, rt: ResourceType, ns: Optional[str], name: str) -> Optional[dict]:
+        d = self.double
+        store = d.store
+        with store.lock:
+            old = store.get(rt, ns or "", name)
+            if old is None:
+                return None
+            if old["metadata"].get("finalizers"):
+                if old["metadata"].get("deletionTimestamp"):
+                    return old
+
+                def mark(o):
+                    o["metadata"]["deletionTimestamp"] = now_iso()
+                    o["metadata"]["deletionGracePeriodSeconds"] = 0
+                return store.update(rt, ns or "", name, mark)
+            return store.remove(rt, ns or "", name)
+
+    def _delete(self, rt: ResourceType, ns: Optional[str], name: str) -> None:
+        obj = self._delete_one(rt, ns, name)
+        if obj is None:
+            raise ApiError(404, f'{rt.qualified} "{name}" not found',
+                           details={"name": name, "group": rt.group, "kind": rt.plural})
+        self._send(200, obj)
+
+    def _delete_collection(self, rt: ResourceType, ns: Optional[str], q) -> None:
+        items, _ = self._select(rt, ns, q)
+        out = []
+        for o in items:
+            r = self._delete_one(rt, o["metadata"].get("namespace"), o["metadata"]["name"])
+            if r is not None:
+                out.append(r)
+        self._send(200, {"kind": rt.list_kind or rt.kind + "List", "apiVersion": rt.api_version,
+                         "metadata": {"resourceVersion": str(self.double.store.rv)}, "items": out})
+
+    # -- metrics.k8s.io -------------------------------------------------------------------
+    def _metrics(self, rt: ResourceType, ns: Optional[str], name: Optional[str], q) -> None:
+        d = self.double
+        if q.get("watch") in ("true", "1"):
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if rt.plural == "nodes":
+            items = d.controller.node_metrics()
+            kind = "NodeMetrics"
+        else:
+            pods_rt = d.types[("", "pods")]
+            try:
+                lp = parse_label_selector(q.get("labelSelector"))
+            except SelectorError as e:
+                raise ApiError(400, str(e))
+            pods = [p for p in d.store.items(pods_rt, ns) if lp(p["metadata"].get("labels") or {})
+                    and p.get("status", {}).get("phase") == "Running"]
+            items = [d.controller.pod_metrics(p) for p in pods]
+            kind = "PodMetrics"
+        if name is not None:
+            for it in items:
+                if it["metadata"]["name"] == name:
+                    return self._send(200, it)
+            raise ApiError(404, f'{rt.qualified} "{name}" not found')
+        self._send(200, {"kind": kind + "List", "apiVersion": rt.api_version,
+                         "metadata": {"resourceVersion": ""}, "items": items})

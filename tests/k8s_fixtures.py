@@ -1,0 +1,76 @@
+"""Pytest fixtures: a Kubernetes API double with KServe's CRDs on loopback.
+
+``k8s_cluster`` yields a :class:`Cluster`: the double started on a free
+127.0.0.1 port with its ingress, a kubeconfig file written for it, torn down
+after the test. ``make_k8s_cluster(**options)`` starts more (or differently
+configured) ones in the same test: options are K8sDouble's (kserve, metrics,
+capacity=Capacity(...), config=Config(...), forbidden_namespaces, ...).
+
+Import them in a conftest (or a test module) to use them::
+
+    from k8s_fixtures import k8s_cluster, make_k8s_cluster  # noqa: F401
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from k8s_double import Capacity, Config, K8sDouble  # noqa: E402,F401
+
+
+@dataclass
+class Cluster:
+    """A running double and how to reach it."""
+
+    double: K8sDouble          # knobs: fail_next, drop_watches, set_capacity, config, metrics_enabled, requests, ...
+    kubeconfig: str            # path of a kubeconfig for the unmodified kubernetes client
+    api_url: str               # http://127.0.0.1:<port>
+    ingress_host: str          # 127.0.0.1
+    ingress_port: int          # V2 REST by Host header
+    namespace: str = "default"
+
+    def backend_kwargs(self, **over) -> Dict[str, Any]:
+        """KServeBackend keyword arguments that point it at this double."""
+        kw = dict(kubeconfig=self.kubeconfig, namespace=self.namespace, ingress_host=self.ingress_host,
+                  ingress_port=self.ingress_port)
+        kw.update(over)
+        return kw
+
+    def api_client(self):
+        from kubernetes import config
+        return config.new_client_from_config(config_file=self.kubeconfig)
+
+
+def start_cluster(tmp_dir: Path, **options) -> Cluster:
+    d = K8sDouble(**options).start()
+    kc = d.write_kubeconfig(Path(tmp_dir) / f"kubeconfig-{d.port}")
+    ing = d.ingress
+    return Cluster(d, str(kc), d.url, ing.host if ing else "", ing.port if ing else 0)
+
+
+@pytest.fixture
+def make_k8s_cluster(tmp_path):
+    """Factory: ``make_k8s_cluster(**K8sDouble options) -> Cluster``; all stopped after the test."""
+    started = []
+
+    def make(**options) -> Cluster:
+        c = start_cluster(tmp_path, **options)
+        started.append(c)
+        return c
+    yield make
+    for c in started:
+        c.double.stop()
+
+
+@pytest.fixture
+def k8s_cluster(make_k8s_cluster) -> Cluster:
+    """A default double: KServe installed, metrics served, 3 nodes × (16 CPU, 64Gi, 110 pods)."""
+    return make_k8s_cluster()
