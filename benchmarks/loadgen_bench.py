@@ -22,10 +22,7 @@ Run: ``.venv/bin/python benchmarks/loadgen_bench.py [--skip-parse] [--skip-rate]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mmslib.backends.local import serve  # noqa: E402
 from mmslib.loadgen import Target, parse_k6_csv, run_level  # noqa: E402
 
 REST_METRICS = ["http_reqs", "http_req_duration", "http_req_blocked", "http_req_connecting",
@@ -144,60 +142,6 @@ def bench_parse(tmp: Path) -> None:
         path.unlink()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(tmp: Path, models, cpus=None):
-    import requests
-
-    from mmslib.workloads import get_workload
-
-    w = get_workload("simple_string")
-    store = tmp / "store"
-    for n in models:
-        w.write_artifact(store / n, n)
-    http_port, grpc_port = _free_port(), _free_port()
-    cfg = tmp / "server.json"
-    cfg.write_text(json.dumps({"store": str(store), "http_port": http_port, "grpc_port": grpc_port,
-                               "models": list(models)}))
-    log = open(tmp / "server.log", "wb")
-    cmd = [sys.executable, "-m", "mmslib.runtimes.kserve_server", str(cfg)]
-    if cpus:
-        cmd = ["taskset", "-c", ",".join(map(str, cpus))] + cmd
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
-        try:
-            if requests.get(f"http://127.0.0.1:{http_port}/v2/models/{models[-1]}/ready",
-                            timeout=1).status_code == 200:
-                return proc, http_port, grpc_port, w
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server not ready in 60 s")
-
-
-def stop(proc) -> None:
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def _children_cpu() -> float:
     import resource
 
@@ -218,9 +162,10 @@ def bench_rate(tmp: Path, levels, level_s: float, protocol: str, pre_vus=None,
     cpus = sorted(os.sched_getaffinity(0))
     server_cpus, k6_cpus = (cpus[: len(cpus) // 2], cpus[len(cpus) // 2:]) if pin and len(cpus) > 1 \
         else (None, None)
-    proc, http_port, grpc_port, w = start_server(tmp, models, server_cpus)
-    try:
-        sample = w.make_sample(np.random.default_rng(0))
+    with serve("simple_string", models, tmp / "server", cpus=server_cpus) as backend:
+        srv = backend.server()
+        proc, http_port, grpc_port = srv.proc, srv.http_port, srv.grpc_port
+        sample = backend.workload.make_sample(np.random.default_rng(0))
         body = request_body(sample.inputs)
         expect = sample.expected if check_outputs else None
         if protocol == "rest":
@@ -256,8 +201,6 @@ def bench_rate(tmp: Path, levels, level_s: float, protocol: str, pre_vus=None,
             else:
                 break
         print(f"highest sustained rate: {best} qps" if best else "no level sustained")
-    finally:
-        stop(proc)
 
 
 def main(argv=None) -> None:

@@ -64,7 +64,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -80,7 +79,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DependencyError, MmsError, ParamError
-from .procs import die_with_parent
+from .procs import die_with_parent, pin_threads, stop_group
 
 PROTOCOLS = ("rest", "grpc")
 TRAFFIC = ("uniform", "zipf")
@@ -756,41 +755,15 @@ def _k6_error(text: str) -> str:
     return "\n".join(errs[-10:]) if errs else text[-2000:]
 
 
-def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """Terminate k6's process group (it leads its own session), then kill it;
-    never raises. Signals go only to a child not yet reaped, so the pid is
-    still ours."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _pin_threads(pid: int, cpus: List[int]) -> None:
     """Pin every thread of a running process (fallback when there is no
     taskset); threads started later by pinned threads inherit the mask, a few
     passes catch those started meanwhile."""
     for delay in (0.0, 0.05, 0.2):
         time.sleep(delay)
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
+        if not os.path.isdir(f"/proc/{pid}/task"):
             return
-        for tid in tids:
-            try:
-                os.sched_setaffinity(int(tid), cpus)
-            except OSError:
-                pass
+        pin_threads([pid], cpus)
 
 
 def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s: float = 0.0,
@@ -864,7 +837,7 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
                     raise MmsError(f"k6 did not finish within {deadline:.0f} s; stderr: "
                                    f"{_k6_error(_tail(wd / STDERR_FILE))}") from None
             finally:
-                _stop(proc)
+                stop_group(proc)  # k6 leads its own process group
         wall = time.time() - t0
         stderr_tail = _tail(wd / STDERR_FILE)
         if rc not in (0, EXIT_THRESHOLDS_FAILED):

@@ -26,7 +26,7 @@ from .backends import make_backend, model_names
 from .errors import DeployError, MmsError
 from .loadgen import Target, run_level
 from .params import PerformanceParams
-from .procs import Supervisor, tree_pids
+from .procs import Supervisor, pin_threads, tree_pids
 from .rundir import RunDir
 from .workloads import get_workload
 
@@ -50,20 +50,6 @@ class PerformanceResult:
 
 def level_name(mode: str, qps: float, repeat: int) -> str:
     return f"requests/{mode}_{qps:g}qps_r{repeat}"
-
-
-def pin(pids: List[int], cpus: List[int]) -> None:
-    """Pin every thread of the given processes to ``cpus``."""
-    for pid in pids:
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                os.sched_setaffinity(tid, cpus)
-            except OSError:
-                pass
 
 
 def cpu_split(isolate: bool):
@@ -153,10 +139,8 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
                     rundir.save_json("deploy", deploy_rows)
                     if server_cpus:
                         for b, _, _ in backends.values():
-                            pin(b.pids(), server_cpus)
-                    if progress:
-                        from tqdm.auto import tqdm
-                        bar = tqdm(total=len(todo), desc="levels", unit="level")
+                            pin_threads(b.pids(), server_cpus)
+                    bar = progress_bar(len(todo), "levels", "level", progress)
                     for cell in todo:
                         backend, targets, _ = backends[cell.mode]
                         row, recs, samp = _measure(p, cell, backend, targets, k6_cpus, tmp, on_level)

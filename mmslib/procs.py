@@ -132,7 +132,7 @@ class Supervisor:
 
     def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
         """Stop one child and its whole process group."""
-        _stop_group(proc, timeout)
+        stop_group(proc, timeout)
         with self._lock:
             self.procs.pop(proc.pid, None)
             self.names.pop(proc.pid, None)
@@ -179,9 +179,16 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)  # the child leads its own group
     except (ProcessLookupError, PermissionError):
-        pass
-    # Descendants that left the group (rare) are found by tree.
-    if sig == signal.SIGKILL:
+        # No such group (the child is dead, or leads none) or none of it may be
+        # signalled: the child itself. send_signal does nothing once the child
+        # is reaped, so the pid is still ours.
+        try:
+            proc.send_signal(sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    # Descendants that left the group (rare) are found by tree, while the child
+    # is not reaped (its pid is ours; once reaped its orphans are not its children).
+    if sig == signal.SIGKILL and proc.returncode is None:
         for pid in tree_pids(proc.pid)[1:]:
             try:
                 os.kill(pid, sig)
@@ -189,15 +196,40 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
                 pass
 
 
-def _stop_group(proc: subprocess.Popen, timeout: float) -> None:
+def stop_group(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Stop a child that leads its own process group (``start_new_session``):
+    SIGTERM the group, wait up to ``timeout`` s for the child, then SIGKILL the
+    group (and any descendant that left it). Never raises: a child already
+    dead (reaped or not), a group already empty, a group we may not signal
+    (then the child alone is signalled) or a child that will not die are all
+    fine."""
     _signal_group(proc, signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         _signal_group(proc, signal.SIGKILL)
-        proc.wait(2.0)
+        try:
+            proc.wait(2.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - stuck in the kernel
+            pass
     else:
         _signal_group(proc, signal.SIGKILL)  # leftovers in the group
+
+
+def pin_threads(pids: Iterable[int], cpus: Sequence[int]) -> None:
+    """Pin every thread of the given processes to ``cpus`` (threads they
+    start later inherit the mask). Processes or threads gone meanwhile, or
+    that may not be pinned, are skipped."""
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
 
 
 @atexit.register

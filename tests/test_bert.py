@@ -5,12 +5,10 @@ sentence-transformers reference model, a KServe server) are module-scoped.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,8 +23,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from mmslib.errors import ParamError  # noqa: E402
 from mmslib.workloads import ARTIFACT_FILE, get_workload, load_artifact  # noqa: E402
 from mmslib.workloads import bert  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 PARITY_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -278,51 +274,18 @@ def test_workload_registered():
 
 # ---------------------------------------------------------------- a real KServe server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
-    work = tmp_path_factory.mktemp("kserve")
-    http_port, grpc_port = _free_port(), _free_port()
-    while grpc_port == http_port:
-        grpc_port = _free_port()
-    cfg = work / "cfg.json"
-    cfg.write_text(json.dumps({"store": str(store["root"]), "http_port": http_port,
-                               "grpc_port": grpc_port, "models": ["b0", "b1"]}))
-    log = open(work / "server.log", "wb")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.Popen([sys.executable, "-m", "mmslib.runtimes.kserve_server", str(cfg)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited {proc.returncode}:\n{(work / 'server.log').read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/v2/models/b0/ready", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in 90 s:\n{(work / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield {"base": base, "http_port": http_port, "proc": proc}
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
+    """One KServe ModelServer with b0, b1 written by the default (auto) workload, offline."""
+    from mmslib.backends.local import serve
+
+    with contextlib.ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as mp:  # the server inherits the environment
+            mp.setenv("HF_HUB_OFFLINE", "1")
+            mp.setenv("TRANSFORMERS_OFFLINE", "1")
+            backend = stack.enter_context(serve(bert.WORKLOAD, ["b0", "b1"], tmp_path_factory.mktemp("kserve")))
+        srv = backend.server()
+        yield {"base": srv.rest_url, "http_port": srv.http_port, "proc": srv.proc}
 
 
 def test_kserve_server_infer(server, st_model):

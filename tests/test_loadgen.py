@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 
 from mmslib import loadgen
+from mmslib.backends.local import serve
 from mmslib.errors import DependencyError, MmsError, ParamError
 from mmslib.loadgen import (RECORD_COLUMNS, Target, build_script, k6_binary, parse_k6_csv,
                             run_level, target_sequence, traffic_weights)
 from mmslib.v2 import request_body
-from mmslib.workloads import get_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["m0", "m1", "m2", "m3"]
@@ -31,20 +29,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 class Server:
@@ -63,36 +47,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One KServe ModelServer (simple_string m0..m3) on free loopback ports; always killed."""
-    tmp = tmp_path_factory.mktemp("loadgen-server")
-    w = get_workload("simple_string")
-    for n in MODELS:
-        w.write_artifact(tmp / "store" / n, n)
-    http_port, grpc_port = _free_port(), _free_port()
-    cfg = tmp / "server.json"
-    cfg.write_text(json.dumps({"store": str(tmp / "store"), "http_port": http_port,
-                               "grpc_port": grpc_port, "models": MODELS}))
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mmslib.runtimes.kserve_server", str(cfg)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
-            try:
-                if requests.get(f"http://127.0.0.1:{http_port}/v2/models/{MODELS[-1]}/ready",
-                                timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline:
-                pytest.fail("server not ready within 60 s")
-            time.sleep(0.1)
-        yield Server(http_port, grpc_port, w.make_sample(np.random.default_rng(0)))
-    finally:
-        _kill_group(proc)
-        log.close()
+    """One KServe ModelServer (simple_string m0..m3) on free loopback ports; always stopped."""
+    with serve("simple_string", MODELS, tmp_path_factory.mktemp("loadgen-server")) as backend:
+        srv = backend.server()
+        yield Server(srv.http_port, srv.grpc_port, backend.workload.make_sample(np.random.default_rng(0)))
 
 
 def _metric(result, name):

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import requests
 
 from .. import resources
 from ..errors import DeployError
-from ..procs import Supervisor, free_port, tree_pids
-from ..runtimes import Runtime, ServerConfig
+from ..procs import Supervisor, free_port, pin_threads, tree_pids
+from ..runtimes import Runtime, ServerConfig, get_runtime
 from ..v2 import V2Client
 from .base import Backend, DeployEvent, Endpoint, VerifyResult
 
@@ -53,8 +54,10 @@ class LocalBackend(Backend):
     def __init__(self, runtime: Runtime, workload, workdir: Path, *,
                  deploy_concurrency: int = 4, deploy_timeout_s: float = 120.0,
                  host_memory_limit: int = 10 << 30, model_memory: Optional[int] = None,
-                 server_threads: int = 1, supervisor: Optional[Supervisor] = None):
-        runtime.check_available()
+                 server_threads: int = 1, supervisor: Optional[Supervisor] = None,
+                 check_runtime: bool = True):
+        if check_runtime:  # False: a missing runtime shows as the server's start error
+            runtime.check_available()
         self.runtime = runtime
         self.workload = workload
         self.workdir = Path(workdir)
@@ -226,6 +229,15 @@ class LocalBackend(Backend):
     def servers(self) -> List[str]:
         return list(self._servers)
 
+    def server(self, name: Optional[str] = None) -> LocalServer:
+        """The running server ``name`` (ports, process, models); without a
+        name, the only one (KeyError when there is not exactly one)."""
+        if name is None:
+            if len(self._servers) != 1:
+                raise KeyError(f"{len(self._servers)} servers running, name one: {self.servers()}")
+            return next(iter(self._servers.values()))
+        return self._servers[name]
+
     def endpoints(self) -> List[Endpoint]:
         out = []
         for srv in list(self._servers.values()):
@@ -306,3 +318,41 @@ class LocalBackend(Backend):
         self._hosts.clear()
         if self._own_supervisor:
             self.sup.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def serve(workload, models: Sequence[str], workdir: Path, runtime: Union[str, Runtime] = "kserve",
+          cpus: Optional[Sequence[int]] = None, **backend_kw) -> Iterator[LocalBackend]:
+    """One standalone server on free loopback ports with ``models`` loaded
+    and ready; yields its :class:`LocalBackend` (``endpoints()``, ``server()``
+    for the ports and process) and stops the server on exit, also on error.
+
+    ``workload``: a workload or its name; the models' artifacts are written to
+    ``workdir/store``. ``cpus``: CPU ids to pin the server's threads to.
+    ``backend_kw`` go to :class:`LocalBackend` (e.g. ``deploy_timeout_s``).
+    Raises DeployError when the server does not start (its log tail says why,
+    a missing runtime included) or a model does not load.
+
+    The runtime is not imported here (``check_runtime=False`` unless given):
+    the caller may be a client that must not load it (kserve's gRPC protobufs
+    and tritonclient.grpc's cannot share a process).
+    """
+    backend_kw.setdefault("check_runtime", False)
+    if isinstance(workload, str):
+        from ..workloads import get_workload
+        workload = get_workload(workload)
+    rt = get_runtime(runtime) if isinstance(runtime, str) else runtime
+    backend = LocalBackend(rt, workload, workdir, **backend_kw)
+    try:
+        backend.start_hosts(1)
+        if cpus:  # before the loads: threads they start inherit the mask
+            pin_threads(backend.pids(), list(cpus))
+        failed = [ev for ev in backend.deploy_mms(list(models)) if not ev.ok]
+        if failed:
+            raise DeployError(f"{len(failed)} of {len(models)} models not loaded: "
+                              + "; ".join(ev.error for ev in failed[:3]))
+        if cpus:
+            pin_threads(backend.pids(), list(cpus))
+        yield backend
+    finally:
+        backend.close()
