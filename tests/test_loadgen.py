@@ -198,34 +198,43 @@ def test_k6_binary(tmp_path):
         run_level(_targets()[:1], qps=5, duration_s=1, k6_path=str(tmp_path / "missing-k6"))
 
 
+PROTO_CHECK = """
+import subprocess, sys
+from google.protobuf import descriptor_pb2
+from kserve.protocol.grpc import grpc_predict_v2_pb2
+from mmslib.proto import PREDICT_V2_PATH, PREDICT_V2_PROTO, PROTO_DIR
+out = sys.argv[1]
+assert PREDICT_V2_PATH.is_file()
+subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}",
+                f"--descriptor_set_out={out}", PREDICT_V2_PROTO], check=True)
+fds = descriptor_pb2.FileDescriptorSet()
+fds.ParseFromString(open(out, "rb").read())
+ours = fds.file[0]
+
+def strip(m):  # protoc fills json_name; generated modules do not carry it
+    for f in m.field:
+        f.ClearField("json_name")
+    for n in m.nested_type:
+        strip(n)
+for m in ours.message_type:
+    strip(m)
+theirs = descriptor_pb2.FileDescriptorProto()
+grpc_predict_v2_pb2.DESCRIPTOR.CopyToProto(theirs)
+assert ours == theirs, "the shipped proto differs from kserve's"
+assert [m.name for m in ours.service[0].method][:6] == [
+    "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"]
+print("same")
+"""
+
+
 def test_proto_is_kserves_open_inference_protocol(tmp_path):
-    """The shipped .proto compiles to the same descriptor as kserve's generated module."""
+    """The shipped .proto compiles to the same descriptor as kserve's generated module.
+    In a subprocess: kserve's and tritonclient's generated modules both register
+    ``inference.*`` with protobuf and cannot share one process."""
     pytest.importorskip("grpc_tools")
-    from google.protobuf import descriptor_pb2
-    from kserve.protocol.grpc import grpc_predict_v2_pb2
-
-    from mmslib.proto import PREDICT_V2_PATH, PREDICT_V2_PROTO, PROTO_DIR
-
-    assert PREDICT_V2_PATH.is_file()
-    out = tmp_path / "fds.pb"
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}",
-                    f"--descriptor_set_out={out}", PREDICT_V2_PROTO], check=True)
-    fds = descriptor_pb2.FileDescriptorSet()
-    fds.ParseFromString(out.read_bytes())
-    ours = fds.file[0]
-
-    def strip(m):  # protoc fills json_name; generated modules do not carry it
-        for f in m.field:
-            f.ClearField("json_name")
-        for n in m.nested_type:
-            strip(n)
-    for m in ours.message_type:
-        strip(m)
-    theirs = descriptor_pb2.FileDescriptorProto()
-    grpc_predict_v2_pb2.DESCRIPTOR.CopyToProto(theirs)
-    assert ours == theirs
-    assert [m.name for m in ours.service[0].method][:6] == [
-        "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"]
+    r = subprocess.run([sys.executable, "-c", PROTO_CHECK, str(tmp_path / "fds.pb")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "same", r.stderr[-2000:]
 
 
 def test_parse_joins_checks_and_handles_failures(tmp_path):
@@ -330,8 +339,10 @@ def fake_grpc_server():
     from concurrent import futures
 
     import grpc
-    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
+    # tritonclient's generated stubs: the same inference.GRPCInferenceService
+    # (kserve's copy cannot be imported beside tritonclient.grpc in one process).
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pbg
 
     outputs = [("OUT_S", "BYTES", [b"12", b"-3"]), ("OUT_F", "FP32", [1.5, -2.25]),
                ("OUT_I", "INT64", [7, -8]), ("OUT_B", "BOOL", [True, False])]

@@ -54,10 +54,8 @@ class LocalBackend(Backend):
     def __init__(self, runtime: Runtime, workload, workdir: Path, *,
                  deploy_concurrency: int = 4, deploy_timeout_s: float = 120.0,
                  host_memory_limit: int = 10 << 30, model_memory: Optional[int] = None,
-                 server_threads: int = 1, supervisor: Optional[Supervisor] = None,
-                 check_runtime: bool = True):
-        if check_runtime:  # False: a missing runtime shows as the server's start error
-            runtime.check_available()
+                 server_threads: int = 1, supervisor: Optional[Supervisor] = None):
+        runtime.check_available()  # looks for the runtime, does not import it
         self.runtime = runtime
         self.workload = workload
         self.workdir = Path(workdir)
@@ -332,12 +330,7 @@ def serve(workload, models: Sequence[str], workdir: Path, runtime: Union[str, Ru
     ``backend_kw`` go to :class:`LocalBackend` (e.g. ``deploy_timeout_s``).
     Raises DeployError when the server does not start (its log tail says why,
     a missing runtime included) or a model does not load.
-
-    The runtime is not imported here (``check_runtime=False`` unless given):
-    the caller may be a client that must not load it (kserve's gRPC protobufs
-    and tritonclient.grpc's cannot share a process).
     """
-    backend_kw.setdefault("check_runtime", False)
     if isinstance(workload, str):
         from ..workloads import get_workload
         workload = get_workload(workload)

@@ -1,6 +1,7 @@
 """KServe's Python ModelServer (the ``kserve`` package) as a runtime."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -13,10 +14,10 @@ class KServeRuntime(Runtime):
     name = "kserve"
 
     def check_available(self) -> None:
-        try:
-            import kserve  # noqa: F401
-        except ImportError as e:  # pragma: no cover
-            raise DependencyError(f"runtime 'kserve' needs the kserve package: pip install kserve ({e})")
+        # find_spec, not import: kserve's generated protobuf modules clash with
+        # tritonclient.grpc's in one process, and the server runs in its own.
+        if importlib.util.find_spec("kserve") is None:  # pragma: no cover
+            raise DependencyError("runtime 'kserve' needs the kserve package: pip install -e . (kserve==0.21.0)")
 
     def command(self, cfg: ServerConfig) -> Tuple[List[str], Optional[Dict[str, str]]]:
         cfg.workdir.mkdir(parents=True, exist_ok=True)
