@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,8 @@ from .backends import make_backend, model_names
 from .errors import DeployError, MmsError
 from .loadgen import Target, run_level
 from .params import PerformanceParams
-from .procs import Supervisor, pin_threads, tree_pids
+from .procs import Supervisor, pin_threads
+from .progress import bar as progress_bar
 from .rundir import RunDir
 from .workloads import get_workload
 

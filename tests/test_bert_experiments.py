@@ -3,8 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from mmslib import params, stress
 
 ROOT = Path(__file__).resolve().parent.parent

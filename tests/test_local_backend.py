@@ -1,5 +1,4 @@
 """The local backend with real KServe servers on loopback."""
-import os
 import signal
 
 import psutil

@@ -1,6 +1,5 @@
 """The stress experiment with real servers: stop reasons, records, clean-up, notebook."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import pandas as pd
 import pytest
 
 from mmslib import params, stress
-from mmslib.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 

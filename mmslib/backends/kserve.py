@@ -265,7 +265,8 @@ class _Watcher:
                 if self._stop:
                     break
                 if not self.synced.is_set():
-                    self._set(lambda: setattr(self, "error", f"api: {e}"))
+                    msg = f"api: {e}"
+                    self._set(lambda: setattr(self, "error", msg))
                     self.synced.set()
                     return
                 failures += 1
