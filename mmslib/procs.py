@@ -59,12 +59,21 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def tree_pids(pid: int) -> List[int]:
-    """pid and all its descendants that are alive."""
+    """pid and all its descendants that are alive (zombies, exited but not yet
+    reaped, are not)."""
     try:
         p = psutil.Process(pid)
-        return [pid] + [c.pid for c in p.children(recursive=True)]
+        procs = [p] + p.children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+    out = []
+    for c in procs:
+        try:
+            if c.status() != psutil.STATUS_ZOMBIE:
+                out.append(c.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 class Supervisor:
