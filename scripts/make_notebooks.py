@@ -45,9 +45,7 @@ def params_cell(cls, overrides=None):
 
 SETUP = """
 %matplotlib inline
-import warnings
 import pandas as pd
-import scrapbook as sb
 from IPython.display import Markdown, display
 import mmslib
 from mmslib import params as mparams
@@ -117,20 +115,12 @@ summary[["mode", "verified_expected", "verified_listed", "verified_sampled", "ve
 """),
         md("## Run metadata\nVersions, machine, parameters and git sha, saved with the records in `output_dir/meta.json`."),
         code("""
-meta = result.rundir.meta
-pd.Series({"run_id": meta["run_id"], "git_sha": meta["git_sha"], **{f"machine.{k}": v for k, v in meta["machine"].items()},
-           **{f"version.{k}": v for k, v in meta["versions"].items()}}, name="value").to_frame()
+from mmslib.notebook import glue_run, metadata_table
+metadata_table(result.rundir.meta)
 """),
         code("""
 # Glued for report.ipynb (scrapbook).
-sb.glue("experiment", "stress")
-sb.glue("run_id", meta["run_id"])
-sb.glue("output_dir", str(result.rundir.path))
-sb.glue("params", P.to_dict(), encoder="json")
-sb.glue("machine", meta["machine"], encoder="json")
-sb.glue("versions", meta["versions"], encoder="json")
-sb.glue("stress_summary", summary, encoder="pandas")
-sb.glue("comparison", stress.compare(summary), encoder="json")
+glue_run("stress", P, result.rundir, stress_summary=summary, comparison=stress.compare(summary))
 """),
     ])
 
@@ -220,21 +210,12 @@ stats.compare_modes(summary) if set(P.modes) == {"traditional", "mms"} else None
 """),
         md("## Run metadata"),
         code("""
-meta = result.rundir.meta
-pd.Series({"run_id": meta["run_id"], "git_sha": meta["git_sha"], "cpu_isolation": meta.get("cpu_isolation"),
-           **{f"machine.{k}": v for k, v in meta["machine"].items()},
-           **{f"version.{k}": v for k, v in meta["versions"].items()}}, name="value").to_frame()
+from mmslib.notebook import glue_run, metadata_table
+metadata_table(result.rundir.meta)
 """),
         code("""
-sb.glue("experiment", "performance")
-sb.glue("run_id", meta["run_id"])
-sb.glue("output_dir", str(result.rundir.path))
-sb.glue("params", P.to_dict(), encoder="json")
-sb.glue("machine", meta["machine"], encoder="json")
-sb.glue("versions", meta["versions"], encoder="json")
-sb.glue("perf_summary", summary, encoder="pandas")
-sb.glue("saturation", sat, encoder="pandas")
-sb.glue("deploy", result.deploy, encoder="pandas")
+# Glued for report.ipynb (scrapbook).
+glue_run("performance", P, result.rundir, perf_summary=summary, saturation=sat, deploy=result.deploy)
 """),
     ])
 

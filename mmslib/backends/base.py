@@ -100,6 +100,30 @@ class Backend(abc.ABC):
         self.close()
 
 
+def sample_inferences(workload, endpoints: List[Endpoint], infer, sample: int, seed: int):
+    """Send a correct-answer check to a random ``sample`` of endpoints.
+
+    ``infer(endpoint, inputs) -> outputs``; returns (sampled, correct, failures)."""
+    import random
+
+    import numpy as np
+    import requests
+    rng = random.Random(seed)
+    picked = endpoints if len(endpoints) <= sample else rng.sample(endpoints, sample)
+    nrng = np.random.default_rng(seed)
+    correct, failures = 0, []
+    for ep in picked:
+        s = workload.make_sample(nrng)
+        try:
+            if workload.check(infer(ep, s.inputs), s.expected):
+                correct += 1
+            else:
+                failures.append(f"{ep.model}: wrong answer")
+        except (requests.RequestException, ValueError, KeyError) as e:
+            failures.append(f"{ep.model} on {ep.server} ({ep.rest_url}): {e}")
+    return len(picked), correct, failures
+
+
 def model_names(n: int, prefix: str = "m") -> List[str]:
     width = max(5, len(str(n - 1)))
     return [f"{prefix}{i:0{width}d}" for i in range(n)]

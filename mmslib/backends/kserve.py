@@ -62,7 +62,6 @@ import atexit
 import concurrent.futures as cf
 import json
 import logging
-import random
 import threading
 import time
 import urllib.parse
@@ -71,12 +70,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
 
 from .. import k8s
 from ..errors import DeployError, MmsError, ParamError
 from ..resources import ContainerSpec, ServerSpec
-from .base import Backend, DeployEvent, Endpoint, VerifyResult
+from .base import Backend, DeployEvent, Endpoint, VerifyResult, sample_inferences
 
 log = logging.getLogger(__name__)
 
@@ -799,27 +797,17 @@ class KServeBackend(Backend):
         if listed < expected:
             missing = sorted(set(self._ok) - {e.model for e in eps})
             failures.append(f"{len(missing)} deployed models are no longer Ready, e.g. {missing[:3]}")
-        rng = random.Random(seed)
-        picked = eps if len(eps) <= sample else rng.sample(eps, sample)
-        nrng = np.random.default_rng(seed)
-        correct = 0
         session = requests.Session()
+
+        def infer(ep, inputs):
+            session.headers.clear()
+            session.headers.update(ep.headers)  # the ingress routes by Host
+            return V2Client(ep.rest_url, timeout=30, session=session).infer(ep.model, inputs)
         try:
-            for ep in picked:
-                s = self.workload.make_sample(nrng)
-                session.headers.clear()
-                session.headers.update(ep.headers)
-                try:
-                    out = V2Client(ep.rest_url, timeout=30, session=session).infer(ep.model, s.inputs)
-                    if self.workload.check(out, s.expected):
-                        correct += 1
-                    else:
-                        failures.append(f"{ep.model}: wrong answer")
-                except (requests.RequestException, ValueError, KeyError) as e:
-                    failures.append(f"{ep.model} via {ep.rest_url} Host {ep.headers.get('Host')}: {e}")
+            sampled, correct, bad = sample_inferences(self.workload, eps, infer, sample, seed)
         finally:
             session.close()
-        return VerifyResult(expected, listed, len(picked), correct, failures[:20])
+        return VerifyResult(expected, listed, sampled, correct, (failures + bad)[:20])
 
     def _reserved_from_manifests(self) -> Dict[str, Any]:
         cpu = mem = scpu = smem = 0.0

@@ -12,14 +12,12 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
-import random
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
-import numpy as np
 import requests
 
 from .. import resources
@@ -27,7 +25,7 @@ from ..errors import DeployError
 from ..procs import Supervisor, free_port, pin_threads, tree_pids
 from ..runtimes import Runtime, ServerConfig, get_runtime
 from ..v2 import V2Client
-from .base import Backend, DeployEvent, Endpoint, VerifyResult
+from .base import Backend, DeployEvent, Endpoint, VerifyResult, sample_inferences
 
 
 @dataclass
@@ -265,23 +263,10 @@ class LocalBackend(Backend):
             listed += len(srv.models) - len(missing)
             if missing:
                 failures.append(f"{srv.name}: {len(missing)} models not listed, e.g. {missing[:3]}")
-        eps = self.endpoints()
-        rng = random.Random(seed)
-        picked = eps if len(eps) <= sample else rng.sample(eps, sample)
-        nrng = np.random.default_rng(seed)
-        correct = 0
         clients = {srv.name: srv.client for srv in self._servers.values()}
-        for ep in picked:
-            s = self.workload.make_sample(nrng)
-            try:
-                out = clients[ep.server].infer(ep.model, s.inputs)
-                if self.workload.check(out, s.expected):
-                    correct += 1
-                else:
-                    failures.append(f"{ep.model}: wrong answer")
-            except (requests.RequestException, ValueError, KeyError) as e:
-                failures.append(f"{ep.model}: {e}")
-        return VerifyResult(expected, listed, len(picked), correct, failures[:20])
+        sampled, correct, bad = sample_inferences(
+            self.workload, self.endpoints(), lambda ep, x: clients[ep.server].infer(ep.model, x), sample, seed)
+        return VerifyResult(expected, listed, sampled, correct, (failures + bad)[:20])
 
     def metrics_urls(self) -> List[str]:
         return [self.runtime.metrics_url(s) for s in list(self._servers.values())]
