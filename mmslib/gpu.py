@@ -25,3 +25,26 @@ def gpu_name() -> str:
         except (OSError, subprocess.SubprocessError):
             return ""
     return ""
+
+
+def process_memory_mib(pids) -> float | None:
+    """GPU memory used by these processes (MiB, from nvidia-smi), or None without a GPU."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    want = set(pids)
+    total = 0.0
+    for line in out.stdout.splitlines():
+        parts = [x.strip() for x in line.split(",")]
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in want:
+            try:
+                total += float(parts[1])
+            except ValueError:
+                pass
+    return total

@@ -150,9 +150,11 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
         "verify_ok": bool(verify.ok) if verify else False,
         "verify_failures": "; ".join(verify.failures[:5]) if verify else "",
     }
-    for k in ("metrics_available", "reserved_cpu_k8s", "reserved_memory_mib_k8s"):
+    for k in ("metrics_available", "reserved_cpu_k8s", "reserved_memory_mib_k8s", "gpu_memory_mib"):
         if k in final:
             summary[k] = final[k]
+    if "gpu_memory_mib" in final and deployed:
+        summary["gpu_memory_per_model_mib"] = final["gpu_memory_mib"] / deployed
     return summary
 
 
@@ -242,6 +244,7 @@ def seed_summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         "reserved_sidecar_cpu": "of which sidecar CPU", "reserved_sidecar_memory_mib": "of which sidecar memory (MiB)",
         "pss_mib": "measured PSS (MiB)", "rss_mib": "measured RSS (MiB)", "pss_per_model_mib": "PSS per model (MiB)",
         "reserved_memory_mib_per_model": "reserved memory per model (MiB)",
+        "gpu_memory_per_model_mib": "GPU memory per model (MiB)",
         "idle_cpu_cores": "idle CPU (cores)", "deploy_cpu_s": "CPU spent deploying (s)",
         "deploy_rate_per_s": "deploy rate (models/s)", "ready_p50_s": "time to ready p50 (s)",
         "ready_p99_s": "time to ready p99 (s)", "ready_max_s": "time to ready max (s)",

@@ -22,6 +22,7 @@ import requests
 
 from .. import resources
 from ..errors import DeployError
+from ..gpu import process_memory_mib as process_gpu_memory
 from ..procs import Supervisor, free_port, pin_threads, tree_pids
 from ..runtimes import Runtime, ServerConfig, get_runtime
 from ..v2 import V2Client
@@ -282,6 +283,9 @@ class LocalBackend(Backend):
         u = resources.memory_of(pids)
         u["cpu_seconds"] = resources.cpu_seconds(pids)
         u["servers"] = len(self._servers)
+        gpu = process_gpu_memory(pids)
+        if gpu is not None:
+            u["gpu_memory_mib"] = gpu
         return u
 
     def kill_server(self, server: str, sig: int = 9) -> None:
