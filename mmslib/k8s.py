@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import MmsError, ParamError
+from .planner import parse_quantity as _parse_quantity
 
 log = logging.getLogger(__name__)
 
@@ -156,26 +157,10 @@ def run_selector(run_id: str) -> str:
 
 # -- quantities ------------------------------------------------------------
 
-_QTY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$")
-_SUFFIX = {"": 1.0, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
-           "E": 1e18, "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50,
-           "Ei": 2.0 ** 60}
-
-
 def parse_quantity(q: Any) -> float:
-    """A Kubernetes quantity as a float (cores for CPU, bytes for memory); ValueError if malformed."""
-    if isinstance(q, bool):
-        raise ValueError(f"not a quantity: {q!r}")
-    if isinstance(q, (int, float)):
-        return float(q)
-    m = _QTY.match(str(q).strip())
-    if not m:
-        raise ValueError(f"not a Kubernetes quantity: {q!r}")
-    num, exp, suf = m.groups()
-    v = float(num)
-    if exp:
-        return v * 10.0 ** int(exp[1:])
-    return v * _SUFFIX[suf or ""]
+    """A Kubernetes quantity as a float (cores for CPU, bytes for memory); ValueError if malformed
+    (the planner's exact parser; ParamError is a ValueError)."""
+    return _parse_quantity(q, "quantity")
 
 
 def format_memory(n_bytes: int) -> str:

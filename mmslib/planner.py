@@ -133,6 +133,11 @@ def _quantity(value: Any, name: str) -> Fraction:
     return q
 
 
+def parse_quantity(value: Any, name: str = "quantity") -> float:
+    """Any Kubernetes quantity >= 0 as a float (no unit implied)."""
+    return float(_quantity(value, name))
+
+
 def _cpu_exact(value: Any, name: str = "cpu") -> Fraction:
     return _quantity(value, name)
 
