@@ -757,13 +757,28 @@ def _k6_error(text: str) -> str:
 
 def _pin_threads(pid: int, cpus: List[int]) -> None:
     """Pin every thread of a running process (fallback when there is no
-    taskset); threads started later by pinned threads inherit the mask, a few
-    passes catch those started meanwhile."""
-    for delay in (0.0, 0.05, 0.2):
-        time.sleep(delay)
-        if not os.path.isdir(f"/proc/{pid}/task"):
+    taskset). Threads started later by pinned threads inherit the mask; passes
+    repeat until two in a row find every thread already pinned (at most ~2 s),
+    which catches threads an unpinned thread started meanwhile."""
+    want, settled = set(cpus), 0
+    for _ in range(40):
+        task = f"/proc/{pid}/task"
+        try:
+            tids = [int(t) for t in os.listdir(task)]
+        except OSError:
+            return
+        unpinned = []
+        for tid in tids:
+            try:
+                if os.sched_getaffinity(tid) != want:
+                    unpinned.append(tid)
+            except OSError:
+                pass
+        settled = settled + 1 if not unpinned else 0
+        if settled >= 2:
             return
         pin_threads([pid], cpus)
+        time.sleep(0.05)
 
 
 def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s: float = 0.0,

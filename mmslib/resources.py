@@ -13,40 +13,40 @@ from typing import Dict, Iterable, List
 
 import psutil
 
+from .planner import Container, ServiceSpec
 
 MiB = 1 << 20
 
 
 @dataclass(frozen=True)
 class ContainerSpec:
+    """One container's requests, as Kubernetes quantities (e.g. "100m", "100Mi")."""
+
     name: str
     cpu: str
     memory: str
 
-    @property
-    def cpu_cores(self) -> float:
-        from .planner import parse_cpu
-        return parse_cpu(self.cpu)
-
-    @property
-    def memory_bytes(self) -> int:
-        from .planner import parse_memory
-        return parse_memory(self.memory)
-
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """Containers of one InferenceService pod (predictor + sidecars)."""
+    """Containers of one InferenceService pod: the predictor first, then sidecars.
+
+    The arithmetic is the capacity planner's (:class:`mmslib.planner.ServiceSpec`,
+    exact quantities), so the experiments and the planner reserve the same."""
 
     containers: List[ContainerSpec] = field(default_factory=list)
 
+    def service(self) -> ServiceSpec:
+        return ServiceSpec("server", tuple(Container(c.name, c.cpu, c.memory, sidecar=i > 0)
+                                           for i, c in enumerate(self.containers)))
+
     @property
     def cpu(self) -> float:
-        return sum(c.cpu_cores for c in self.containers)
+        return float(self.service().cpu)
 
     @property
     def memory_bytes(self) -> int:
-        return sum(c.memory_bytes for c in self.containers)
+        return self.service().memory
 
     @classmethod
     def from_params(cls, predictor_cpu, predictor_memory, sidecar_cpu, sidecar_memory) -> "ServerSpec":
@@ -57,10 +57,12 @@ class ServerSpec:
 
 
 def reserved(spec: ServerSpec, servers: int) -> Dict[str, float]:
-    return {"reserved_cpu": round(spec.cpu * servers, 6),
-            "reserved_memory_mib": spec.memory_bytes * servers / MiB,
-            "reserved_sidecar_cpu": sum(c.cpu_cores for c in spec.containers[1:]) * servers,
-            "reserved_sidecar_memory_mib": sum(c.memory_bytes for c in spec.containers[1:]) * servers / MiB}
+    """Requests of ``servers`` such pods: CPU in cores, memory in MiB, sidecars apart."""
+    svc = spec.service()
+    return {"reserved_cpu": float(svc.cpu * servers),
+            "reserved_memory_mib": svc.memory * servers / MiB,
+            "reserved_sidecar_cpu": float(svc.sidecar_cpu * servers),
+            "reserved_sidecar_memory_mib": svc.sidecar_memory * servers / MiB}
 
 
 def _smaps_rollup(pid: int) -> Dict[str, int]:

@@ -54,6 +54,16 @@ pd.set_option("display.width", 160)
 """
 
 
+def parameter_cells(cls, validate: str):
+    """The parameters cell, the set-up cell, and the cell that validates every
+    parameter before anything is deployed (``mmslib.params.<validate>``)."""
+    return [params_cell(cls), code(SETUP), code(f"""
+# Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
+P = mparams.{validate}(**{{k: globals()[k] for k in mparams.defaults(mparams.{cls.__name__})}})
+pd.Series(P.to_dict(), name="value").to_frame()
+""")]
+
+
 def stress_nb():
     from mmslib.params import StressParams
     return notebook([
@@ -70,13 +80,7 @@ InferenceServices with multi-model serving (2800% more), using 387 CPU / 211 GB 
 of *reserved* resources. Here both **reserved** resources (Kubernetes requests from the specs in the
 parameters) and **measured** resources (PSS/RSS of every server process, CPU seconds) are reported.
 """),
-        params_cell(StressParams),
-        code(SETUP),
-        code("""
-# Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
-P = mparams.stress(**{k: globals()[k] for k in mparams.defaults(mparams.StressParams)})
-pd.Series(P.to_dict(), name="value").to_frame()
-"""),
+        *parameter_cells(StressParams, "stress"),
         md("""
 ## Method
 Each mode deploys up to `models` models, one step per model, and stops at the first limit hit:
@@ -138,13 +142,7 @@ serving** with one InferenceService and N TrainedModels (here: `hosts` servers h
 the rate split across models), at fixed client-side request rates. The seed found the two comparable
 while neither scales, with multi-model serving saturating first on its single InferenceService.
 """),
-        params_cell(PerformanceParams),
-        code(SETUP),
-        code("""
-# Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
-P = mparams.performance(**{k: globals()[k] for k in mparams.defaults(mparams.PerformanceParams)})
-pd.Series(P.to_dict(), name="value").to_frame()
-"""),
+        *parameter_cells(PerformanceParams, "performance"),
         md("""
 ## Method
 - **Open loop.** k6's `constant-arrival-rate` executor starts requests on a fixed schedule whatever

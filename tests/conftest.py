@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -73,3 +75,9 @@ def kserve_server(tmp_path):
         srv = backend.server()
         yield {"url": srv.rest_url, "grpc": f"127.0.0.1:{srv.grpc_port}", "store": backend.store,
                "proc": srv.proc, "models": models}
+
+
+def papermill(notebook: str, out, *args, timeout: float = 400) -> subprocess.CompletedProcess:
+    """Execute ``notebooks/<notebook>`` with papermill in a subprocess (``-p``/``-f`` in ``args``)."""
+    return subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / notebook), str(out),
+                           "--no-progress-bar", *map(str, args)], capture_output=True, text=True, timeout=timeout)

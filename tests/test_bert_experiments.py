@@ -1,20 +1,16 @@
 """The bert workload through both experiments (CPU, real model)."""
-import subprocess
-import sys
-from pathlib import Path
 
 from mmslib import params, stress
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import papermill
+
 
 
 def test_performance_notebook_bert(tmp_path, no_leftovers):
     import scrapbook as sb
     out_nb = tmp_path / "perf-bert.ipynb"
-    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "performance.ipynb"), str(out_nb),
-                        "-p", "workload", "bert", "-p", "device", "cpu", "-p", "models", "2", "-p", "qps", "[5, 10]",
-                        "-p", "duration_s", "2", "-p", "warmup_s", "1", "-p", "output_dir", str(tmp_path / "o"),
-                        "--no-progress-bar"], capture_output=True, text=True, timeout=400)
+    r = papermill("performance.ipynb", out_nb, "-p", "workload", "bert", "-p", "device", "cpu", "-p", "models", "2",
+                  "-p", "qps", "[5, 10]", "-p", "duration_s", "2", "-p", "warmup_s", "1", "-p", "output_dir", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-3000:]
     summ = sb.read_notebook(str(out_nb)).scraps["perf_summary"].data
     assert len(summ) == 4 and (summ["errors"] == 0).all() and (summ["n"] > 0).all()

@@ -4,20 +4,12 @@ The double speaks the real REST protocol to the unmodified kubernetes client,
 validates objects against KServe's CRDs, simulates a controller with capacity
 and routes V2 inference through a loopback ingress (see tests/k8s_double).
 """
-import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 
+from conftest import papermill as _papermill
 from k8s_fixtures import k8s_cluster, make_k8s_cluster  # noqa: F401  (fixtures)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _papermill(nb, out, *args, timeout=400):
-    return subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / nb), str(out),
-                           "--no-progress-bar", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def _k8s_args(c):

@@ -3,14 +3,14 @@ import json
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mmslib import params, performance, stats
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import papermill
+
 
 
 def small(tmp_path, **kw):
@@ -113,10 +113,8 @@ def test_interrupt_then_resume(tmp_path, no_leftovers):
 def test_performance_notebook_papermill(tmp_path, no_leftovers):
     import scrapbook as sb
     out_nb = tmp_path / "perf.ipynb"
-    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "performance.ipynb"), str(out_nb),
-                        "-p", "models", "2", "-p", "qps", "[20, 40]", "-p", "duration_s", "2", "-p", "warmup_s", "1",
-                        "-p", "output_dir", str(tmp_path / "o"), "--no-progress-bar"],
-                       capture_output=True, text=True, timeout=300)
+    r = papermill("performance.ipynb", out_nb, "-p", "models", "2", "-p", "qps", "[20, 40]", "-p", "duration_s", "2",
+                  "-p", "warmup_s", "1", "-p", "output_dir", tmp_path / "o", timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     nb = sb.read_notebook(str(out_nb))
     summ = nb.scraps["perf_summary"].data
@@ -129,9 +127,8 @@ def test_performance_notebook_papermill(tmp_path, no_leftovers):
 
 def test_performance_notebook_bad_param(tmp_path, no_leftovers):
     out_nb = tmp_path / "bad.ipynb"
-    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "performance.ipynb"), str(out_nb),
-                        "-p", "protocol", "websocket", "-p", "output_dir", str(tmp_path / "o"), "--no-progress-bar"],
-                       capture_output=True, text=True, timeout=120)
+    r = papermill("performance.ipynb", out_nb, "-p", "protocol", "websocket", "-p", "output_dir", tmp_path / "o",
+                  timeout=120)
     assert r.returncode != 0
     assert "parameter 'protocol'" in out_nb.read_text() and "rest | grpc" in out_nb.read_text()
     assert not (tmp_path / "o").exists()

@@ -1,9 +1,10 @@
 """Each runtime through both notebooks with small parameters (real servers, real k6)."""
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import papermill
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,8 +22,7 @@ def _env_or_skip(runtime):
 
 
 def _papermill(nb, out, *args):
-    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / nb), str(out),
-                        "--no-progress-bar", *args], capture_output=True, text=True, timeout=400)
+    r = papermill(nb, out, *args)
     assert r.returncode == 0, r.stderr[-3000:]
     import scrapbook as sb
     return sb.read_notebook(str(out)).scraps

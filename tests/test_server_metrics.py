@@ -1,6 +1,5 @@
 """Server-side time read from a real server's own metrics after real requests."""
 import numpy as np
-import requests
 
 from mmslib import server_metrics, v2
 from mmslib.workloads import get_workload

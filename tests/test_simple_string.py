@@ -76,7 +76,6 @@ def test_kserve_server_rest_grpc_tritonclient(kserve_server):
 
 
 def test_kserve_server_load_unload_and_loopback(kserve_server):
-    from mmslib.workloads import get_workload
     import psutil
     W.write_artifact(kserve_server["store"] / "late", "late")
     c = v2.V2Client(kserve_server["url"])

@@ -5,14 +5,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mmslib import params, stress
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import papermill
+
 
 
 def test_small_run_both_modes(tmp_path, no_leftovers):
@@ -89,7 +89,7 @@ def test_failure_half_way_leaves_no_process_and_keeps_steps(tmp_path, no_leftove
 def test_sigint_and_sigterm_leave_nothing(tmp_path, no_leftovers):
     """Ctrl-C (SIGINT) or SIGTERM during deployment: no child process left, records flushed."""
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(textwrap.dedent("""
         import sys
         from mmslib import params, stress
         p = params.stress(models=100000, modes=[sys.argv[1]], output_dir=sys.argv[2], verify_sample=0,
@@ -114,9 +114,8 @@ def test_sigint_and_sigterm_leave_nothing(tmp_path, no_leftovers):
 def test_stress_notebook_papermill(tmp_path, no_leftovers):
     import scrapbook as sb
     out_nb = tmp_path / "stress.ipynb"
-    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "stress.ipynb"), str(out_nb),
-                        "-p", "models", "30", "-p", "output_dir", str(tmp_path / "o"), "-p", "memory_budget", "400Mi",
-                        "-p", "verify_sample", "5", "--no-progress-bar"], capture_output=True, text=True, timeout=300)
+    r = papermill("stress.ipynb", out_nb, "-p", "models", "30", "-p", "output_dir", tmp_path / "o",
+                  "-p", "memory_budget", "400Mi", "-p", "verify_sample", "5", timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     nb = sb.read_notebook(str(out_nb))
     summ = nb.scraps["stress_summary"].data
@@ -128,9 +127,7 @@ def test_stress_notebook_papermill(tmp_path, no_leftovers):
 
 def test_stress_notebook_bad_param_fails_with_message(tmp_path, no_leftovers):
     out_nb = tmp_path / "bad.ipynb"
-    r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "stress.ipynb"), str(out_nb),
-                        "-p", "models", "-3", "-p", "output_dir", str(tmp_path / "o"), "--no-progress-bar"],
-                       capture_output=True, text=True, timeout=120)
+    r = papermill("stress.ipynb", out_nb, "-p", "models", "-3", "-p", "output_dir", tmp_path / "o", timeout=120)
     assert r.returncode != 0
     text = out_nb.read_text()
     assert "parameter 'models'" in text and "an integer" in text
