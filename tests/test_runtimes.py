@@ -327,29 +327,44 @@ def test_triton_stub_per_model(server):
         pytest.skip("python-backend stubs are Triton's")
     c = server["client"]
 
-    def cmdline(pid):
+    def argv_of(pid):
         try:
-            return " ".join(psutil.Process(pid).cmdline())
+            return psutil.Process(pid).cmdline()
         except psutil.Error:  # exited meanwhile
-            return ""
+            return []
 
-    def stubs():
-        return [p for p in tree_pids(server["proc"].pid) if "triton_python_backend_stub" in cmdline(p)]
+    def stubs(model):
+        """The live stubs serving ``model``: a stub's first argument is its model's
+        ``<store>/<model>/<version>/model.py``. Counted by model, a stub of another
+        model that is still exiting cannot be miscounted."""
+        out = []
+        for p in tree_pids(server["proc"].pid):
+            argv = argv_of(p)
+            if argv and argv[0].endswith("triton_python_backend_stub") and len(argv) > 1 \
+                    and Path(argv[1]).parts[-3:-2] == (model,):
+                out.append(p)
+        return out
 
-    base = len(stubs())
+    per_model = server["rt"].processes_per_model
+    assert per_model == 1
+    assert stubs("s2") == []                      # never loaded before
+    assert len(stubs("s0")) == per_model          # loaded at start
     assert c.load("s2").status_code == 200
-    assert len(stubs()) == base + server["rt"].processes_per_model
+    assert len(stubs("s2")) == per_model
+    assert len(stubs("s0")) == per_model          # the other model's stub is untouched
     assert c.unload("s2").status_code == 200
     deadline = time.monotonic() + 60  # unloading ends the stub asynchronously; slow on a busy machine
-    while len(stubs()) > base and time.monotonic() < deadline:
+    while stubs("s2") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(stubs()) == base
+    assert stubs("s2") == []
+    assert len(stubs("s0")) == per_model
 
 
 # ---------------------------------------------------------------- LocalBackend
 
 def _usage(b) -> dict:
-    return {k: v for k, v in b.usage().items()}
+    u = b.usage()
+    return {"processes": u.processes, "rss_mib": u.rss_mib, "pss_mib": u.memory_mib, "uss_mib": u.uss_mib}
 
 
 def _diff(a: dict, b: dict) -> dict:
