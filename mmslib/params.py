@@ -36,28 +36,57 @@ def _quantity(name, v, kind):
         raise ParamError(name, v, f"a Kubernetes {kind} quantity ({ex})") from None
 
 
-def _int(name, v, lo=None, hi=None):
-    if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        else:
-            raise ParamError(name, v, f"an integer{_range(lo, hi)}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ParamError(name, v, f"an integer{_range(lo, hi)}")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+#: What a number parameter accepts, in words a shell user can type back.
+_NUM_EXAMPLES = "e.g. 25, 2.5, 1e3, 1_000"
+
+
+def _strip(v):
+    return v.strip() if isinstance(v, str) else v
+
+
+def _number(v):
+    """A number as typed on a shell ("25", "1e3", "1_000", " 2.5 "), or None if it is not one.
+    Booleans are not numbers; NaN and infinities are refused."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        t = v.strip()
+        if not t or not re.fullmatch(r"[+-]?[0-9_.eE+-]+", t):
+            return None
+        try:
+            v = int(t) if re.fullmatch(r"[+-]?[0-9][0-9_]*", t) else float(t)
+        except ValueError:
+            return None
+    if not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        return None
     return v
 
 
+def _int(name, v, lo=None, hi=None):
+    """An integer: 25, "25", "1_000", 1e3 / "1e3" (integer-valued)."""
+    x = _number(v)
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
+    if not isinstance(x, int):
+        raise ParamError(name, v, f"an integer{_range(lo, hi)}")
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        raise ParamError(name, v, f"an integer{_range(lo, hi)}")
+    return x
+
+
 def _num(name, v, lo=None, hi=None, lo_open=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ParamError(name, v, f"a number{_range(lo, hi, lo_open)}")
-    if v != v or (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
-        raise ParamError(name, v, f"a number{_range(lo, hi, lo_open)}")
-    return float(v)
+    """A finite number: 25, 2.5, "25", "1e3", "1_000"."""
+    x = _number(v)
+    if x is None or (lo is not None and (x <= lo if lo_open else x < lo)) or (hi is not None and x > hi):
+        raise ParamError(name, v, f"a number{_range(lo, hi, lo_open)} ({_NUM_EXAMPLES})")
+    return float(x)
 
 
 def _range(lo, hi, lo_open=False):
     if lo is not None and hi is not None:
-        return f" in [{lo}, {hi}]"
+        return f" from {lo} to {hi}"
     if lo is not None:
         return f" > {lo}" if lo_open else f" >= {lo}"
     if hi is not None:
@@ -72,24 +101,47 @@ def _choice(name, v, allowed):
 
 
 def _bool(name, v):
-    if not isinstance(v, bool):
-        raise ParamError(name, v, "true | false")
+    """true/false, yes/no, on/off, 1/0 in any case (papermill passes "true" as a string)."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str):
+        t = v.strip().lower()
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+    raise ParamError(name, v, "true | false (also yes | no, on | off, 1 | 0)")
+
+
+def _optional(v):
+    """None for the ways a shell user writes "nothing": None, "none", "null", "" (any case)."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "null", "~")):
+        return None
     return v
 
 
 def _listish(v):
-    """papermill -p passes lists as strings: accept "[a, b]" and "a,b"."""
+    """A list as typed on a shell: "[25, 50]", "25,50", "25 50" (a single "25" stays a scalar).
+    Items are read as YAML scalars (numbers become numbers). Anything else is returned as is."""
     if isinstance(v, str):
+        import yaml
         t = v.strip()
         if t.startswith("["):
-            import yaml
             try:
                 return yaml.safe_load(t)
             except yaml.YAMLError:
                 return v
-        if "," in t:
-            import yaml
-            return [yaml.safe_load(x.strip()) for x in t.split(",")]
+        parts = [x for x in re.split(r"[,\s]+", t) if x]
+        if len(parts) > 1:
+            out = []
+            for x in parts:
+                try:
+                    out.append(yaml.safe_load(x))
+                except yaml.YAMLError:
+                    out.append(x)
+            return out
     return v
 
 
@@ -98,7 +150,7 @@ def _modes(v):
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v:
-        raise ParamError("modes", v, "a non-empty list of: " + ", ".join(MODES))
+        raise ParamError("modes", v, "a non-empty list of " + " | ".join(MODES) + " (e.g. " + ",".join(MODES) + ")")
     for m in v:
         _choice("modes", m, MODES)
     if len(set(v)) != len(v):
@@ -174,6 +226,7 @@ class Common:
             _quantity(n, getattr(self, n), "cpu")
         for n in ("traditional_predictor_memory", "mms_predictor_memory", "sidecar_memory"):
             _quantity(n, getattr(self, n), "memory")
+        self.model_memory = _optional(self.model_memory)
         if self.model_memory is not None:
             if _quantity("model_memory", self.model_memory, "memory") <= 0:
                 raise ParamError("model_memory", self.model_memory, "a positive memory quantity")
@@ -188,6 +241,7 @@ class Common:
         else:
             if not isinstance(self.namespace, str) or not _K8S_NAME.match(self.namespace) or len(self.namespace) > 63:
                 raise ParamError("namespace", self.namespace, "a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
+            self.kubeconfig = _optional(self.kubeconfig)
             if self.kubeconfig is not None and not Path(os.path.expanduser(str(self.kubeconfig))).is_file() and not self.dry_run:
                 raise ParamError("kubeconfig", self.kubeconfig, "a readable kubeconfig file, or None for the default/in-cluster config")
             self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
@@ -210,6 +264,7 @@ class StressParams(Common):
         self.time_limit_s = _num("time_limit_s", self.time_limit_s, 0, lo_open=True)
         self.verify_sample = _int("verify_sample", self.verify_sample, 0)
         self.measure_every = _int("measure_every", self.measure_every, 0)
+        self.memory_budget = _optional(self.memory_budget)
         if self.memory_budget is not None:
             b = _quantity("memory_budget", self.memory_budget, "memory")
             if b <= 0:
@@ -247,17 +302,17 @@ class PerformanceParams(Common):
         self._check_common(machine_memory)
         self.models = _int("models", self.models, 1, 100_000)
         q = _listish(self.qps)
-        if isinstance(q, (int, float)) and not isinstance(q, bool):
+        if _number(q) is not None:
             q = [q]
         if not isinstance(q, (list, tuple)) or not q:
-            raise ParamError("qps", self.qps, "a non-empty list of rates > 0 (requests per second)")
+            raise ParamError("qps", self.qps, "a non-empty list of rates > 0 in requests per second (e.g. 25,50 or \"[25, 50]\")")
         self.qps = [_num("qps", x, 0, lo_open=True) for x in q]
         if len(set(self.qps)) != len(self.qps):
             raise ParamError("qps", q, "distinct rates")
         self.duration_s = _num("duration_s", self.duration_s, 0, lo_open=True)
         self.warmup_s = _num("warmup_s", self.warmup_s, 0)
         if self.warmup_s >= self.duration_s:
-            raise ParamError("warmup_s", self.warmup_s, f"shorter than duration_s ({self.duration_s})")
+            raise ParamError("warmup_s", self.warmup_s, f"a number >= 0 and shorter than duration_s ({self.duration_s:g})")
         _choice("protocol", self.protocol, PROTOCOLS)
         _choice("traffic", self.traffic, TRAFFIC)
         self.zipf_skew = _num("zipf_skew", self.zipf_skew, 0, lo_open=True)

@@ -28,7 +28,7 @@ STRESS_BAD = [
     ({"mms_predictor_memory": "10GB!"}, "mms_predictor_memory", "memory quantity"),
     ({"sidecar_memory": "-5Mi"}, "sidecar_memory", "memory quantity"),
     ({"model_memory": "0"}, "model_memory", "positive"),
-    ({"resume": "yes"}, "resume", "true | false"),
+    ({"resume": "maybe"}, "resume", "true | false"),
     ({"device": "tpu"}, "device", "auto | cpu | cuda"),
     ({"device": "cpu"}, "device", "only the bert workload"),
     ({"dry_run": True}, "dry_run", "backend 'kserve'"),
@@ -54,7 +54,7 @@ PERF_BAD = [
     ({"zipf_skew": 0}, "zipf_skew", "> 0"),
     ({"slo_p99_ms": 0}, "slo_p99_ms", "> 0"),
     ({"repeats": 0}, "repeats", "integer"),
-    ({"cpu_isolation": 1}, "cpu_isolation", "true | false"),
+    ({"cpu_isolation": 2}, "cpu_isolation", "true | false"),
     ({"models": 0}, "models", "integer"),
     ({"backend": "kserve", "protocol": "grpc"}, "protocol", "rest with backend 'kserve'"),
 ]

@@ -1,0 +1,92 @@
+"""Parameters as a shell user types them, and the `mmslib` command."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mmslib import params
+from mmslib.errors import ParamError
+
+
+@pytest.mark.parametrize("typed,expected", [
+    ("true", True), ("TRUE", True), ("True", True), ("yes", True), ("On", True), ("1", True), (1, True),
+    ("false", False), ("No", False), ("off", False), ("0", False), (0, False), (" false ", False),
+])
+def test_booleans_as_typed(typed, expected, tmp_path):
+    p = params.performance(output_dir=str(tmp_path / "o"), cpu_isolation=typed, resume=typed)
+    assert p.cpu_isolation is expected and p.resume is expected
+
+
+@pytest.mark.parametrize("typed", ["maybe", 2, "", "tru", 0.5])
+def test_bad_booleans_say_what_to_type(typed, tmp_path):
+    with pytest.raises(ParamError) as e:
+        params.performance(output_dir=str(tmp_path / "o"), cpu_isolation=typed)
+    assert e.value.name == "cpu_isolation" and "allowed: true | false" in str(e.value)
+
+
+@pytest.mark.parametrize("typed,expected", [
+    ("25", 25), ("1e3", 1000), ("1_000", 1000), (" 40 ", 40), (1e3, 1000), ("2.0", 2)])
+def test_integers_as_typed(typed, expected, tmp_path):
+    assert params.stress(output_dir=str(tmp_path / "o"), models=typed).models == expected
+
+
+@pytest.mark.parametrize("typed,expected", [("25", 25.0), ("2.5", 2.5), ("1e3", 1000.0), ("1_000", 1000.0)])
+def test_numbers_as_typed(typed, expected, tmp_path):
+    assert params.performance(output_dir=str(tmp_path / "o"), warmup_s=0, duration_s=typed).duration_s == expected
+
+
+@pytest.mark.parametrize("typed", ["fast", "nan", "inf", "1e", True, "2.5.1"])
+def test_bad_numbers(typed, tmp_path):
+    with pytest.raises(ParamError) as e:
+        params.performance(output_dir=str(tmp_path / "o"), duration_s=typed)
+    assert e.value.name == "duration_s"
+
+
+@pytest.mark.parametrize("typed", ["[25, 50]", "25,50", "25, 50", "25 50", [25, 50], "[25,50]", "25;50"[:0] + "25,50,"])
+def test_lists_as_typed(typed, tmp_path):
+    assert params.performance(output_dir=str(tmp_path / "o"), qps=typed).qps == [25.0, 50.0]
+
+
+def test_single_values_and_word_lists(tmp_path):
+    assert params.performance(output_dir=str(tmp_path / "o"), qps="25").qps == [25.0]
+    assert params.performance(output_dir=str(tmp_path / "o"), qps=25).qps == [25.0]
+    assert params.stress(output_dir=str(tmp_path / "o"), modes="mms traditional").modes == ["mms", "traditional"]
+    assert params.stress(output_dir=str(tmp_path / "o"), modes="traditional,mms").modes == ["traditional", "mms"]
+    assert params.stress(output_dir=str(tmp_path / "o"), memory_budget="none").memory_budget is None
+    assert params.stress(output_dir=str(tmp_path / "o"), model_memory="None").model_memory is None
+
+
+def _first_alternative(allowed: str) -> str:
+    """The first thing the 'allowed' text offers, as the user would type it."""
+    return re.split(r" \| | \(", allowed)[0].strip()
+
+
+@pytest.mark.parametrize("name,bad,exp", [
+    ("resume", "perhaps", "stress"), ("backend", "docker", "stress"), ("runtime", "torchserve", "stress"),
+    ("workload", "resnet", "stress"), ("device", "tpu", "stress"), ("protocol", "websocket", "performance"),
+    ("traffic", "pareto", "performance"), ("cpu_isolation", "2", "performance"), ("mms_engine", "x", "stress"),
+])
+def test_every_allowed_text_can_be_typed_back(name, bad, exp, tmp_path):
+    build = getattr(params, exp)
+    with pytest.raises(ParamError) as e:
+        build(output_dir=str(tmp_path / "o"), **{name: bad})
+    typed = _first_alternative(e.value.allowed)
+    build(output_dir=str(tmp_path / "o"), **{name: typed})  # accepted as typed, no error
+
+
+def test_examples_in_number_and_list_errors_are_accepted(tmp_path):
+    with pytest.raises(ParamError) as e:
+        params.performance(output_dir=str(tmp_path / "o"), duration_s="soon")
+    examples = re.search(r"\(e\.g\. (.*)\)", e.value.allowed).group(1).split(", ")
+    assert len(examples) >= 3
+    for x in examples:
+        params.performance(output_dir=str(tmp_path / "o"), warmup_s=0, duration_s=x)
+    with pytest.raises(ParamError) as e:
+        params.performance(output_dir=str(tmp_path / "o"), qps="fast")
+    for x in re.findall(r'(?:e\.g\. |or )"?([^"()]+?)"?(?: or|\))', e.value.allowed):
+        assert params.performance(output_dir=str(tmp_path / "o"), qps=x).qps == [25.0, 50.0]
+    with pytest.raises(ParamError) as e:
+        params.stress(output_dir=str(tmp_path / "o"), modes="[]")
+    typed = re.search(r"\(e\.g\. (.*)\)", e.value.allowed).group(1)
+    assert params.stress(output_dir=str(tmp_path / "o"), modes=typed).modes == ["traditional", "mms"]
