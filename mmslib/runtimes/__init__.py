@@ -27,6 +27,7 @@ class ServerConfig:
     models: List[str] = field(default_factory=list)  # loaded at start
     metrics_port: int = 0                             # Prometheus port where separate (0: none)
     threads: int = 1                                  # request concurrency inside the server
+    lazy_capacity: int = 0                            # >0: load on first request, keep at most this many (LRU)
 
 
 class Runtime:
@@ -34,6 +35,7 @@ class Runtime:
 
     name = "base"
     processes_per_model = 0  # extra processes a loaded model costs (Triton python stubs: 1)
+    lazy_loading = False     # loads a model on its first request, evicting LRU (ServerConfig.lazy_capacity)
 
     def check_available(self) -> None:
         """Raise DependencyError naming what to install when the runtime is missing."""

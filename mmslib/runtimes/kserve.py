@@ -12,6 +12,7 @@ from . import Runtime, ServerConfig
 
 class KServeRuntime(Runtime):
     name = "kserve"
+    lazy_loading = True
 
     def check_available(self) -> None:
         # find_spec, not import: kserve's generated protobuf modules clash with
@@ -25,7 +26,8 @@ class KServeRuntime(Runtime):
         path.write_text(json.dumps({
             "store": str(cfg.store), "http_port": cfg.http_port, "grpc_port": cfg.grpc_port,
             "models": list(cfg.models), "max_threads": cfg.threads,
-            "max_asyncio_workers": cfg.threads}))
+            "max_asyncio_workers": cfg.threads,
+            "lazy": {"capacity": cfg.lazy_capacity} if cfg.lazy_capacity > 0 else None}))
         return [sys.executable, "-m", "mmslib.runtimes.kserve_server", str(path)], None
 
 
