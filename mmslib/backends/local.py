@@ -53,7 +53,8 @@ class LocalBackend(Backend):
     def __init__(self, runtime: Runtime, workload, workdir: Path, *,
                  deploy_concurrency: int = 4, deploy_timeout_s: float = 120.0,
                  host_memory_limit: int = 10 << 30, model_memory: Optional[int] = None,
-                 server_threads: int = 1, supervisor: Optional[Supervisor] = None):
+                 server_threads: int = 1, supervisor: Optional[Supervisor] = None,
+                 lazy_capacity: int = 0):
         runtime.check_available()  # looks for the runtime, does not import it
         self.runtime = runtime
         self.workload = workload
@@ -65,6 +66,9 @@ class LocalBackend(Backend):
         self.host_memory_limit = int(host_memory_limit)
         self.model_memory = int(model_memory if model_memory is not None else workload.memory_estimate_bytes)
         self.server_threads = server_threads
+        self.lazy_capacity = int(lazy_capacity)  # >0: hosts load on first request, keep at most this many
+        if self.lazy_capacity > 0 and not runtime.lazy_loading:
+            raise DeployError(f"runtime {runtime.name!r} has no lazy loading (load on first request, LRU eviction)")
         self._own_supervisor = supervisor is None
         self.sup = supervisor or Supervisor(log_dir=self.workdir / "logs").__enter__()
         if self.sup.log_dir is None:
@@ -81,10 +85,10 @@ class LocalBackend(Backend):
             self.runtime.write_model(self.store, self.workload, model)
             self._written.add(model)
 
-    def _spawn(self, name: str, models: List[str]) -> LocalServer:
+    def _spawn(self, name: str, models: List[str], lazy_capacity: int = 0) -> LocalServer:
         cfg = ServerConfig(name=name, store=self.store, workdir=self.workdir / "servers",
                            http_port=free_port(), grpc_port=free_port(), models=models,
-                           threads=self.server_threads, metrics_port=free_port())
+                           threads=self.server_threads, metrics_port=free_port(), lazy_capacity=lazy_capacity)
         argv, env = self.runtime.command(cfg)
         proc = self.sup.spawn(argv, name=name, env=env)
         srv = LocalServer(name, cfg.http_port, cfg.grpc_port, proc, time.time(), metrics_port=cfg.metrics_port,
@@ -149,7 +153,7 @@ class LocalBackend(Backend):
         new = []
         for i in range(n):
             idx = len(self._hosts)
-            srv = self._spawn(f"host-{idx}", [])
+            srv = self._spawn(f"host-{idx}", [], lazy_capacity=self.lazy_capacity)
             srv.memory_limit = self.host_memory_limit
             self._hosts.append(srv)
             new.append((srv, time.monotonic()))
@@ -166,6 +170,20 @@ class LocalBackend(Backend):
             events.append(ev)
             if not ev.ok:
                 raise DeployError(ev.error)
+        return events
+
+    def register_lazy(self, models: List[str]) -> List[DeployEvent]:
+        """Lazy hosts (``lazy_capacity`` > 0): write the models' artifacts and
+        assign them to the hosts in turn, loading nothing; a host loads a model
+        on its first request (evicting its least recently used beyond capacity)."""
+        if not self._hosts or self.lazy_capacity <= 0:
+            raise DeployError("register_lazy: start_hosts() with lazy_capacity > 0 first")
+        events = []
+        for i, m in enumerate(models):
+            self._write(m)
+            host = self._hosts[i % len(self._hosts)]
+            host.models.append(m)
+            events.append(DeployEvent(m, host.name, True, 0.0, time.time()))
         return events
 
     def _place(self, model: str) -> Optional[LocalServer]:
