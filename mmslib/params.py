@@ -345,6 +345,13 @@ def performance(**raw) -> PerformanceParams:
     return _build(PerformanceParams, raw)
 
 
+#: Every experiment's parameters class, by experiment name; ``notebooks/<name>.py``
+#: is that experiment's notebook, and its parameters cell holds the class's defaults
+#: (tests/test_notebooks.py checks it). Another experiment adds itself:
+#: ``EXPERIMENTS["<name>"] = <Name>Params``.
+EXPERIMENTS: Dict[str, type] = {"stress": StressParams, "performance": PerformanceParams}
+
+
 def defaults(cls) -> Dict[str, Any]:
     return asdict(cls())
 

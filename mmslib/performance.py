@@ -21,8 +21,8 @@ from typing import Callable, List, Optional
 import numpy as np
 import pandas as pd
 
-from . import resources, schedule, server_metrics, stats, v2
-from .backends import make_backend, model_names
+from . import export, gate, resources, schedule, server_metrics, stats, v2
+from .backends import Usage, make_backend, model_names
 from .errors import DeployError, MmsError
 from .loadgen import Target, run_level
 from .params import PerformanceParams
@@ -91,7 +91,7 @@ class _Sampler(threading.Thread):
 def targets_for(backend, workload, protocol: str, seed: int) -> List[Target]:
     rng = np.random.default_rng(seed)
     out = []
-    exact = workload.name == "simple_string"  # bert's floats are checked by verify(), not per request
+    exact = workload.exact  # otherwise answers are checked by verify(), not per request
     for ep in sorted(backend.endpoints(), key=lambda e: e.model):
         s = workload.make_sample(rng)
         body = v2.request_body(s.inputs)
@@ -109,7 +109,7 @@ def targets_for(backend, workload, protocol: str, seed: int) -> List[Target]:
 def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable] = None,
         workdir: Optional[Path] = None) -> PerformanceResult:
     rundir = RunDir(p.output_dir, "performance", p.to_dict(), p.key(), resume=p.resume)
-    workload = get_workload(p.workload) if p.workload != "bert" else _bert(p)
+    workload = get_workload(p.workload, p)
     cells = schedule.interleaved(p.modes, p.qps, p.repeats)
     levels_prev = rundir.load("levels") if p.resume else None
     samples_prev = rundir.load("samples") if p.resume else None
@@ -165,7 +165,10 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
         rundir.finish(status)
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return load(rundir, p, deploy_rows)
+    result = load(rundir, p, deploy_rows)
+    export.write_run_summary(rundir)  # summary.csv / summary.json beside the records
+    gate.enforce(rundir, p.fail_on_slo)  # after everything is saved
+    return result
 
 
 def load(rundir: RunDir, p: PerformanceParams, deploy_rows=None) -> PerformanceResult:
@@ -207,17 +210,20 @@ def _deploy(p, mode, workload, workdir, sup, run_id):
     if not v.ok:
         backend.close()
         raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
+    u = Usage.from_mapping(backend.usage())  # from_mapping: while the kserve backend still returns a dict
     info = {"mode": mode, "models": len(names), "servers": len(backend.servers()),
-            "deploy_s": time.time() - t0, "verified": v.correct, **backend.usage()}
+            "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
+    if u.gpu_memory_mib is not None:
+        info["gpu_memory_mib"] = u.gpu_memory_mib
     return backend, targets_for(backend, workload, p.protocol, p.seed), info
 
 
 def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):
     runtime = p.runtime if p.backend == "local" else None
-    murls = backend.metrics_urls() if hasattr(backend, "metrics_urls") else []
+    murls = backend.metrics_urls()
     before = server_metrics.scrape(murls) if murls else {}
     load_before = os.getloadavg()[0]
-    sampler = _Sampler(backend.pids if hasattr(backend, "pids") else (lambda: []), p.sample_interval_s)
+    sampler = _Sampler(backend.pids, p.sample_interval_s)
     sampler.start()
     t_start = time.time()
     error = ""
@@ -254,11 +260,6 @@ def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):
     for s in samples:
         s.update(mode=cell.mode, qps=float(cell.qps), repeat=int(cell.repeat), second=s["t_unix"] - t_start)
     return row, recs, samples
-
-
-def _bert(p):
-    from .workloads import bert
-    return bert.make_workload(device=p.device)
 
 
 def _empty_records() -> pd.DataFrame:

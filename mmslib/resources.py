@@ -65,6 +65,27 @@ def reserved(spec: ServerSpec, servers: int) -> Dict[str, float]:
             "reserved_sidecar_memory_mib": svc.sidecar_memory * servers / MiB}
 
 
+MEASURED_COLUMNS = ("processes", "rss_mib", "pss_mib", "uss_mib", "cpu_seconds")
+
+
+def measured(usage) -> Dict[str, float]:
+    """The measured columns of stress steps, summaries and deploy rows, from a
+    backend's :class:`~mmslib.backends.base.Usage` (NaN where not measured).
+
+    ``pss_mib`` holds ``usage.memory_mib``: the PSS sum of the server
+    processes locally, the pods' working set on Kubernetes; the column keeps
+    its name so records written before ``Usage`` existed still load.
+    ``processes`` falls back to ``servers`` (pods) where processes are not counted.
+    """
+    nan = float("nan")
+
+    def f(v):
+        return nan if v is None else float(v)
+    return {"processes": usage.processes if usage.processes is not None else usage.servers,
+            "rss_mib": f(usage.rss_mib), "pss_mib": f(usage.memory_mib), "uss_mib": f(usage.uss_mib),
+            "cpu_seconds": f(usage.cpu_seconds)}
+
+
 def _smaps_rollup(pid: int) -> Dict[str, int]:
     out = {}
     try:

@@ -19,8 +19,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from . import resources
-from .backends import make_backend, model_names, specs
+from . import export, resources
+from .backends import Usage, make_backend, model_names, specs
 from .params import StressParams
 from .procs import Supervisor
 from .progress import bar as progress_bar
@@ -69,7 +69,6 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
     deployed = 0
     bar = progress_bar(p.models, f"{mode}: deploying (stops at the first limit)", "model", progress)
     last_flush = time.monotonic()
-    usage = {}
     events = None
     try:
         if mode == "traditional":
@@ -81,20 +80,20 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
         for ev in events:
             if not ev.ok:
                 stop, stop_detail = _classify(ev.error), f"{ev.model}: {ev.error}"
-                rows.append(_row(mode, deployed, ev, t0, {}, 0, trad_spec, mms_spec, p))
+                rows.append(_row(mode, deployed, ev, t0, None, 0, trad_spec, mms_spec, p))
                 break
             deployed += 1
             measure = deployed % every == 0 or deployed == p.models
-            usage = backend.usage() if measure else {}
+            usage = _usage(backend) if measure else None
             servers = deployed if mode == "traditional" else p.hosts
             rows.append(_row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p))
             if bar is not None:
                 bar.update(1)
             if on_step is not None:
                 on_step(mode, deployed, backend)
-            if measure and usage:
-                used = usage.get("pss_mib", 0.0) * resources.MiB
-                per_server = used / max(1, usage.get("servers", 1))
+            if usage is not None and usage.memory_mib is not None:
+                used = usage.memory_mib * resources.MiB
+                per_server = used / max(1, usage.servers)
                 nxt = used + (per_server if mode == "traditional" else 0)
                 if nxt > budget_bytes and deployed < p.models:
                     stop = STOP_BUDGET
@@ -118,8 +117,9 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
         prior_steps.extend(rows)
         rundir.save("steps", pd.DataFrame(prior_steps))
     deploy_wall = time.time() - t0
-    final = backend.usage()
-    pids = backend.pids() if hasattr(backend, "pids") else []
+    final = _usage(backend)
+    m = resources.measured(final)
+    pids = backend.pids()
     idle = resources.idle_cpu(pids, 2.0) if pids else float("nan")
     verify = backend.verify(p.verify_sample, p.seed) if deployed and p.verify_sample else None
     ok_rows = [r for r in rows if r["ok"]]
@@ -130,15 +130,14 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
     summary = {
         "mode": mode, "backend": p.backend, "runtime": p.runtime, "workload": p.workload,
         "models_target": p.models, "models_deployed": deployed, "stop_reason": stop, "stop_detail": stop_detail,
-        "servers": servers, "processes": final.get("processes", np.nan),
+        "servers": servers, "processes": m["processes"],
         "deploy_wall_s": deploy_wall, "deploy_rate_per_s": deployed / deploy_wall if deploy_wall > 0 else np.nan,
         "ready_p50_s": float(np.nanpercentile(secs, 50)), "ready_p99_s": float(np.nanpercentile(secs, 99)),
         "ready_max_s": float(np.nanmax(secs)),
         "host_start_s": float(np.mean(host_seconds)) if host_seconds else np.nan,
-        "rss_mib": final.get("rss_mib", np.nan), "pss_mib": final.get("pss_mib", np.nan),
-        "uss_mib": final.get("uss_mib", np.nan),
-        "pss_per_model_mib": final.get("pss_mib", np.nan) / deployed if deployed else np.nan,
-        "deploy_cpu_s": final.get("cpu_seconds", np.nan), "idle_cpu_cores": idle,
+        "rss_mib": m["rss_mib"], "pss_mib": m["pss_mib"], "uss_mib": m["uss_mib"],
+        "pss_per_model_mib": m["pss_mib"] / deployed if deployed else np.nan,
+        "deploy_cpu_s": m["cpu_seconds"], "idle_cpu_cores": idle,
         "memory_budget_mib": budget_bytes / 2**20,
         **res,
         "reserved_cpu_per_model": res["reserved_cpu"] / deployed if deployed else np.nan,
@@ -150,24 +149,30 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
         "verify_ok": bool(verify.ok) if verify else False,
         "verify_failures": "; ".join(verify.failures[:5]) if verify else "",
     }
-    for k in ("metrics_available", "reserved_cpu_k8s", "reserved_memory_mib_k8s", "gpu_memory_mib"):
-        if k in final:
-            summary[k] = final[k]
-    if "gpu_memory_mib" in final and deployed:
-        summary["gpu_memory_per_model_mib"] = final["gpu_memory_mib"] / deployed
+    summary["metrics_available"] = final.memory_mib is not None
+    if final.reserved_cpu is not None:     # what the cluster itself holds, beside the specs' arithmetic
+        summary["reserved_cpu_k8s"] = final.reserved_cpu
+        summary["reserved_memory_mib_k8s"] = final.reserved_memory_mib
+    if final.gpu_memory_mib is not None:
+        summary["gpu_memory_mib"] = final.gpu_memory_mib
+        if deployed:
+            summary["gpu_memory_per_model_mib"] = final.gpu_memory_mib / deployed
     return summary
 
 
-def _row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p) -> dict:
+def _usage(backend) -> Usage:
+    # Usage.from_mapping: only while a backend still returns the old dict (the kserve one, until adapted).
+    return Usage.from_mapping(backend.usage())
+
+
+def _row(mode, deployed, ev, t0, usage: Optional[Usage], servers, trad_spec, mms_spec, p) -> dict:
     spec = trad_spec if mode == "traditional" else mms_spec
     res = resources.reserved(spec, servers)
+    m = resources.measured(usage) if usage is not None else dict.fromkeys(resources.MEASURED_COLUMNS, np.nan)
     return {
         "mode": mode, "step": deployed, "model": ev.model, "server": ev.server, "ok": ev.ok,
         "seconds": ev.seconds, "elapsed_s": ev.t_done - t0, "error": ev.error,
-        "measured": bool(usage), "servers": servers,
-        "processes": usage.get("processes", np.nan), "rss_mib": usage.get("rss_mib", np.nan),
-        "pss_mib": usage.get("pss_mib", np.nan), "uss_mib": usage.get("uss_mib", np.nan),
-        "cpu_seconds": usage.get("cpu_seconds", np.nan),
+        "measured": usage is not None, "servers": servers, **m,
         "reserved_cpu": res["reserved_cpu"], "reserved_memory_mib": res["reserved_memory_mib"],
     }
 
@@ -175,7 +180,7 @@ def _row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p) -> dict
 def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, on_step=None) -> StressResult:
     """Run the stress experiment for every mode in ``p.modes``; records go to ``p.output_dir``."""
     rundir = RunDir(p.output_dir, "stress", p.to_dict(), p.key(), resume=p.resume)
-    workload = get_workload(p.workload) if p.workload != "bert" else _bert(p)
+    workload = get_workload(p.workload, p)
     avail = resources.machine_memory()["available"]
     budget = p.memory_budget_bytes(avail)
     rundir.meta["memory_budget_bytes"] = budget
@@ -208,12 +213,8 @@ def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, 
         rundir.finish(status)
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
+    export.write_run_summary(rundir)  # summary.csv / summary.json beside the records
     return StressResult(pd.DataFrame(steps), pd.DataFrame(summaries), rundir)
-
-
-def _bert(p):
-    from .workloads import bert
-    return bert.make_workload(device=p.device)
 
 
 def _empty_steps() -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """The local backend with real KServe servers on loopback."""
+import math
 import signal
 
 import psutil
@@ -30,7 +31,10 @@ def test_traditional_then_mms_verify_and_usage(backend):
     v = backend.verify(sample=20)
     assert v.ok and v.expected == 52 and v.listed == 52 and v.sampled == 20 and v.correct == 20
     u = backend.usage()
-    assert u["servers"] == 3 and u["processes"] == 3 and u["pss_mib"] > 10
+    assert u.servers == 3 and u.processes == 3 and u.memory_mib > 10 and u.rss_mib >= u.memory_mib
+    assert u.cpu_seconds > 0 and u.reserved_cpu is None and u.pending == 0
+    row = u.as_row("m_")
+    assert row["m_servers"] == 3 and row["m_memory_mib"] == u.memory_mib and math.isnan(row["m_reserved_cpu"])
     eps = backend.endpoints()
     assert len(eps) == 52 and all(e.rest_url.startswith("http://127.0.0.1:") for e in eps)
     pids = backend.pids()

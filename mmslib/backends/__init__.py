@@ -6,7 +6,7 @@ from pathlib import Path
 from ..planner import parse_memory
 from ..procs import Supervisor
 from ..resources import ServerSpec
-from .base import Backend, DeployEvent, Endpoint, VerifyResult, model_names  # noqa: F401
+from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, model_names  # noqa: F401
 
 
 def specs(p):

@@ -13,8 +13,9 @@ generator, which knows nothing of backends.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,64 @@ class VerifyResult:
         return self.listed == self.expected and self.correct == self.sampled
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a backend's servers use now: the one typed contract every backend returns.
+
+    Experiments read only the typed fields (the stress run's memory-budget stop
+    reads ``memory_mib``, on any backend); ``extra`` carries backend-specific
+    facts for display and records only.
+    """
+
+    servers: int                                # server processes (local) or pods (kserve)
+    memory_mib: Optional[float]                 # memory in use now: PSS sum (local) / working set (kserve); None if not measurable
+    rss_mib: Optional[float] = None
+    uss_mib: Optional[float] = None
+    cpu_seconds: Optional[float] = None         # cumulative CPU of the servers (local)
+    cpu_cores: Optional[float] = None           # current CPU use (kserve PodMetrics)
+    gpu_memory_mib: Optional[float] = None
+    reserved_cpu: Optional[float] = None        # requests of the scheduled pods (kserve)
+    reserved_memory_mib: Optional[float] = None
+    pending: int = 0                            # servers/pods not yet scheduled/running
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    processes: Optional[int] = None             # OS processes, helpers included (Triton's stubs); None if not counted
+
+    def as_row(self, prefix: str = "") -> Dict[str, Any]:
+        """A flat dict for records: the typed fields (None -> NaN), then ``extra``."""
+        out: Dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            v = getattr(self, f.name)
+            out[prefix + f.name] = math.nan if v is None else v
+        for k, v in self.extra.items():
+            out.setdefault(prefix + str(k), v)
+        return out
+
+    @classmethod
+    def from_mapping(cls, u: Mapping[str, Any]) -> "Usage":
+        """A :class:`Usage` from the free-form dict backends returned before it
+        existed (kept while a backend still returns one)."""
+        if isinstance(u, Usage):
+            return u
+        u = dict(u)
+
+        def num(*keys):
+            for k in keys:
+                if u.get(k) is not None:
+                    return float(u[k])
+            return None
+        known = {"servers", "pods", "memory_mib", "pss_mib", "rss_mib", "uss_mib", "cpu_seconds", "cpu_cores",
+                 "gpu_memory_mib", "reserved_cpu", "reserved_memory_mib", "pending", "pods_pending", "processes"}
+        return cls(servers=int(u.get("pods", u.get("servers", 0)) or 0),
+                   memory_mib=num("memory_mib", "pss_mib"), rss_mib=num("rss_mib"), uss_mib=num("uss_mib"),
+                   cpu_seconds=num("cpu_seconds"), cpu_cores=num("cpu_cores"), gpu_memory_mib=num("gpu_memory_mib"),
+                   reserved_cpu=num("reserved_cpu"), reserved_memory_mib=num("reserved_memory_mib"),
+                   pending=int(u.get("pending", u.get("pods_pending", 0)) or 0),
+                   processes=int(u["processes"]) if u.get("processes") is not None else None,
+                   extra={k: v for k, v in u.items() if k not in known})
+
+
 class Backend(abc.ABC):
     """Interface shared by the local and kserve backends."""
 
@@ -80,10 +139,18 @@ class Backend(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def usage(self) -> Dict[str, float]:
-        """Measured now: processes/pods, memory (MiB), CPU seconds; keys free-form."""
+    def usage(self) -> Usage:
+        """What the servers use now (see :class:`Usage`)."""
 
     def servers(self) -> List[str]:
+        return []
+
+    def pids(self) -> List[int]:
+        """Process ids of the servers on this machine (whole process trees); [] where they are elsewhere."""
+        return []
+
+    def metrics_urls(self) -> List[str]:
+        """Prometheus /metrics URLs of the servers, where this machine can reach them."""
         return []
 
     def kill_server(self, server: str) -> None:  # fault injection

@@ -26,7 +26,7 @@ from ..gpu import process_memory_mib as process_gpu_memory
 from ..procs import Supervisor, free_port, pin_threads, tree_pids
 from ..runtimes import Runtime, ServerConfig, get_runtime
 from ..v2 import V2Client
-from .base import Backend, DeployEvent, Endpoint, VerifyResult, sample_inferences
+from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
 
 
 @dataclass
@@ -296,15 +296,13 @@ class LocalBackend(Backend):
             out.extend(tree_pids(srv.proc.pid))
         return out
 
-    def usage(self) -> Dict[str, float]:
+    def usage(self) -> Usage:
+        """PSS/RSS/USS of every server process tree, their CPU seconds, GPU memory if any."""
         pids = self.pids()
-        u = resources.memory_of(pids)
-        u["cpu_seconds"] = resources.cpu_seconds(pids)
-        u["servers"] = len(self._servers)
-        gpu = process_gpu_memory(pids)
-        if gpu is not None:
-            u["gpu_memory_mib"] = gpu
-        return u
+        m = resources.memory_of(pids)
+        return Usage(servers=len(self._servers), memory_mib=m["pss_mib"], rss_mib=m["rss_mib"],
+                     uss_mib=m["uss_mib"], cpu_seconds=resources.cpu_seconds(pids),
+                     gpu_memory_mib=process_gpu_memory(pids), processes=m["processes"])
 
     def kill_server(self, server: str, sig: int = 9) -> None:
         import os

@@ -3,6 +3,11 @@
 A workload writes a small per-model artifact into the model store (a directory
 per model, like a storageUri), loads a predictor from such a directory, and
 makes requests whose correct answers it knows.
+
+A new workload is one module here, ``<name>.py``, defining ``WORKLOAD`` (a
+:class:`Workload`) and, when it depends on parameters (e.g. the device),
+``from_params(params) -> Workload``; add its name to ``WORKLOADS``.
+Experiments get it with :func:`get_workload` and never branch on its name.
 """
 from __future__ import annotations
 
@@ -60,6 +65,9 @@ class Workload:
     check: Callable[[Dict[str, np.ndarray], Dict[str, np.ndarray]], bool]
     framework: str = "custom"  # KServe modelFormat name for manifests
     extra: dict = field(default_factory=dict)
+    description: str = ""      # one line for reports: what a model computes
+    artifact_bytes: int = 0    # about what one model's artifact weighs on disk
+    exact: bool = True         # answers comparable element by element, so the load generator checks each request
 
     def write_artifact(self, model_dir: Path, model_name: str) -> Path:
         """Write the model's artifact directory; returns it."""
@@ -74,12 +82,16 @@ class Workload:
 WORKLOADS = ("simple_string", "bert")
 
 
-def get_workload(name: str) -> Workload:
+def get_workload(name: str, params=None) -> Workload:
+    """The workload ``name``; with ``params`` (an experiment's validated
+    parameters), the one those parameters ask for (e.g. bert on ``params.device``)."""
     from ..errors import ParamError
 
     if name not in WORKLOADS:
         raise ParamError("workload", name, ", ".join(WORKLOADS))
     mod = importlib.import_module(f"{__name__}.{name}")
+    if params is not None and hasattr(mod, "from_params"):
+        return mod.from_params(params)
     return mod.WORKLOAD
 
 

@@ -102,6 +102,9 @@ ONNX_OUTPUT = "sentence_embedding"
 OPSET = 17
 EXPORT_FORMAT = "mmslib-bert-onnx-v1"  # bump when the exported graph changes
 MEMORY_ESTIMATE_BYTES = 128 << 20
+#: About what one model's artifact weighs, per device: the ONNX graph (cpu), the
+#: safetensors weights (cuda, 86.7 MiB) or both (auto), plus the tokenizer files (0.7 MiB).
+ARTIFACT_BYTES = {"cpu": 87 << 20, "cuda": 88 << 20, "auto": 174 << 20}
 
 # Varied English sentences make_sample draws from.
 SENTENCES = (
@@ -559,7 +562,15 @@ def make_workload(device: str = "auto") -> Workload:
         check=check,
         framework="pytorch" if device == "cuda" else "onnx",
         extra={"device": device, "model": HF_MODEL, "embedding_dim": EMBED_DIM},
+        description=f"{HF_MODEL} sentence embeddings: text BYTES [1] -> embedding FP32 [1,{EMBED_DIM}]",
+        artifact_bytes=ARTIFACT_BYTES[device],
+        exact=False,  # floats: checked to CHECK_ATOL by verify(), not per request by the load generator
     )
+
+
+def from_params(params) -> Workload:
+    """The bert workload on ``params.device``."""
+    return make_workload(device=params.device)
 
 
 WORKLOAD = make_workload("auto")

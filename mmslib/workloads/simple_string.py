@@ -19,6 +19,7 @@ SHAPE = [1, 16]
 INPUTS = [TensorSpec("INPUT0", "BYTES", SHAPE), TensorSpec("INPUT1", "BYTES", SHAPE)]
 OUTPUTS = [TensorSpec("OUTPUT0", "BYTES", SHAPE), TensorSpec("OUTPUT1", "BYTES", SHAPE)]
 CONFIG_FILE = "config.json"
+ARTIFACT_BYTES = 700  # the seed's model size; the config is padded to it
 
 
 def _write(model_dir: Path) -> None:
@@ -33,7 +34,7 @@ def _write(model_dir: Path) -> None:
     }
     text = json.dumps(config, indent=1)
     # Pad to the seed's model size (700 B) so artifacts weigh what it says.
-    (model_dir / CONFIG_FILE).write_text(text + " " * max(0, 700 - len(text)))
+    (model_dir / CONFIG_FILE).write_text(text + " " * max(0, ARTIFACT_BYTES - len(text)))
 
 
 def _as_ints(a: np.ndarray) -> np.ndarray:
@@ -88,4 +89,6 @@ WORKLOAD = Workload(
     make_sample=make_sample,
     check=check,
     framework="triton",
+    description="Triton's simple_string: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1 (BYTES [1,16])",
+    artifact_bytes=ARTIFACT_BYTES,
 )
