@@ -189,10 +189,13 @@ class Common:
     serving_runtime: str = "kserve-tritonserver"
     storage_uri: str = "gs://kfserving-examples/models/triton/simple_string"
     dry_run: bool = False
+    # Gate: false | true (every level) | the levels that must meet the SLO (e.g. 25,50); a miss
+    # makes the run fail (papermill exits non-zero) after everything is saved.
+    fail_on_slo: Any = False
 
     def key(self) -> str:
         """Hash of the parameters that define what is measured (not where/resume)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "resume")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "resume", "fail_on_slo")}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> Dict[str, Any]:
@@ -233,6 +236,8 @@ class Common:
         self.server_threads = _int("server_threads", self.server_threads, 1, 64)
         _choice("mms_engine", self.mms_engine, MMS_ENGINES)
         self.dry_run = _bool("dry_run", self.dry_run)
+        from .gate import parse as _gate
+        self.fail_on_slo = _gate(self.fail_on_slo)
         if self.backend == "local":
             if self.dry_run:
                 raise ParamError("dry_run", True, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
@@ -260,6 +265,8 @@ class StressParams(Common):
 
     def validate(self, machine_memory: Optional[int] = None) -> "StressParams":
         self._check_common(machine_memory)
+        if self.fail_on_slo is not False:
+            raise ParamError("fail_on_slo", self.fail_on_slo, "false (the stress experiment states no latency SLO)")
         self.models = _int("models", self.models, 1, 1_000_000)
         self.time_limit_s = _num("time_limit_s", self.time_limit_s, 0, lo_open=True)
         self.verify_sample = _int("verify_sample", self.verify_sample, 0)

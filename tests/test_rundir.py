@@ -1,6 +1,7 @@
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,3 +50,48 @@ def test_atomic_write_keeps_old_file_on_crash(tmp_path, monkeypatch):
         atomic_write_bytes(p, b"new")
     assert p.read_bytes() == b"old"
     assert [x.name for x in tmp_path.iterdir()] == ["f.bin"]  # no temp file left
+
+
+# ---------------------------------------------------------------- format_version and Run.load
+
+from mmslib.rundir import FORMAT_VERSION, Run, RunFormatError, find_runs  # noqa: E402
+from runfactory import perf_run, stress_run  # noqa: E402
+
+
+def test_meta_carries_format_version_and_run_load_reads_everything(tmp_path):
+    rd = perf_run(tmp_path / "p", lambda m, q: np.arange(1, 1001), qps=(20.0, 40.0))
+    meta = json.loads((tmp_path / "p" / "meta.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION == 2
+    run = Run.load(tmp_path / "p")
+    assert run.run_id == rd.run_id and run.experiment == "performance" and run.format_version == 2
+    assert run.params["qps"] == [20.0, 40.0] and run.status == "complete"
+    assert len(run.records) == 4 * 1005  # 2 modes x 2 rates x (1000 measured + 5 warm-up)
+    assert set(run.table_names()) >= {"levels", "requests/mms_20qps_r0"}
+    assert run.level_keys == ("mode", "qps", "repeat") and run.slo_ms == 100.0
+
+
+def test_old_run_dir_loads_as_version_1_and_newer_is_refused(tmp_path):
+    perf_run(tmp_path / "old", lambda m, q: np.arange(1, 101), modes=("mms",))
+    mp = tmp_path / "old" / "meta.json"
+    meta = json.loads(mp.read_text())
+    del meta["format_version"]
+    mp.write_text(json.dumps(meta))
+    run = Run.load(tmp_path / "old")
+    assert run.format_version == 1
+    s = run.summary  # no summary file: recomputed from the records
+    assert list(s["n"]) == [100] and s["p50"].iloc[0] == 50.5  # 1..100: (n-1)*0.5 = 49.5 -> 50.5
+    meta["format_version"] = 99
+    mp.write_text(json.dumps(meta))
+    with pytest.raises(RunFormatError, match="format_version 99.*versions 1 to 2"):
+        Run.load(tmp_path / "old")
+    with pytest.raises(RunFormatError, match="no meta.json"):
+        Run.load(tmp_path)
+
+
+def test_find_runs_and_stress_records(tmp_path):
+    stress_run(tmp_path / "a" / "s")
+    perf_run(tmp_path / "b", lambda m, q: np.arange(1, 11), modes=("mms",))
+    (tmp_path / "c").mkdir()
+    assert find_runs(tmp_path) == [tmp_path / "a" / "s", tmp_path / "b"]
+    run = Run.load(tmp_path / "a" / "s")
+    assert run.level_keys == ("mode",) and run.value_column == "seconds" and len(run.records) == 6

@@ -1,0 +1,99 @@
+"""The SLO gate: an experiment fails visibly (non-zero exit under papermill or CI) when a stated
+level misses its SLO, after everything is saved, like k6's thresholds.
+
+``fail_on_slo`` (a common parameter): ``false`` (default: never fail), ``true`` (every measured
+level must meet the SLO) or a list of levels, e.g. ``25,50`` (the rates that must). A level meets
+the SLO when it is valid and its attainment (requests ok and within the SLO) is at least the
+target (99% for a p99 SLO); see :mod:`mmslib.summary`. The experiment calls :func:`enforce` last.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Sequence, Union
+
+import pandas as pd
+
+from .errors import MmsError, ParamError
+
+
+class SLOMissed(MmsError, RuntimeError):
+    """A stated level missed the SLO (raised after the run's records and summaries are saved)."""
+
+    def __init__(self, message: str, missed: pd.DataFrame):
+        super().__init__(message)
+        self.missed = missed
+
+
+def parse(v: Any, name: str = "fail_on_slo") -> Union[bool, List[float]]:
+    """``false``/``true`` (any spelling :func:`mmslib.params._bool` takes) or a list of levels."""
+    from .params import _bool, _listish, _num
+    try:
+        return _bool(name, v)
+    except ParamError:
+        pass
+    lv = _listish(v)
+    if not isinstance(lv, (list, tuple)):
+        lv = [lv]
+    try:
+        out = [_num(name, x) for x in lv]
+    except ParamError:
+        out = []
+    if not out:
+        raise ParamError(name, v, "true | false, or the levels that must meet the SLO (e.g. 25,50)")
+    return out
+
+
+def _level_column(summary: pd.DataFrame, by: Sequence[str]) -> str:
+    for c in ("qps", "rate", "level"):
+        if c in summary.columns:
+            return c
+    keys = [b for b in by if b not in ("mode", "repeat")]
+    return keys[-1] if keys else "mode"
+
+
+def check(summary: pd.DataFrame, fail_on_slo, by: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of ``summary`` that ``fail_on_slo`` states and that miss the SLO (empty: pass).
+    A stated level that was not measured counts as missed."""
+    spec = parse(fail_on_slo)
+    if spec is False:
+        return summary.iloc[0:0]
+    if "slo_met" not in summary.columns:
+        raise SLOMissed("fail_on_slo is set but the run states no SLO (no slo_met in its summary)", summary)
+    rows = summary
+    if spec is not True:
+        col = _level_column(summary, by)
+        levels = pd.to_numeric(summary[col], errors="coerce")
+        rows = summary[levels.isin(spec)]
+        absent = [x for x in spec if not (levels == x).any()]
+        if absent:
+            extra = pd.DataFrame({col: absent, "slo_met": False, "invalid_reason": "not measured"})
+            return pd.concat([rows[~rows["slo_met"].astype(bool)], extra], ignore_index=True)
+    return rows[~rows["slo_met"].astype(bool)]
+
+
+def enforce(run, fail_on_slo) -> None:
+    """Read the run's saved summary and raise :class:`SLOMissed` naming every stated level that
+    missed the SLO (its attainment and the target). ``run``: a Run, RunDir or path."""
+    from .rundir import Run
+    if parse(fail_on_slo) is False:
+        return
+    r = run if isinstance(run, Run) else Run.load(getattr(run, "path", run))
+    summary = r.summary
+    missed = check(summary, fail_on_slo, r.level_keys)
+    if not len(missed):
+        return
+    keys = [k for k in r.level_keys if k in missed.columns]
+    parts = []
+    for m in missed.to_dict("records"):
+        where = ", ".join(f"{k}={m[k]:g}" if isinstance(m[k], float) else f"{k}={m[k]}"
+                          for k in keys if m.get(k) is not None and m.get(k) == m.get(k))
+        if m.get("invalid_reason") == "not measured":
+            parts.append(f"{where}: not measured")
+            continue
+        att = m.get("attainment")
+        why = (f"{att:.2%} of requests within {m.get('slo_ms'):g} ms < target {m.get('slo_target'):.2%}"
+               if att == att and att is not None else "no requests")
+        if not m.get("valid", True):
+            why += f"; not valid ({m.get('invalid_reason')})"
+        parts.append(f"{where}: {why}")
+    raise SLOMissed(f"fail_on_slo: {len(missed)} level(s) missed the SLO: " + "; ".join(parts)
+                    + f". Records and summaries are saved in {r.path}.", missed)

@@ -1,0 +1,199 @@
+"""Per-level summaries of a run's records: counts, percentiles with intervals, validity, SLO attainment.
+
+One row per level (``by``: e.g. mode, qps, repeat for performance; mode for stress), computed
+from the tidy records alone, so the percentiles or the SLO can be changed long after the run
+(:func:`summarize_run`, used by the report at report time). :mod:`mmslib.export` writes these
+rows as ``summary.csv`` / ``summary.json`` beside the records.
+
+Columns: the ``by`` keys, ``n`` (measured rows: warm-up excluded), ``errors`` (rows not ``ok``),
+``error_rate``, ``n_ok``, ``mean``, then per percentile ``q`` of ``percentiles``: ``p<q>`` with
+``p<q>_lo``/``p<q>_hi`` (distribution-free order-statistics interval, :func:`mmslib.stats.quantile_ci`;
+a bound the sample cannot give is NaN) and ``max`` (no interval exists for a maximum); ``valid`` and
+``invalid_reason`` (the load generator kept its schedule: :func:`mmslib.stats.summarize`'s rule when
+the run saved generator counts, else "measured something"); with an SLO: ``slo_ms``, ``slo_target``,
+``attainment`` (fraction of measured rows that are ``ok`` and within ``slo_ms``; errors count as
+misses) with ``attainment_lo``/``attainment_hi`` (Clopper-Pearson interval) and ``slo_met``
+(valid and attainment >= target). Percentiles use numpy's default (linear) interpolation, the
+same as :mod:`mmslib.stats`, so ``p99`` here equals ``stats.summarize``'s ``p99``.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta
+
+from . import stats
+from .errors import ParamError
+
+#: The seed's columns: p50, p90, p95, p99 and max.
+DEFAULT_PERCENTILES: Tuple[Union[float, str], ...] = (50, 90, 95, 99, "max")
+#: The spectrum the report draws (HDR style).
+SPECTRUM = (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
+#: A p99 SLO: 99% of requests within the threshold.
+DEFAULT_SLO_TARGET = 0.99
+
+
+def parse_percentiles(v: Any, name: str = "percentiles") -> Tuple[Union[float, str], ...]:
+    """Percentiles as a user gives them: ``[50, 99.9, "max"]``, ``"50,99,max"``, ``"50 99"``;
+    each a number in (0, 100) or ``max``. Raises :class:`ParamError`."""
+    from .params import _listish, _number
+    if v is None:
+        return DEFAULT_PERCENTILES
+    raw = _listish(v)
+    if not isinstance(raw, (list, tuple)):
+        raw = [raw]
+    out = []
+    for x in raw:
+        if isinstance(x, str) and x.strip().lower() in ("max", "p100", "100"):
+            out.append("max")
+            continue
+        q = _number(x.lstrip("pP") if isinstance(x, str) else x)
+        if q == 100:
+            out.append("max")
+            continue
+        if q is None or not 0 < q < 100:
+            raise ParamError(name, v, "a list of percentiles from 0 to 100 or max (e.g. 50,90,95,99,max)")
+        out.append(float(q))
+    if not out:
+        raise ParamError(name, v, "a list of percentiles from 0 to 100 or max (e.g. 50,90,95,99,max)")
+    return tuple(dict.fromkeys(out))
+
+
+def column(q: Union[float, str]) -> str:
+    """The column of percentile ``q``: ``p50``, ``p99.9``, ``max``."""
+    return "max" if q == "max" else f"p{float(q):g}"
+
+
+def attainment_interval(k: np.ndarray, n: np.ndarray, conf: float = 0.95):
+    """Clopper-Pearson interval for ``k`` successes of ``n`` (NaN where n == 0)."""
+    k = np.asarray(k, float)
+    n = np.asarray(n, float)
+    a = 1 - conf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, beta.ppf(a / 2, k, n - k + 1), 0.0)
+        hi = np.where(k < n, beta.ppf(1 - a / 2, k + 1, n - k), 1.0)
+    lo = np.where(n > 0, lo, np.nan)
+    hi = np.where(n > 0, hi, np.nan)
+    return lo, hi
+
+
+def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms",
+              percentiles: Iterable = DEFAULT_PERCENTILES, slo_ms: Optional[float] = None,
+              slo_target: Optional[float] = None, levels: Optional[pd.DataFrame] = None,
+              conf: float = 0.95) -> pd.DataFrame:
+    """One row per group of ``by`` (see the module docstring for the columns)."""
+    by = [b for b in by]
+    pcts = parse_percentiles(list(percentiles))
+    target = DEFAULT_SLO_TARGET if slo_target is None else float(slo_target)
+    cols = list(by) + ["n", "errors", "error_rate", "n_ok", "mean"]
+    for q in pcts:
+        c = column(q)
+        cols += [c] if q == "max" else [c, f"{c}_lo", f"{c}_hi"]
+    cols += ["valid", "invalid_reason"]
+    if slo_ms is not None:
+        cols += ["slo_ms", "slo_target", "attainment", "attainment_lo", "attainment_hi", "slo_met"]
+    if records is None or not len(records) or any(b not in records.columns for b in by) \
+            or value not in records.columns:
+        return pd.DataFrame(columns=cols)
+    r = records
+    warm = r["warmup"].to_numpy(bool) if "warmup" in r else np.zeros(len(r), bool)
+    ok = r["ok"].to_numpy(bool) if "ok" in r else np.ones(len(r), bool)
+    val = pd.to_numeric(r[value], errors="coerce").to_numpy(float)
+    rows = []
+    meas_frame = r.loc[~warm, by].copy()
+    meas_frame["_ok"] = ok[~warm]
+    meas_frame["_v"] = val[~warm]
+    for key, g in meas_frame.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        n = len(g)
+        okv = g["_ok"].to_numpy(bool)
+        x = g["_v"].to_numpy(float)[okv]
+        x = np.sort(x[~np.isnan(x)])
+        row.update(n=n, errors=int((~okv).sum()), error_rate=float((~okv).sum() / n) if n else np.nan,
+                   n_ok=int(okv.sum()), mean=float(x.mean()) if x.size else np.nan)
+        for q in pcts:
+            c = column(q)
+            if q == "max":
+                row[c] = float(x[-1]) if x.size else np.nan
+                continue
+            row[c] = float(np.percentile(x, q)) if x.size else np.nan
+            lo, hi = stats.quantile_ci(x, q / 100, conf=conf) if x.size else (np.nan, np.nan)
+            row[f"{c}_lo"], row[f"{c}_hi"] = lo, hi
+        if slo_ms is not None:
+            v = g["_v"].to_numpy(float)
+            row["_attained"] = int((okv & (v <= slo_ms)).sum())
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out = _validity(out, records, by, levels)
+    if slo_ms is not None:
+        k = out.pop("_attained").to_numpy(float)
+        nn = out["n"].to_numpy(float)
+        out["slo_ms"] = float(slo_ms)
+        out["slo_target"] = target
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["attainment"] = np.where(nn > 0, k / nn, np.nan)
+        out["attainment_lo"], out["attainment_hi"] = attainment_interval(k, nn, conf)
+        out["slo_met"] = out["valid"].to_numpy(bool) & (np.nan_to_num(out["attainment"].to_numpy(float), nan=-1)
+                                                        >= target)
+    return out.reindex(columns=cols)
+
+
+def _validity(out: pd.DataFrame, records: pd.DataFrame, by, levels) -> pd.DataFrame:
+    """``valid``/``invalid_reason``: the generator's rule (stats.summarize) when its counts exist."""
+    out["valid"] = out["n"] > 0
+    out["invalid_reason"] = np.where(out["n"] > 0, "", "no records")
+    lk = list(stats.LEVEL_KEYS)
+    need = set(stats.RECORD_COLUMNS_MIN) | set(lk)
+    if levels is None or not len(levels) or not need <= set(records.columns) or not set(lk) <= set(levels.columns):
+        if "valid" in records.columns:  # rows that carry their own verdict
+            v = records.groupby(by, dropna=False)["valid"].all().reset_index()
+            out = out.drop(columns=["valid"]).merge(v, on=by, how="left")
+            out["valid"] = out["valid"].fillna(False).astype(bool)
+            out.loc[~out["valid"] & (out["invalid_reason"] == ""), "invalid_reason"] = "marked not valid"
+        return out
+    s = stats.summarize(records, levels, by=by if set(lk) <= set(by) else lk)
+    keep = [c for c in ("valid", "invalid_reason", "target_qps", "achieved_qps", "drop_frac") if c in s]
+    if set(lk) <= set(by):
+        merged = out.drop(columns=["valid", "invalid_reason"]).merge(s[by + keep], on=by, how="left")
+    else:  # coarser groups: valid when every level inside is
+        lv = s[lk + ["valid", "invalid_reason"]]
+        sub = records[list(dict.fromkeys(by + lk))].drop_duplicates().merge(lv, on=lk, how="left")
+        agg = sub.groupby(by, dropna=False).agg(valid=("valid", "all"), invalid_reason=(
+            "invalid_reason", lambda x: "; ".join(r for r in dict.fromkeys(x.dropna().astype(str)) if r)))
+        merged = out.drop(columns=["valid", "invalid_reason"]).merge(agg.reset_index(), on=by, how="left")
+    merged["valid"] = merged["valid"].fillna(False).astype(bool)
+    merged["invalid_reason"] = merged["invalid_reason"].fillna("no generator info")
+    return merged
+
+
+def summarize_run(run, percentiles=None, slo_ms: Any = "run", slo_target: Optional[float] = None,
+                  by: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """:func:`summarize` over a :class:`mmslib.rundir.Run`'s records, with its level keys, value
+    column and generator counts (``levels``); ``slo_ms="run"`` takes the run's own SLO, None none."""
+    pcts = parse_percentiles(percentiles)
+    slo = run.slo_ms if isinstance(slo_ms, str) and slo_ms == "run" else slo_ms
+    if slo_target is None:
+        slo_target = run.summary_doc.get("slo_target")
+    return summarize(run.records, by=list(by or run.level_keys), value=run.value_column, percentiles=pcts,
+                     slo_ms=slo, slo_target=slo_target, levels=run.table("levels"))
+
+
+def spectrum(values: np.ndarray, percentiles: Sequence[float] = SPECTRUM) -> pd.DataFrame:
+    """The percentile spectrum of ``values`` (HDR histogram style): ``percentile``, ``value``,
+    ``lo``/``hi`` (order-statistics interval; NaN where the sample does not reach) and
+    ``one_in`` = 1 / (1 - q) (the x axis of an HDR plot)."""
+    x = np.sort(np.asarray(values, float))
+    x = x[~np.isnan(x)]
+    rows = []
+    for q in percentiles:
+        if not x.size:
+            break
+        v = float(np.percentile(x, q)) if q > 0 else float(x[0])
+        lo, hi = stats.quantile_ci(x, q / 100) if 0 < q < 100 else (np.nan, np.nan)
+        rows.append({"percentile": float(q), "value": v, "lo": lo, "hi": hi, "one_in": 1 / (1 - q / 100)})
+    rows.append({"percentile": 100.0, "value": float(x[-1]) if x.size else np.nan, "lo": np.nan, "hi": np.nan,
+                 "one_in": float(x.size) if x.size else np.nan})
+    return pd.DataFrame(rows, columns=["percentile", "value", "lo", "hi", "one_in"])
