@@ -60,6 +60,12 @@ def _default(o):
     return str(o)
 
 
+#: Version of the run-directory layout written by this mmslib (meta.json's "format_version").
+#: 1: directories written before the field existed (read as version 1);
+#: 2: "format_version" in meta.json, summary.csv/summary.json beside the records.
+FORMAT_VERSION = 2
+
+
 class ParamsMismatch(MmsError):
     pass
 
@@ -97,6 +103,7 @@ class RunDir:
         else:
             self.meta = run_metadata(experiment, params, uuid.uuid4().hex[:12])
             self.meta["params_key"] = params_key
+        self.meta["format_version"] = FORMAT_VERSION
         self.meta["status"] = "running"
         self.write_meta()
 
@@ -111,12 +118,6 @@ class RunDir:
         self.meta["status"] = status
         self.meta["finished"] = now()
         self.meta.update(extra)
-#: Version of the run-directory layout written by this mmslib (meta.json's "format_version").
-#: 1: directories written before the field existed (read as version 1);
-#: 2: "format_version" in meta.json, summary.csv/summary.json beside the records.
-FORMAT_VERSION = 2
-
-
         self.write_meta()
 
     def save(self, name: str, df: pd.DataFrame) -> Path:
@@ -157,7 +158,6 @@ def _param_diff(a: Dict[str, Any], b: Dict[str, Any]) -> str:
 
 
 def read_records(path) -> pd.DataFrame:
-        self.meta["format_version"] = FORMAT_VERSION
     """Read a saved table back, for recomputing any figure later."""
     return pq.read_table(path).to_pandas()
 
