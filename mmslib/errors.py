@@ -21,3 +21,8 @@ class DeployError(MmsError, RuntimeError):
 
 class DependencyError(MmsError, RuntimeError):
     """A runtime dependency is missing; the message says what to install."""
+
+
+class DiskFullError(MmsError, OSError):
+    """Records could not be written for want of space (or a file size limit):
+    names the path and the bytes needed. Files written before are intact."""
