@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 from .errors import DiskFullError, MmsError
 from .metadata import now, run_metadata
 
-
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -112,6 +111,12 @@ def _default(o):
     return str(o)
 
 
+#: Version of the run-directory layout written by this mmslib (meta.json's "format_version").
+#: 1: directories written before the field existed (read as version 1);
+#: 2: "format_version" in meta.json, summary.csv/summary.json beside the records.
+FORMAT_VERSION = 2
+
+
 class ParamsMismatch(MmsError):
     pass
 
@@ -152,6 +157,7 @@ class RunDir:
         else:
             self.meta = run_metadata(experiment, params, uuid.uuid4().hex[:12])
             self.meta["params_key"] = params_key
+        self.meta["format_version"] = FORMAT_VERSION
         self.meta["status"] = "running"
         self.write_meta()
 
@@ -201,10 +207,188 @@ class RunDir:
 
 
 def _param_diff(a: Dict[str, Any], b: Dict[str, Any]) -> str:
-    keys = sorted(k for k in set(a) | set(b) if k not in ("output_dir", "resume") and a.get(k) != b.get(k))
+    keys = sorted(k for k in set(a) | set(b) if k not in ("output_dir", "resume", "fail_on_slo") and a.get(k) != b.get(k))
     return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:5]) or "experiment differs"
 
 
 def read_records(path) -> pd.DataFrame:
     """Read a saved table back, for recomputing any figure later."""
     return pq.read_table(path).to_pandas()
+
+
+# --------------------------------------------------------------------------
+# Reading a finished (or interrupted) run: the one way every consumer opens a run
+# --------------------------------------------------------------------------
+
+class RunFormatError(MmsError):
+    """A directory that is not a run directory this mmslib can read."""
+
+
+#: Grouping keys of the per-level summaries, per experiment, when the summary file does not say.
+DEFAULT_LEVEL_KEYS = {"performance": ("mode", "qps", "repeat"), "stress": ("mode",)}
+#: The value the summaries are computed over, per experiment, when the summary file does not say.
+DEFAULT_VALUE = {"performance": "latency_ms", "stress": "seconds"}
+
+
+class Run:
+    """One run directory, read-only: ``meta``, ``params``, ``records``, ``summary``.
+
+    ``Run.load(path)`` is the way to open a run (the report, exports, comparisons and the
+    command line all use it). Directories written before ``format_version`` existed are read
+    as version 1; a newer version than :data:`FORMAT_VERSION` is refused with a message
+    naming both versions. Records are the per-request rows (``requests/*.parquet``), or, for
+    experiments without requests, the experiment's step rows (``steps.parquet``).
+    """
+
+    def __init__(self, path: Path, meta: Dict[str, Any]):
+        self.path = Path(path)
+        self.meta = meta
+        self._records: Optional[pd.DataFrame] = None
+        self._summary_doc: Optional[Dict[str, Any]] = None
+
+    @classmethod
+    def load(cls, path) -> "Run":
+        p = Path(path)
+        if p.is_file() and p.name == "meta.json":
+            p = p.parent
+        mp = p / "meta.json"
+        if not mp.is_file():
+            raise RunFormatError(f"{p} is not a run directory (no meta.json)")
+        try:
+            meta = json.loads(mp.read_text())
+        except (OSError, ValueError) as e:
+            raise RunFormatError(f"{mp} is not readable JSON ({e})") from None
+        if not isinstance(meta, dict) or "experiment" not in meta:
+            raise RunFormatError(f"{mp} is not an mmslib run's meta.json (no 'experiment')")
+        v = meta.get("format_version", 1)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise RunFormatError(f"{p}: format_version {v!r} is not a version number")
+        if v > FORMAT_VERSION:
+            raise RunFormatError(
+                f"{p} was written in run-directory format_version {v}; this mmslib reads versions 1 to "
+                f"{FORMAT_VERSION}: upgrade mmslib to read it")
+        meta = dict(meta)
+        meta["format_version"] = v
+        return cls(p, meta)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, {self.experiment}, run_id={self.run_id})"
+
+    # -- metadata
+    @property
+    def experiment(self) -> str:
+        return str(self.meta.get("experiment"))
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id"))
+
+    @property
+    def format_version(self) -> int:
+        return int(self.meta["format_version"])
+
+    @property
+    def params(self) -> Dict[str, Any]:
+        return dict(self.meta.get("params") or {})
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status") or "unknown")
+
+    @property
+    def machine(self) -> Dict[str, Any]:
+        return dict(self.meta.get("machine") or {})
+
+    @property
+    def versions(self) -> Dict[str, Any]:
+        return dict(self.meta.get("versions") or {})
+
+    # -- tables
+    def table_names(self):
+        """Names of the saved tables: ``steps``, ``levels``, ``requests/<level>``, ..."""
+        return sorted(f.relative_to(self.path).with_suffix("").as_posix()
+                      for f in self.path.rglob("*.parquet") if not f.name.startswith("."))
+
+    def table(self, name: str) -> Optional[pd.DataFrame]:
+        f = self.path / f"{name}.parquet"
+        return read_records(f) if f.is_file() else None
+
+    def json(self, name: str) -> Optional[Any]:
+        f = self.path / f"{name}.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """The per-request rows (``requests/*.parquet``, one file per level, concatenated), or the
+        step rows (``steps.parquet``) for an experiment without requests; empty if neither exists."""
+        if self._records is None:
+            parts = [read_records(f) for f in sorted((self.path / "requests").glob("*.parquet"))]
+            parts = [x for x in parts if len(x)]
+            if parts:
+                self._records = pd.concat(parts, ignore_index=True)
+            elif (self.path / "records.parquet").is_file():
+                self._records = read_records(self.path / "records.parquet")
+            elif (self.path / "steps.parquet").is_file():
+                self._records = read_records(self.path / "steps.parquet")
+            else:
+                self._records = pd.DataFrame()
+        return self._records
+
+    # -- summaries (summary.json / summary.csv, written by mmslib.export.write_summary)
+    @property
+    def summary_doc(self) -> Dict[str, Any]:
+        if self._summary_doc is None:
+            doc = self.json("summary")
+            self._summary_doc = doc if isinstance(doc, dict) else {}
+        return self._summary_doc
+
+    @property
+    def level_keys(self):
+        keys = self.summary_doc.get("by")
+        if keys:
+            return tuple(keys)
+        if self.experiment in DEFAULT_LEVEL_KEYS:
+            return DEFAULT_LEVEL_KEYS[self.experiment]
+        recs = self.records
+        return tuple(k for k in ("mode", "qps", "repeat") if k in recs.columns) or ("mode",)
+
+    @property
+    def value_column(self) -> str:
+        return self.summary_doc.get("value") or DEFAULT_VALUE.get(self.experiment, "latency_ms")
+
+    @property
+    def slo_ms(self) -> Optional[float]:
+        """The run's latency SLO (ms): the summary's, else the parameters' ``slo_ms``/``slo_p99_ms``."""
+        v = self.summary_doc.get("slo_ms")
+        if v is None:
+            p = self.params
+            v = p.get("slo_ms", p.get("slo_p99_ms"))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Per level/mode rows: the saved summary, or (older runs, no summary file) recomputed
+        from the records with the run's own SLO and the default percentiles."""
+        rows = self.summary_doc.get("rows")
+        if isinstance(rows, list) and rows:
+            return pd.DataFrame(rows, columns=self.summary_doc.get("columns"))
+        return self.summarize()
+
+    def summarize(self, percentiles=None, slo_ms: Any = "run", slo_target: Optional[float] = None) -> pd.DataFrame:
+        """Recompute the per-level summary from the records (percentiles and SLO as given;
+        ``slo_ms="run"``: the run's own SLO)."""
+        from . import summary as summ
+        return summ.summarize_run(self, percentiles=percentiles, slo_ms=slo_ms, slo_target=slo_target)
+
+
+def find_runs(root, recursive: bool = True):
+    """Every run directory under ``root`` (a directory holding ``meta.json``), sorted by path;
+    ``root`` itself counts when it is one."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    metas = root.rglob("meta.json") if recursive else root.glob("*/meta.json")
+    found = {m.parent for m in metas if ".ipynb_checkpoints" not in m.parts}
+    if (root / "meta.json").is_file():
+        found.add(root)
+    return sorted(found)
