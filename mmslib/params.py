@@ -23,7 +23,7 @@ MODES = ("traditional", "mms")
 PROTOCOLS = ("rest", "grpc")
 TRAFFIC = ("uniform", "zipf")
 DEVICES = ("auto", "cpu", "cuda")
-MMS_ENGINES = ("trainedmodel", "modelmesh")
+MMS_ENGINES = ("trainedmodel", "modelmesh", "lazy")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -193,6 +193,8 @@ class Common:
     # makes the run fail (papermill exits non-zero) after everything is saved.
     fail_on_slo: Any = False
 
+    _local_engines = ("trainedmodel",)   # mms engines this experiment runs on the local backend
+
     def key(self) -> str:
         """Hash of the parameters that define what is measured (not where/resume)."""
         d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "resume", "fail_on_slo")}
@@ -241,8 +243,15 @@ class Common:
         if self.backend == "local":
             if self.dry_run:
                 raise ParamError("dry_run", True, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
-            if self.mms_engine != "trainedmodel":
-                raise ParamError("mms_engine", self.mms_engine, "trainedmodel with backend 'local'")
+            if self.mms_engine not in self._local_engines:
+                raise ParamError("mms_engine", self.mms_engine, " | ".join(self._local_engines) + " with backend 'local'"
+                                 + ("" if "lazy" in self._local_engines else " (lazy: the coldstart experiment)"))
+            if self.mms_engine == "lazy":
+                from .runtimes import get_runtime
+                if not get_runtime(self.runtime).lazy_loading:
+                    raise ParamError("mms_engine", "lazy", f"trainedmodel with runtime {self.runtime!r}: it has no lazy "
+                                     "loading (only the kserve runtime loads a model on its first request and "
+                                     "evicts the least recently used)")
         else:
             if not isinstance(self.namespace, str) or not _K8S_NAME.match(self.namespace) or len(self.namespace) > 63:
                 raise ParamError("namespace", self.namespace, "a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
@@ -375,3 +384,140 @@ def load_yaml(path) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise ParamError("params_file", str(path), "a YAML mapping of parameter names to values")
     return data
+
+
+COLDSTART_SECTIONS = ("load_unload", "churn", "lazy")
+
+
+@dataclass
+class ColdstartParams(Common):
+    """Cold starts: load/unload cycles and leaks (section 1), loading while
+    serving (2), more models than memory with lazy loading (3), the simulator
+    validated on section 3 and asked cluster questions (4)."""
+
+    _local_engines = ("lazy", "trainedmodel")
+    output_dir: str = "outputs/coldstart"
+    mms_engine: str = "lazy"
+    sections: List[str] = field(default_factory=lambda: list(COLDSTART_SECTIONS))
+    runtimes: List[str] = field(default_factory=lambda: ["kserve", "triton", "mlserver"])  # sections 1-2
+    cycles: Optional[int] = None          # load/unload cycles per runtime; None: 1000 (simple_string), 100 (bert)
+    leak_bound_mib: Optional[float] = None  # "grows" beyond this drift too (besides 1% of the host's memory)
+    resident_models: int = 4              # section 2: models taking traffic
+    churn_models: int = 4                 # section 2: other models loaded and unloaded in turn
+    churn_per_s: float = 2.0              # section 2: loads per second (each unloads the previous one)
+    qps: float = 50.0                     # sections 2-3: request rate
+    duration_s: float = 20.0              # sections 2-3: measured seconds per run / cell
+    warmup_s: float = 2.0
+    repeats: int = 2                      # section 2: runs per condition, interleaved A B B A
+    slo_ms: float = 10.0                  # a request meets the SLO when its latency is at most this
+    models: int = 40                      # section 3: models behind the lazy host(s)
+    capacity: List[Any] = field(default_factory=lambda: ["10%", "25%", "50%", "100%"])  # count, "N%", or memory
+    zipf_alpha: List[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
+    cluster_models: List[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
+    cluster_host_memory: str = "10Gi"     # simulated host's memory for models (capacity = this / model memory)
+    cluster_alpha: float = 1.0
+    cluster_qps: float = 1000.0
+    cluster_duration_s: float = 600.0
+
+    def validate(self, machine_memory: Optional[int] = None) -> "ColdstartParams":
+        from .runtimes import RUNTIMES
+        self._check_common(machine_memory)
+        if self.backend != "local":
+            raise ParamError("backend", self.backend, "local (cold starts are measured on this machine's servers)")
+        secs = _listish(self.sections)
+        secs = [secs] if isinstance(secs, str) else secs
+        if not isinstance(secs, (list, tuple)) or not secs or len(set(secs)) != len(secs):
+            raise ParamError("sections", self.sections, "a non-empty list of distinct " + " | ".join(COLDSTART_SECTIONS))
+        for s in secs:
+            _choice("sections", s, COLDSTART_SECTIONS)
+        self.sections = [s for s in COLDSTART_SECTIONS if s in secs]
+        rts = _listish(self.runtimes)
+        rts = [rts] if isinstance(rts, str) else rts
+        if not isinstance(rts, (list, tuple)) or not rts or len(set(rts)) != len(rts):
+            raise ParamError("runtimes", self.runtimes, "a non-empty list of distinct " + " | ".join(RUNTIMES))
+        for r in rts:
+            _choice("runtimes", r, RUNTIMES)
+        self.runtimes = list(rts)
+        if "lazy" in self.sections and self.mms_engine != "lazy":
+            raise ParamError("mms_engine", self.mms_engine, "lazy when sections include 'lazy' (section 3 loads on demand)")
+        self.cycles = _optional(self.cycles)
+        if self.cycles is not None:
+            self.cycles = _int("cycles", self.cycles, 1, 1_000_000)
+        self.leak_bound_mib = _optional(self.leak_bound_mib)
+        if self.leak_bound_mib is not None:
+            self.leak_bound_mib = _num("leak_bound_mib", self.leak_bound_mib, 0, lo_open=True)
+        self.resident_models = _int("resident_models", self.resident_models, 1, 10_000)
+        self.churn_models = _int("churn_models", self.churn_models, 1, 10_000)
+        self.churn_per_s = _num("churn_per_s", self.churn_per_s, 0)
+        self.qps = _num("qps", self.qps, 0, lo_open=True)
+        self.duration_s = _num("duration_s", self.duration_s, 0, lo_open=True)
+        self.warmup_s = _num("warmup_s", self.warmup_s, 0)
+        if self.warmup_s >= self.duration_s:
+            raise ParamError("warmup_s", self.warmup_s, f"shorter than duration_s ({self.duration_s})")
+        self.repeats = _int("repeats", self.repeats, 1, 100)
+        self.slo_ms = _num("slo_ms", self.slo_ms, 0, lo_open=True)
+        self.models = _int("models", self.models, 1, 100_000)
+        caps = _listish(self.capacity)
+        caps = caps if isinstance(caps, (list, tuple)) else [caps]
+        if not caps:
+            raise ParamError("capacity", self.capacity, "a non-empty list of model counts, percentages or memory")
+        self.capacity = list(caps)
+        counts = self.capacity_counts()
+        if len(set(counts)) != len(counts):
+            raise ParamError("capacity", self.capacity, f"distinct capacities (as model counts: {counts})")
+        alphas = _listish(self.zipf_alpha)
+        alphas = alphas if isinstance(alphas, (list, tuple)) else [alphas]
+        if not alphas:
+            raise ParamError("zipf_alpha", self.zipf_alpha, "a non-empty list of numbers >= 0")
+        self.zipf_alpha = [_num("zipf_alpha", a, 0, 10) for a in alphas]
+        if len(set(self.zipf_alpha)) != len(self.zipf_alpha):
+            raise ParamError("zipf_alpha", self.zipf_alpha, "distinct exponents")
+        cm = _listish(self.cluster_models)
+        cm = cm if isinstance(cm, (list, tuple)) else [cm]
+        self.cluster_models = [_int("cluster_models", x, 1, 100_000_000) for x in cm]
+        if _quantity("cluster_host_memory", self.cluster_host_memory, "memory") <= 0:
+            raise ParamError("cluster_host_memory", self.cluster_host_memory, "a positive memory quantity")
+        self.cluster_alpha = _num("cluster_alpha", self.cluster_alpha, 0, 10)
+        self.cluster_qps = _num("cluster_qps", self.cluster_qps, 0, lo_open=True)
+        self.cluster_duration_s = _num("cluster_duration_s", self.cluster_duration_s, 0, lo_open=True)
+        return self
+
+    def model_memory_bytes(self) -> int:
+        if self.model_memory is not None:
+            return _quantity("model_memory", self.model_memory, "memory")
+        from .workloads import get_workload
+        return int(get_workload(self.workload).memory_estimate_bytes)
+
+    def cycles_count(self) -> int:
+        return self.cycles if self.cycles is not None else (100 if self.workload == "bert" else 1000)
+
+    def capacity_counts(self) -> List[int]:
+        """``capacity`` as model counts: an integer is a count, "N%" a share of
+        ``models``, a memory quantity ("64Mi") holds that many models' declared memory."""
+        allowed = (f"model counts from 1 to models ({self.models}), percentages of models like 25%, "
+                   "or memory quantities like 64Mi (divided by the declared model memory)")
+        out = []
+        for c in self.capacity:
+            if isinstance(c, str) and c.strip().endswith("%"):
+                x = _number(c.strip()[:-1])
+                if x is None or not 0 < x <= 100:
+                    raise ParamError("capacity", c, allowed)
+                n = int(self.models * x / 100 + 1e-9)
+            elif _number(c) is not None:
+                n = _int("capacity", c, 1, self.models)
+            elif isinstance(c, str):
+                n = _quantity("capacity", c, "memory") // self.model_memory_bytes()
+            else:
+                raise ParamError("capacity", c, allowed)
+            if not 1 <= n <= self.models:
+                raise ParamError("capacity", c, allowed + f" (this is {n} models)")
+            out.append(int(n))
+        return out
+
+
+def coldstart(**raw) -> ColdstartParams:
+    """Validated cold-start parameters (raises ParamError)."""
+    return _build(ColdstartParams, raw)
+
+
+EXPERIMENTS["coldstart"] = ColdstartParams

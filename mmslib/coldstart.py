@@ -1,0 +1,748 @@
+"""The cold-start experiment: loading, unloading, churn, and more models than memory.
+
+Sections (``sections`` picks them; each finished part is on disk at once, so
+``resume`` measures only what is missing):
+
+1. ``load_unload``: per runtime, ``cycles`` load/unload cycles of one model at a
+   time on one host (names rotate over four models); per cycle the load and
+   unload latency (client side, the V2 repository API) and the servers' PSS
+   after the load and after the unload. A leak audit fits the PSS after each
+   unload against the cycle number (ordinary least squares, skipping the first
+   10% of cycles: allocator warm-up): ``drift_per_100_mib`` is the fitted slope
+   x 100 and the verdict is **grows** when the fitted drift over the run
+   (slope x cycles) exceeds the bound -- 1% of this machine's memory, or
+   ``leak_bound_mib`` when that is smaller -- and the slope's 95% interval
+   excludes zero; **flat** otherwise.
+2. ``churn``: per runtime, ``resident_models`` models take open-loop traffic at
+   ``qps`` (k6, :func:`mmslib.loadgen.run_level`, as in the performance
+   notebook) while a thread loads one of ``churn_models`` other models
+   ``churn_per_s`` times a second, unloading the one it loaded before. Runs
+   without and with churn alternate (A B B A ...), ``repeats`` each; the
+   comparison (:func:`mmslib.stats.compare_modes`) says whether p50/p99 differ
+   beyond the run-to-run spread. SLO attainment = share of measured requests
+   answered correctly within ``slo_ms``, with a Wilson 95% interval.
+3. ``lazy``: a kserve host that loads on first request and keeps at most
+   ``capacity`` models (LRU), ``models`` models behind it, Poisson traffic at
+   ``qps`` with Zipf popularity for each ``zipf_alpha`` x ``capacity`` cell
+   (a fresh host per cell). The client here is a small asyncio open-loop
+   replayer (:func:`replay`), not k6: it needs each response's
+   ``x-mms-cold-start`` header, which k6's records do not keep. Cold starts are
+   counted by the client (that header) and by the server (``/v2/mms/lazy``),
+   over every request of the cell; the two must be equal.
+4. The simulator (:mod:`mmslib.simulate`) is calibrated on half the lazy
+   cells (alternating in the grid order) with the *measured* inference times
+   (hits' latencies) and load times (the server's own load durations), and
+   replays the other half's exact recorded schedules: simulated vs measured
+   hit rate and SLO attainment (:func:`validate_simulator`). Then the cluster
+   questions (:func:`cluster_questions`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import resources, schedule, simulate, stats, v2
+from .backends.local import LocalBackend
+from .errors import DeployError, MmsError
+from .loadgen import run_level
+from .params import ColdstartParams
+from .performance import targets_for
+from .procs import Supervisor
+from .progress import bar as progress_bar
+from .rundir import RunDir
+from .runtimes import get_runtime
+from .runtimes.kserve_server import COLD_HEADER, STATS_PATH
+from .workloads import get_workload
+
+CYCLE_POOL = 4            # model names the load/unload cycles rotate over
+LEAK_SKIP_FRAC = 0.1      # leading cycles left out of the leak fit (allocator warm-up)
+CHURN_MODES = ("no_churn", "churn")
+
+
+@dataclass
+class ColdstartResult:
+    params: ColdstartParams
+    rundir: RunDir
+    cycles: pd.DataFrame          # section 1: one row per cycle per runtime
+    cycle_runs: pd.DataFrame      # section 1: one row per runtime (PSS before/after, errors)
+    churn_records: pd.DataFrame   # section 2: one row per request
+    churn_levels: pd.DataFrame    # section 2: one row per run
+    churn_ops: pd.DataFrame       # section 2: one row per churn load/unload
+    lazy_records: pd.DataFrame    # section 3: one row per request
+    lazy_cells: pd.DataFrame      # section 3: one row per cell (server counts)
+    lazy_loads: pd.DataFrame      # section 3: one row per server-side load
+
+    def cycle_summary(self) -> pd.DataFrame:
+        return cycle_summary(self.cycles, self.cycle_runs)
+
+    def leak_audit(self) -> pd.DataFrame:
+        return leak_audit(self.cycles, self.cycle_runs, self.params.leak_bound_mib)
+
+    def churn_summary(self) -> pd.DataFrame:
+        return churn_summary(self.churn_records, self.churn_levels, self.params.slo_ms)
+
+    def churn_compare(self) -> pd.DataFrame:
+        return churn_compare(self.churn_summary())
+
+    def lazy_summary(self) -> pd.DataFrame:
+        return lazy_summary(self.lazy_records, self.lazy_cells, self.params.slo_ms)
+
+    def validation(self) -> pd.DataFrame:
+        return validate_simulator(self.lazy_records, self.lazy_cells, self.lazy_loads, self.params)
+
+
+# --------------------------------------------------------------------------- run
+
+def run(p: ColdstartParams, progress: bool = True, workdir: Optional[Path] = None) -> ColdstartResult:
+    """Measure the sections of ``p`` not yet on disk (``resume``), return every table."""
+    rundir = RunDir(p.output_dir, "coldstart", p.to_dict(), p.key(), resume=p.resume)
+    workload = get_workload(p.workload, p)
+    for rt in (p.runtimes if {"load_unload", "churn"} & set(p.sections) else []):
+        get_runtime(rt).check_available()   # a missing runtime fails before anything starts
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-coldstart-"))
+    status = "failed"
+    try:
+        with Supervisor(log_dir=tmp / "logs") as sup:
+            if "load_unload" in p.sections:
+                _section_cycles(p, rundir, workload, tmp, sup, progress)
+            if "churn" in p.sections:
+                _section_churn(p, rundir, workload, tmp, sup, progress)
+            if "lazy" in p.sections:
+                _section_lazy(p, rundir, workload, tmp, sup, progress)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        rundir.finish(status)
+        if workdir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load(rundir, p)
+
+
+def _frame(rundir: RunDir, name: str) -> pd.DataFrame:
+    df = rundir.load(name)
+    return df if df is not None else pd.DataFrame()
+
+
+def load(rundir: RunDir, p: ColdstartParams) -> ColdstartResult:
+    """Every table, read back from the run directory."""
+    def concat(prefix: str, names) -> pd.DataFrame:
+        parts = [rundir.load(f"{prefix}/{n}") for n in names]
+        parts = [x for x in parts if x is not None and len(x)]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    cycle_runs = _frame(rundir, "cycle_runs")
+    churn_levels = _frame(rundir, "churn_levels")
+    lazy_cells = _frame(rundir, "lazy_cells")
+    return ColdstartResult(
+        params=p, rundir=rundir,
+        cycles=concat("cycles", cycle_runs["runtime"] if len(cycle_runs) else []),
+        cycle_runs=cycle_runs,
+        churn_records=concat("churn", churn_levels["name"] if len(churn_levels) else []),
+        churn_levels=churn_levels,
+        churn_ops=concat("churn_ops", churn_levels["name"] if len(churn_levels) else []),
+        lazy_records=concat("lazy", lazy_cells["name"] if len(lazy_cells) else []),
+        lazy_cells=lazy_cells,
+        lazy_loads=concat("lazy_loads", lazy_cells["name"] if len(lazy_cells) else []))
+
+
+def _append(rundir: RunDir, table: str, row: dict, key: str = "name") -> None:
+    old = rundir.load(table)
+    rows = [] if old is None else [r for r in old.to_dict("records") if r[key] != row[key]]
+    rundir.save(table, pd.DataFrame(rows + [row]))
+
+
+def _done(rundir: RunDir, table: str, key: str = "name") -> set:
+    old = rundir.load(table)
+    return set() if old is None or not len(old) else set(old[key])
+
+
+def _pss(backend: LocalBackend) -> float:
+    return float(resources.memory_of(backend.pids())["pss_mib"])
+
+
+def _backend(p, runtime: str, workload, workdir: Path, sup, **kw) -> LocalBackend:
+    return LocalBackend(get_runtime(runtime), workload, workdir, deploy_timeout_s=p.deploy_timeout_s,
+                        model_memory=p.model_memory_bytes(), server_threads=p.server_threads,
+                        supervisor=sup, **kw)
+
+
+# --------------------------------------------------------------------------- section 1
+
+def _section_cycles(p, rundir, workload, tmp, sup, progress):
+    done = _done(rundir, "cycle_runs", "runtime") if p.resume else set()
+    todo = [rt for rt in p.runtimes if rt not in done]
+    n = p.cycles_count()
+    bar = progress_bar(n * len(todo), "load/unload cycles", "cycle", progress)
+    try:
+        for rt in todo:
+            rows, run_row = _cycles(p, rt, workload, tmp / f"cycles-{rt}", sup, n, bar)
+            rundir.save(f"cycles/{rt}", pd.DataFrame(rows))
+            _append(rundir, "cycle_runs", run_row, "runtime")
+    finally:
+        bar.close() if bar is not None else None
+
+
+def _cycles(p, rt, workload, workdir, sup, n, bar):
+    backend = _backend(p, rt, workload, workdir, sup)
+    rows: List[dict] = []
+    error = ""
+    try:
+        backend.start_hosts(1)
+        srv = backend.server()
+        names = [f"cycle{i}" for i in range(min(CYCLE_POOL, n))]
+        for m in names:
+            backend.runtime.write_model(backend.store, workload, m)
+        time.sleep(0.5)
+        before = _pss(backend)
+        failures = 0
+        for i in range(n):
+            m = names[i % len(names)]
+            t_unix = time.time()
+            t0 = time.perf_counter()
+            try:
+                r = srv.client.load(m)
+                load_ok, load_status = r.status_code == 200, r.status_code
+            except Exception as e:  # noqa: BLE001 - a failed load is a measurement
+                load_ok, load_status, error = False, 0, f"load {m}: {e}"
+            load_s = time.perf_counter() - t0
+            pss_loaded = _pss(backend)
+            t0 = time.perf_counter()
+            try:
+                r = srv.client.unload(m)
+                unload_ok, unload_status = r.status_code == 200, r.status_code
+            except Exception as e:  # noqa: BLE001
+                unload_ok, unload_status, error = False, 0, f"unload {m}: {e}"
+            unload_s = time.perf_counter() - t0
+            rows.append({"runtime": rt, "workload": workload.name, "cycle": i, "model": m, "t_unix": t_unix,
+                         "load_s": load_s, "load_ok": load_ok, "load_status": load_status,
+                         "unload_s": unload_s, "unload_ok": unload_ok, "unload_status": unload_status,
+                         "pss_loaded_mib": pss_loaded, "pss_after_mib": _pss(backend)})
+            failures = 0 if (load_ok and unload_ok) else failures + 1
+            if bar is not None:
+                bar.update(1)
+            if failures >= 5:
+                error = error or f"5 cycles in a row failed (last load HTTP {load_status})"
+                break
+        time.sleep(1.0)  # let stubs exit, allocators settle
+        after = _pss(backend)
+    except DeployError as e:
+        error, before, after = str(e), np.nan, np.nan
+    finally:
+        backend.close()
+    run_row = {"runtime": rt, "workload": workload.name, "cycles": len(rows), "pss_before_mib": before,
+               "pss_after_mib": after, "host_memory_mib": resources.machine_memory()["total"] / 2**20,
+               "error": error}
+    return rows, run_row
+
+
+def cycle_summary(cycles: pd.DataFrame, cycle_runs: pd.DataFrame) -> pd.DataFrame:
+    """Per runtime: load and unload latency (ms: p50, p99, max, n) and PSS before,
+    during (median and max with a model loaded) and after the cycles."""
+    out = []
+    for rt, g in (cycles.groupby("runtime", sort=False) if len(cycles) else []):
+        row = {"runtime": rt, "workload": g["workload"].iloc[0], "cycles": len(g)}
+        for op in ("load", "unload"):
+            ok = g[g[f"{op}_ok"]][f"{op}_s"].to_numpy() * 1e3
+            row.update({f"{op}_n": len(ok), f"{op}_failed": int((~g[f"{op}_ok"]).sum()),
+                        f"{op}_p50_ms": float(np.percentile(ok, 50)) if len(ok) else np.nan,
+                        f"{op}_p99_ms": float(np.percentile(ok, 99)) if len(ok) else np.nan,
+                        f"{op}_max_ms": float(ok.max()) if len(ok) else np.nan})
+        run = cycle_runs[cycle_runs["runtime"] == rt].iloc[0] if len(cycle_runs) else {}
+        row.update({"pss_before_mib": run.get("pss_before_mib", np.nan),
+                    "pss_loaded_median_mib": float(g["pss_loaded_mib"].median()),
+                    "pss_loaded_max_mib": float(g["pss_loaded_mib"].max()),
+                    "pss_after_mib": run.get("pss_after_mib", np.nan), "error": run.get("error", "")})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def leak_audit(cycles: pd.DataFrame, cycle_runs: pd.DataFrame, leak_bound_mib: Optional[float] = None) -> pd.DataFrame:
+    """Per runtime: the fitted PSS slope after unload (MiB per 100 cycles, 95% CI),
+    the drift over the run, the bound and the verdict (see the module doc)."""
+    from scipy import stats as sps
+    out = []
+    for rt, g in (cycles.groupby("runtime", sort=False) if len(cycles) else []):
+        g = g.sort_values("cycle")
+        skip = int(len(g) * LEAK_SKIP_FRAC)
+        x, y = g["cycle"].to_numpy(float)[skip:], g["pss_after_mib"].to_numpy(float)[skip:]
+        host = float(cycle_runs.loc[cycle_runs["runtime"] == rt, "host_memory_mib"].iloc[0]) if len(cycle_runs) \
+            else resources.machine_memory()["total"] / 2**20
+        bound = host * 0.01 if leak_bound_mib is None else min(host * 0.01, float(leak_bound_mib))
+        row = {"runtime": rt, "cycles": len(g), "fitted_on": len(x), "bound_mib": bound}
+        if len(x) >= 3 and np.ptp(x) > 0:
+            fit = sps.linregress(x, y)
+            t = sps.t.ppf(0.975, len(x) - 2)
+            slope, lo, hi = fit.slope, fit.slope - t * fit.stderr, fit.slope + t * fit.stderr
+            drift = slope * len(g)
+            grows = drift > bound and lo > 0
+            row.update({"drift_per_100_mib": slope * 100, "drift_per_100_lo": lo * 100,
+                        "drift_per_100_hi": hi * 100, "drift_run_mib": drift,
+                        "first_mib": float(y[0]), "last_mib": float(y[-1]),
+                        "verdict": "grows" if grows else "flat"})
+        else:
+            row.update({"drift_per_100_mib": np.nan, "drift_per_100_lo": np.nan, "drift_per_100_hi": np.nan,
+                        "drift_run_mib": np.nan, "first_mib": np.nan, "last_mib": np.nan,
+                        "verdict": "too few cycles"})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- section 2
+
+class _Churner(threading.Thread):
+    """Loads one of ``names`` ``rate`` times a second, unloading the previous one."""
+
+    def __init__(self, url: str, names: Sequence[str], rate: float, timeout: float):
+        super().__init__(daemon=True)
+        self.client = v2.V2Client(url, timeout=timeout)
+        self.names, self.rate = list(names), float(rate)
+        self.rows: List[dict] = []
+        self._halt = threading.Event()
+        self._loaded: Optional[str] = None
+
+    def _op(self, op: str, m: str) -> bool:
+        t_unix, t0 = time.time(), time.perf_counter()
+        try:
+            r = (self.client.load if op == "load" else self.client.unload)(m)
+            status = r.status_code
+        except Exception:  # noqa: BLE001 - recorded as failed
+            status = 0
+        self.rows.append({"t_unix": t_unix, "op": op, "model": m, "seconds": time.perf_counter() - t0,
+                          "ok": status == 200, "status": status})
+        return status == 200
+
+    def run(self):
+        if self.rate <= 0:
+            return
+        t0, k = time.monotonic(), 0
+        while not self._halt.wait(max(0.0, t0 + k / self.rate - time.monotonic())):
+            m = self.names[k % len(self.names)]
+            if self._op("load", m):
+                if self._loaded is not None:
+                    self._op("unload", self._loaded)
+                self._loaded = m
+            k += 1
+
+    def stop(self) -> List[dict]:
+        self._halt.set()
+        self.join(60)
+        if self._loaded is not None:
+            self._op("unload", self._loaded)
+            self._loaded = None
+        self.client.session.close()
+        return self.rows
+
+
+def churn_name(runtime: str, mode: str, repeat: int) -> str:
+    return f"{runtime}_{mode}_r{repeat}"
+
+
+def _section_churn(p, rundir, workload, tmp, sup, progress):
+    cells = schedule.interleaved(list(CHURN_MODES), [p.qps], p.repeats)
+    done = _done(rundir, "churn_levels") if p.resume else set()
+    todo = {rt: [c for c in cells if churn_name(rt, c.mode, c.repeat) not in done] for rt in p.runtimes}
+    bar = progress_bar(sum(map(len, todo.values())), "churn runs", "run", progress)
+    try:
+        for rt, rt_cells in todo.items():
+            if not rt_cells:
+                continue
+            backend = _backend(p, rt, workload, tmp / f"churn-{rt}", sup)
+            try:
+                backend.start_hosts(1)
+                resident = [f"res{i}" for i in range(p.resident_models)]
+                failed = [e for e in backend.deploy_mms(resident) if not e.ok]
+                if failed:
+                    raise DeployError(f"{rt}: resident models not loaded: {failed[0].error}")
+                churners = [f"churn{i}" for i in range(p.churn_models)]
+                for m in churners:
+                    backend.runtime.write_model(backend.store, workload, m)
+                targets = targets_for(backend, workload, "rest", p.seed)
+                srv = backend.server()
+                for cell in rt_cells:
+                    name = churn_name(rt, cell.mode, cell.repeat)
+                    ch = _Churner(srv.rest_url, churners, p.churn_per_s if cell.mode == "churn" else 0.0,
+                                  p.deploy_timeout_s)
+                    ch.start()
+                    t_start = time.time()
+                    try:
+                        res = run_level(targets, p.qps, p.duration_s, p.warmup_s, seed=p.seed + cell.index)
+                    finally:
+                        ops = ch.stop()
+                    recs = res.records.copy()
+                    recs["mode"], recs["qps"], recs["repeat"], recs["runtime"] = cell.mode, float(p.qps), \
+                        int(cell.repeat), rt
+                    rundir.save(f"churn/{name}", recs)
+                    opsdf = pd.DataFrame(ops, columns=["t_unix", "op", "model", "seconds", "ok", "status"])
+                    opsdf["name"], opsdf["runtime"], opsdf["mode"], opsdf["repeat"] = name, rt, cell.mode, cell.repeat
+                    rundir.save(f"churn_ops/{name}", opsdf)
+                    loads = opsdf[opsdf["op"] == "load"]
+                    _append(rundir, "churn_levels", {
+                        "name": name, "runtime": rt, "mode": cell.mode, "qps": float(p.qps),
+                        "repeat": int(cell.repeat), "index": cell.index, "target_qps": float(p.qps),
+                        "duration_s": p.duration_s, "warmup_s": p.warmup_s, "iterations": res.iterations,
+                        "dropped_iterations": res.dropped_iterations, "achieved_qps": res.achieved_qps,
+                        "t_start": t_start, "churn_loads": int(loads["ok"].sum()),
+                        "churn_failed": int((~opsdf["ok"]).sum()),
+                        "churn_achieved_per_s": len(loads) / (p.warmup_s + p.duration_s),
+                        "churn_load_p50_ms": float(loads["seconds"].median() * 1e3) if len(loads) else np.nan})
+                    if bar is not None:
+                        bar.update(1)
+            finally:
+                backend.close()
+    finally:
+        bar.close() if bar is not None else None
+
+
+def wilson(k: int, n: int, conf: float = 0.95):
+    """Wilson score interval for a proportion k/n."""
+    from scipy.stats import norm
+    if n == 0:
+        return np.nan, np.nan
+    z = norm.ppf(0.5 + conf / 2)
+    ph = k / n
+    d = 1 + z * z / n
+    c = (ph + z * z / (2 * n)) / d
+    h = z * np.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def _attainment(df: pd.DataFrame, slo_ms: float, by: List[str]) -> pd.DataFrame:
+    meas = df[~df["warmup"]]
+    met = meas["ok"] & (meas["latency_ms"] <= slo_ms)
+    g = meas.assign(_met=met).groupby(by, sort=False)
+    out = g["_met"].agg(["sum", "size"]).reset_index()
+    lohi = [wilson(int(k), int(n)) for k, n in zip(out["sum"], out["size"])]
+    out["attainment"] = out["sum"] / out["size"]
+    out["attainment_lo"] = [a for a, _ in lohi]
+    out["attainment_hi"] = [b for _, b in lohi]
+    return out.drop(columns=["sum", "size"])
+
+
+def churn_summary(records: pd.DataFrame, levels: pd.DataFrame, slo_ms: float) -> pd.DataFrame:
+    """Per runtime and run: :func:`mmslib.stats.summarize` plus SLO attainment."""
+    if not len(records):
+        return pd.DataFrame()
+    parts = []
+    for rt, g in records.groupby("runtime", sort=False):
+        lv = levels[levels["runtime"] == rt]
+        s = stats.summarize(g, lv)
+        s.insert(0, "runtime", rt)
+        s = s.merge(_attainment(g, slo_ms, ["mode", "qps", "repeat"]), on=["mode", "qps", "repeat"], how="left")
+        s = s.merge(lv[["mode", "qps", "repeat", "churn_loads", "churn_achieved_per_s", "churn_load_p50_ms"]],
+                    on=["mode", "qps", "repeat"], how="left")
+        parts.append(s)
+    return pd.concat(parts, ignore_index=True)
+
+
+def churn_compare(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per runtime: with vs without churn (medians across repeats, the verdict
+    "beyond run-to-run spread" from :func:`mmslib.stats.compare_modes`)."""
+    if not len(summary):
+        return pd.DataFrame()
+    parts = []
+    for rt, g in summary.groupby("runtime", sort=False):
+        c = stats.compare_modes(g, modes=CHURN_MODES, stats=("p50", "p99", "attainment"))
+        c.insert(0, "runtime", rt)
+        parts.append(c)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- section 3
+
+def lazy_name(alpha: float, capacity: int) -> str:
+    return f"a{alpha:g}_c{capacity}"
+
+
+def lazy_cells(p: ColdstartParams) -> List[dict]:
+    """The sweep, in run order: alpha-major, capacities ascending; every other
+    cell (0, 2, ...) calibrates the simulator, the rest validate it."""
+    out = []
+    counts = p.capacity_counts()
+    for a in p.zipf_alpha:
+        for spec, c in sorted(zip(p.capacity, counts), key=lambda t: t[1]):
+            i = len(out)
+            out.append({"name": lazy_name(a, c), "index": i, "alpha": float(a), "capacity": int(c),
+                        "capacity_spec": str(spec), "capacity_ratio": c / p.models,
+                        "role": "calibration" if i % 2 == 0 else "validation"})
+    return out
+
+
+def replay(urls: Sequence[str], sched: simulate.Schedule, body: dict, check: Optional[Callable] = None,
+           timeout_s: float = 60.0, start_delay_s: float = 0.3) -> pd.DataFrame:
+    """Open loop: send request ``i`` to ``urls[sched.model[i]]`` at ``sched.t[i]``
+    seconds whatever the earlier requests do; one row per request (``t_sched``,
+    ``t_unix``, ``late_ms``: how late it was sent, ``latency_ms``, ``status``,
+    ``ok``, ``cold``: the ``x-mms-cold-start`` header, 1/0, -1 when absent)."""
+    return asyncio.run(_replay(list(urls), sched, json.dumps(body).encode(), check, timeout_s, start_delay_s))
+
+
+async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
+    import aiohttp
+    n = len(sched)
+    lat = np.full(n, np.nan)
+    status = np.zeros(n, dtype=np.int64)
+    cold = np.full(n, -1, dtype=np.int8)
+    ok = np.zeros(n, dtype=bool)
+    t_unix = np.zeros(n)
+    late = np.zeros(n)
+    hdr = {"Content-Type": "application/json"}
+    loop = asyncio.get_running_loop()
+    conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        async def one(i: int, url: str) -> None:
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=hdr) as r:
+                    data = await r.read()
+                    status[i] = r.status
+                    h = r.headers.get(COLD_HEADER)
+                    cold[i] = int(h) if h in ("0", "1") else -1
+                    good = r.status == 200
+                    if good and check is not None:
+                        try:
+                            good = bool(check(v2.decode_outputs(json.loads(data))))
+                        except (ValueError, KeyError, TypeError):
+                            good = False
+                    ok[i] = good
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status[i] = 0
+            lat[i] = (time.perf_counter() - t0) * 1e3
+
+        base = loop.time() + start_delay_s
+        tasks = []
+        ts, ms = sched.t.tolist(), sched.model.tolist()
+        for i in range(n):
+            delay = base + ts[i] - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            late[i] = (loop.time() - base - ts[i]) * 1e3
+            t_unix[i] = time.time()
+            tasks.append(asyncio.ensure_future(one(i, urls[ms[i]])))
+        await asyncio.gather(*tasks)
+    return pd.DataFrame({"t_sched": sched.t, "t_unix": t_unix, "late_ms": late, "latency_ms": lat,
+                         "status": status, "ok": ok, "cold": cold, "model_index": sched.model})
+
+
+def _server_stats(backend: LocalBackend) -> List[dict]:
+    out = []
+    for name in backend.servers():
+        srv = backend.server(name)
+        r = srv.client.session.get(srv.rest_url + STATS_PATH, timeout=30)
+        r.raise_for_status()
+        out.append({"server": name, **r.json()})
+    return out
+
+
+def _section_lazy(p, rundir, workload, tmp, sup, progress):
+    cells = lazy_cells(p)
+    done = _done(rundir, "lazy_cells") if p.resume else set()
+    todo = [c for c in cells if c["name"] not in done]
+    names = [f"m{i:05d}" for i in range(p.models)]
+    rng = np.random.default_rng(p.seed)
+    sample = workload.make_sample(rng)
+    body = v2.request_body(sample.inputs)
+
+    def check(outputs):
+        return workload.check(outputs, sample.expected)
+    bar = progress_bar(len(todo), "lazy cells", "cell", progress)
+    try:
+        for cell in todo:
+            backend = _backend(p, p.runtime, workload, tmp / f"lazy-{cell['name']}", sup,
+                               lazy_capacity=cell["capacity"])
+            try:
+                backend.start_hosts(p.hosts)
+                backend.register_lazy(names)
+                by_model = {ep.model: ep.infer_url for ep in backend.endpoints()}
+                urls = [by_model[m] for m in names]
+                sched = simulate.arrival_schedule(p.qps, p.warmup_s + p.duration_s, p.models, cell["alpha"],
+                                                  seed=p.seed + 1000 + cell["index"])
+                t_start = time.time()
+                recs = replay(urls, sched, body, check, timeout_s=max(60.0, p.deploy_timeout_s))
+                server = _server_stats(backend)
+                pss = _pss(backend)
+            finally:
+                backend.close()
+            recs["model"] = [names[i] for i in recs["model_index"]]
+            recs["warmup"] = recs["t_sched"] < p.warmup_s
+            recs["name"], recs["alpha"], recs["capacity"] = cell["name"], cell["alpha"], cell["capacity"]
+            rundir.save(f"lazy/{cell['name']}", recs)
+            loads = [s for srv in server for s in srv["load_seconds"]]
+            rundir.save(f"lazy_loads/{cell['name']}", pd.DataFrame({
+                "name": cell["name"], "load_s": pd.Series(loads, dtype=float)}))
+            _append(rundir, "lazy_cells", {
+                **cell, "hosts": p.hosts, "models": p.models, "qps": p.qps, "t_start": t_start,
+                "requests_sent": len(recs),
+                "server_requests": sum(s["requests"] for s in server),
+                "server_cold_starts": sum(s["cold_starts"] for s in server),
+                "server_hits": sum(s["hits"] for s in server),
+                "server_loads": sum(s["loads"] for s in server),
+                "server_load_failures": sum(s["load_failures"] for s in server),
+                "server_evictions": sum(s["evictions"] for s in server),
+                "pss_end_mib": pss})
+            if bar is not None:
+                bar.update(1)
+    finally:
+        bar.close() if bar is not None else None
+
+
+def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> pd.DataFrame:
+    """Per cell: hit rate and latency over measured requests; cold starts counted
+    by client and server over every request of the cell (they must agree)."""
+    if not len(records):
+        return pd.DataFrame()
+    out = []
+    for c in cells.sort_values("index").itertuples():
+        g = records[records["name"] == c.name]
+        m = g[~g["warmup"]]
+        lat = m["latency_ms"].to_numpy()
+        cold = m["cold"].to_numpy() == 1
+        okm = m["ok"].to_numpy()
+        met = okm & (lat <= slo_ms)
+        lo, hi = wilson(int(met.sum()), len(m))
+        client_cold = int((g["cold"] == 1).sum())
+        out.append({
+            "name": c.name, "role": c.role, "alpha": c.alpha, "capacity": c.capacity,
+            "capacity_ratio": c.capacity_ratio, "requests": len(m), "errors": int((~okm).sum()),
+            "hit_rate": float(1 - cold.mean()) if len(m) else np.nan,
+            "cold_starts_client": client_cold, "cold_starts_server": int(c.server_cold_starts),
+            "counts_agree": client_cold == int(c.server_cold_starts)
+            and int((g["cold"] >= 0).sum()) == int(c.server_requests),
+            "no_header": int((g["cold"] < 0).sum()), "loads": int(c.server_loads),
+            "evictions": int(c.server_evictions),
+            "cold_p50_ms": float(np.percentile(lat[cold], 50)) if cold.any() else np.nan,
+            "cold_p99_ms": float(np.percentile(lat[cold], 99)) if cold.any() else np.nan,
+            "hit_p50_ms": float(np.percentile(lat[~cold], 50)) if (~cold).any() else np.nan,
+            "p50_ms": float(np.percentile(lat, 50)) if len(lat) else np.nan,
+            "p99_ms": float(np.percentile(lat, 99)) if len(lat) else np.nan,
+            "attainment": float(met.mean()) if len(m) else np.nan,
+            "attainment_lo": lo, "attainment_hi": hi,
+            "late_p99_ms": float(np.percentile(m["late_ms"], 99)) if len(m) else np.nan})
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- section 4: the simulator
+
+def calibration(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame):
+    """(service, load) distributions measured in the calibration cells: the
+    latency of hits (client side) and the server's own load durations."""
+    cal = set(cells.loc[cells["role"] == "calibration", "name"])
+    r = records[records["name"].isin(cal) & records["ok"] & (records["cold"] == 0)]
+    ld = loads[loads["name"].isin(cal)]["load_s"] if len(loads) else pd.Series(dtype=float)
+    if not len(r) or not len(ld):
+        raise MmsError("the calibration cells have no hits or no loads to calibrate the simulator with")
+    return (simulate.Empirical(r["latency_ms"].to_numpy() / 1e3, "hit latency"),
+            simulate.Empirical(ld.to_numpy(), "load time"))
+
+
+def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame,
+                       p: ColdstartParams, seed: int = 0) -> pd.DataFrame:
+    """Replay each validation cell's recorded schedule through the simulator
+    calibrated on the other cells; simulated vs measured hit rate and SLO
+    attainment in percentage points (``within``: <= 2 and <= 5 points)."""
+    if not len(records) or not (cells["role"] == "validation").any():
+        return pd.DataFrame()
+    service, load = calibration(records, cells, loads)
+    measured = lazy_summary(records, cells, p.slo_ms).set_index("name")
+    out = []
+    for c in cells[cells["role"] == "validation"].sort_values("index").itertuples():
+        g = records[records["name"] == c.name].sort_values("t_sched")
+        sched = simulate.Schedule(g["t_sched"].to_numpy(), g["model_index"].to_numpy(), int(c.models),
+                                  float(p.warmup_s + p.duration_s))
+        res = simulate.simulate(sched, int(c.hosts), int(c.capacity), service, load, seed=seed)
+        meas_mask = ~g["warmup"].to_numpy()
+        sim_hit = float(1 - res.cold[meas_mask].mean())
+        sim_att = float((res.latency_s[meas_mask] <= p.slo_ms / 1e3).mean())
+        m = measured.loc[c.name]
+        row = {"name": c.name, "alpha": c.alpha, "capacity": c.capacity,
+               "hit_rate_measured": m["hit_rate"], "hit_rate_simulated": sim_hit,
+               "hit_rate_diff_pts": 100 * (sim_hit - m["hit_rate"]),
+               "attainment_measured": m["attainment"], "attainment_simulated": sim_att,
+               "attainment_diff_pts": 100 * (sim_att - m["attainment"]),
+               "p99_measured_ms": m["p99_ms"], "p99_simulated_ms": float(np.percentile(res.latency_s[meas_mask], 99) * 1e3)}
+        row["within"] = abs(row["hit_rate_diff_pts"]) <= 2 and abs(row["attainment_diff_pts"]) <= 5
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] = None,
+                      duration_s: Optional[float] = None) -> pd.DataFrame:
+    """For each N in ``cluster_models``: the hosts (each with ``cluster_host_memory``
+    for models of the declared memory) needed for >= 99% SLO attainment at
+    ``cluster_qps`` with Zipf ``cluster_alpha``, and the attainment there; times
+    drawn from this run's calibration cells. A simulation: read it with the
+    validation error beside it."""
+    from .planner import parse_memory
+    p = result.params
+    service, load = calibration(result.lazy_records, result.lazy_cells, result.lazy_loads)
+    host_mem = parse_memory(p.cluster_host_memory)
+    rows = []
+    for n in (models if models is not None else p.cluster_models):
+        r = simulate.hosts_needed(int(n), p.cluster_alpha, p.cluster_qps, p.slo_ms, service, load,
+                                  host_memory=host_mem, model_memory=p.model_memory_bytes(),
+                                  duration_s=duration_s or p.cluster_duration_s, seed=p.seed)
+        rows.append({"models": int(n), "host_memory": p.cluster_host_memory,
+                     "models_per_host": int(host_mem // p.model_memory_bytes()), "alpha": p.cluster_alpha,
+                     "qps": p.cluster_qps, "slo_ms": p.slo_ms, "hosts_needed": r["hosts"],
+                     "attainment": r.get("attainment"), "note": r.get("reason", ""),
+                     "host_counts_simulated": len(r["tried"])})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- plots
+
+def plot_memory(cycles: pd.DataFrame):
+    """PSS after each load and after each unload vs cycle, one panel per runtime."""
+    import matplotlib.pyplot as plt
+    rts = list(dict.fromkeys(cycles["runtime"])) if len(cycles) else []
+    fig, axes = plt.subplots(1, max(1, len(rts)), figsize=(4.5 * max(1, len(rts)), 3.2), squeeze=False)
+    for ax, rt in zip(axes[0], rts):
+        g = cycles[cycles["runtime"] == rt]
+        ax.plot(g["cycle"], g["pss_loaded_mib"], lw=0.8, label="model loaded")
+        ax.plot(g["cycle"], g["pss_after_mib"], lw=0.8, label="after unload")
+        ax.set_title(rt)
+        ax.set_xlabel("cycle")
+        ax.set_ylabel("PSS of the servers (MiB)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lazy(summary: pd.DataFrame, slo_ms: float):
+    """Hit rate and SLO attainment vs capacity ratio, one line per Zipf alpha."""
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for a, g in (summary.groupby("alpha") if len(summary) else []):
+        g = g.sort_values("capacity_ratio")
+        a1.plot(100 * g["capacity_ratio"], 100 * g["hit_rate"], marker="o", label=f"alpha {a:g}")
+        a2.plot(100 * g["capacity_ratio"], 100 * g["attainment"], marker="o", label=f"alpha {a:g}")
+    a1.set(xlabel="capacity (% of models)", ylabel="hit rate (%)", title="requests finding their model loaded")
+    a2.set(xlabel="capacity (% of models)", ylabel=f"within {slo_ms:g} ms (%)", title="SLO attainment")
+    a1.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_validation(validation: pd.DataFrame):
+    """Simulated vs measured hit rate and attainment (validation cells)."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    if len(validation):
+        ax.scatter(100 * validation["hit_rate_measured"], 100 * validation["hit_rate_simulated"], label="hit rate")
+        ax.scatter(100 * validation["attainment_measured"], 100 * validation["attainment_simulated"],
+                   marker="x", label="SLO attainment")
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
+    ax.set(xlabel="measured (%)", ylabel="simulated (%)", title="simulator vs measurement")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
