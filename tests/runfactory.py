@@ -9,32 +9,31 @@ from mmslib.rundir import RunDir
 
 
 def perf_run(path, latencies, qps=(25.0,), modes=("traditional", "mms"), slo_p99_ms=100.0, dropped=0,
-             errors=0, repeat=0, params=None, key="k-synth"):
-    """A performance run: for each (mode, qps) level, ``latencies(mode, qps)`` -> array of ms
+             errors=0, repeat=0, params=None, key="k-synth", repeats=1):
+    """A performance run: for each (mode, qps, repeat) level, ``latencies(mode, qps)`` -> array of ms
     (warm-up rows added and marked), k6 counts in levels.parquet; the first ``errors`` rows not ok."""
     p = {"models": 2, "hosts": 1, "qps": list(qps), "modes": list(modes), "slo_p99_ms": slo_p99_ms,
          "duration_s": 10.0, "warmup_s": 1.0, "backend": "local", "runtime": "kserve", "workload": "simple_string",
          **(params or {})}
     rd = RunDir(path, "performance", p, key)
     levels = []
-    for mode in modes:
-        for q in qps:
-            lat = np.asarray(latencies(mode, q), float)
-            n = lat.size
-            t0 = 1_700_000_000.0
-            warm = pd.DataFrame({"t_unix": t0 + np.arange(5) * 0.01, "latency_ms": 1e6, "status": 200, "ok": True,
-                                 "model": "m0", "endpoint": "s0", "warmup": True})
-            ok = np.ones(n, bool)
-            ok[:errors] = False
-            meas = pd.DataFrame({"t_unix": t0 + 1 + np.arange(n) / q, "latency_ms": lat,
-                                 "status": np.where(ok, 200, 503), "ok": ok, "model": "m0", "endpoint": "s0",
-                                 "warmup": False})
-            recs = pd.concat([warm, meas], ignore_index=True)
-            recs["mode"], recs["qps"], recs["repeat"] = mode, float(q), repeat
-            rd.save(f"requests/{mode}_{q:g}qps_r{repeat}", recs)
-            dur = n / q
-            levels.append({"mode": mode, "qps": float(q), "repeat": repeat, "target_qps": float(q),
-                           "duration_s": dur, "warmup_s": 1.0, "iterations": n + 5, "dropped_iterations": dropped})
+    for mode, q, repeat in [(m, q, r) for r in range(repeat, repeat + repeats) for m in modes for q in qps]:
+        lat = np.asarray(latencies(mode, q), float)
+        n = lat.size
+        t0 = 1_700_000_000.0
+        warm = pd.DataFrame({"t_unix": t0 + np.arange(5) * 0.01, "latency_ms": 1e6, "status": 200, "ok": True,
+                             "model": "m0", "endpoint": "s0", "warmup": True})
+        ok = np.ones(n, bool)
+        ok[:errors] = False
+        meas = pd.DataFrame({"t_unix": t0 + 1 + np.arange(n) / q, "latency_ms": lat,
+                             "status": np.where(ok, 200, 503), "ok": ok, "model": "m0", "endpoint": "s0",
+                             "warmup": False})
+        recs = pd.concat([warm, meas], ignore_index=True)
+        recs["mode"], recs["qps"], recs["repeat"] = mode, float(q), repeat
+        rd.save(f"requests/{mode}_{q:g}qps_r{repeat}", recs)
+        dur = n / q
+        levels.append({"mode": mode, "qps": float(q), "repeat": repeat, "target_qps": float(q),
+                       "duration_s": dur, "warmup_s": 1.0, "iterations": n + 5, "dropped_iterations": dropped})
     rd.save("levels", pd.DataFrame(levels))
     rd.finish("complete")
     return rd
