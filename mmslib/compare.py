@@ -22,7 +22,7 @@ the honest guard (see :mod:`mmslib.stats`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd

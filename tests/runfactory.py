@@ -46,10 +46,19 @@ def stress_run(path, seconds=(0.1, 0.2, 0.3), modes=("traditional", "mms"), key=
     for mode in modes:
         for i, s in enumerate(seconds):
             rows.append({"mode": mode, "step": i + 1, "model": f"m{i}", "ok": True, "seconds": s,
-                         "pss_mib": 100.0 * (i + 1) if mode == "traditional" else 50.0 + i})
+                         "servers": i + 1 if mode == "traditional" else 1,
+                         "pss_mib": 100.0 * (i + 1) if mode == "traditional" else 50.0 + i,
+                         "reserved_memory_mib": 600.0 * (i + 1) if mode == "traditional" else 11000.0})
     rd.save("steps", pd.DataFrame(rows))
-    rd.save_json("summary", {"run_id": rd.run_id, "modes": [
-        {"mode": m, "models_deployed": len(seconds), "servers": len(seconds) if m == "traditional" else 1,
-         "stop_reason": "target reached", "pss_mib": rows[-1]["pss_mib"]} for m in modes]})
+    def facts(m):
+        servers = len(seconds) if m == "traditional" else 1
+        pss = max(r["pss_mib"] for r in rows if r["mode"] == m)
+        return {"mode": m, "models_target": len(seconds), "models_deployed": len(seconds), "servers": servers,
+                "processes": servers, "stop_reason": "target reached", "stop_detail": "", "pss_mib": pss,
+                "pss_per_model_mib": pss / len(seconds), "reserved_cpu": 1.1 * servers,
+                "reserved_memory_mib": 600.0 * servers, "reserved_cpu_per_model": 1.1 * servers / len(seconds),
+                "reserved_memory_mib_per_model": 600.0 * servers / len(seconds), "deploy_rate_per_s": 2.0,
+                "ready_p50_s": float(np.median(seconds)), "verify_ok": True}
+    rd.save_json("summary", {"run_id": rd.run_id, "modes": [facts(m) for m in modes]})
     rd.finish("complete")
     return rd

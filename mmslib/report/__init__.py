@@ -1,0 +1,93 @@
+"""The report: every run directory in a folder (and/or listed), recomputed from the records,
+beside the seed's published results.
+
+One noun per module:
+
+- :mod:`.collection` the runs (``collect``, ``read``; ``Runs``, ``Run``)
+- :mod:`.tables` stress / performance / saturation side by side, the seed's table layout
+- :mod:`.seedside` the seed's published rows beside ours (``with_seed``, ``seed_setting``)
+- :mod:`.facts` one run: facts, setting vs the seed's, metadata
+- :mod:`.headline` the answer first (``answer``, ``headline``, ``headline_table``)
+- :mod:`.capacity` the capacity planner on the seed's cluster
+- :mod:`.figures` figures with the seed overlaid; latency histogram and percentile spectrum
+- :mod:`.html` offline interactive tables, table of contents, offline HTML export
+- :mod:`.labels` labels and number formats
+
+``notebooks/report.py`` only calls these and displays the results; :func:`write_tables` writes
+the report's tables as CSV + JSON, like every run's summary (:mod:`mmslib.export`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import pandas as pd
+
+from .. import compare as _compare
+from .. import export as _export
+from .capacity import CapacitySection, capacity_section
+from .collection import Run, Runs, collect, read
+from .facts import differences_in_setting, run_facts, run_metadata
+from .headline import HEADLINE_ROWS, answer, headline, headline_table
+from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_COLUMNS, RUN_KEYS, STRESS_COLUMNS, format_table
+from .seedside import seed_setting, with_seed
+from .tables import performance_side_by_side, performance_tables, saturation_side_by_side, stress_side_by_side
+
+__all__ = [
+    "Run", "Runs", "CapacitySection", "collect", "read", "stress_side_by_side", "performance_side_by_side",
+    "performance_tables", "saturation_side_by_side", "with_seed", "seed_setting", "differences_in_setting",
+    "run_facts", "run_metadata", "answer", "headline", "headline_table", "capacity_section", "format_table",
+    "comparison", "pick_comparison", "write_tables", "RUN_KEYS", "RUN_COLUMNS", "MODES", "MODE_LABEL",
+    "STRESS_COLUMNS", "LATENCY_STATS", "HEADLINE_ROWS",
+]
+
+
+def pick_comparison(runs: Runs, which: Optional[Sequence[str]] = None) -> Optional[List[Run]]:
+    """The two runs to compare: ``which`` (two run keys, run ids or paths), else the two latest
+    performance runs of the same workload, runtime and backend; None when there are not two."""
+    if which:
+        which = list(which)
+        if len(which) != 2:
+            from ..errors import ParamError
+            raise ParamError("compare", which, "two runs (keys, run ids or run directories), or [] for automatic")
+        out = []
+        for w in which:
+            try:
+                out.append(runs.get(str(w)))
+            except KeyError:
+                out.append(read(w))
+        return out
+    perf = runs.of("performance")
+    for i in range(len(perf) - 1, 0, -1):
+        b = perf[i]
+        for a in reversed(perf[:i]):
+            if all(a.row[k] == b.row[k] for k in ("workload", "runtime", "backend")):
+                return [a, b]
+    return None
+
+
+def comparison(runs: Runs, which: Optional[Sequence[str]] = None) -> Optional[Dict[str, object]]:
+    """``{"a", "b", "table", "text"}``: :func:`mmslib.compare.compare` of the two runs
+    :func:`pick_comparison` chooses (report's SLO if set); None when there are not two."""
+    pair = pick_comparison(runs, which)
+    if not pair:
+        return None
+    a, b = pair
+    t = _compare.compare(a.directory, b.directory, slo_ms=runs.slo_ms)
+    return {"a": a, "b": b, "table": t, "text": _compare.verdict_text(t, a.key, b.key)}
+
+
+def write_tables(runs: Runs, out_dir: Union[str, Path]) -> List[Path]:
+    """The report's tables as ``<name>.csv`` + ``<name>.json`` in ``out_dir`` (runs, levels,
+    stress, performance, saturation, headline): the same format as every run's summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = {"input_dir": str(runs.folder) if runs.folder else None,
+           "percentiles": [p if p == "max" else float(p) for p in runs.percentiles], "slo_ms": runs.slo_ms}
+    tables = {"report_runs": runs.runs, "report_levels": runs.levels, "report_stress": stress_side_by_side(runs),
+              "report_performance": performance_side_by_side(runs), "report_saturation": saturation_side_by_side(runs),
+              "report_headline": headline_table(runs).reset_index()}
+    paths: List[Path] = []
+    for name, df in tables.items():
+        paths += list(_export.write_table(pd.DataFrame(df), out, name, **ctx))
+    return paths
