@@ -486,3 +486,59 @@ def test_k6_is_stopped_on_keyboard_interrupt(monkeypatch, server, tmp_path):
     assert proc.poll() is not None  # reaped: terminated, not left running
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
+
+
+# --------------------------------------------------------------------------- schedule replay
+
+from mmslib import arrivals, records as record_schema  # noqa: E402
+
+
+def test_replay_keeps_a_gamma_schedule(server, tmp_path):
+    """Bursty (Gamma, CV 2) arrivals at a low rate: every request is sent at
+    its scheduled time (lateness small), answers checked, schema exact."""
+    models = ["m0", "m1", "m2"]
+    s = arrivals.make_schedule(models, 25, 4, warmup_s=1, arrival="gamma", cv=2.0, popularity="zipf",
+                               zipf_alpha=1.0, seed=3)
+    r = loadgen.replay([server.rest(m) for m in models], s, workdir=tmp_path)
+    rec = r.records
+    assert list(rec.columns) == record_schema.REPLAY_COLUMNS
+    assert {c: str(rec[c].dtype) for c in rec.columns} == record_schema.REPLAY
+    assert r.scheduled == len(s) == len(rec) == r.sent and r.unsent == 0
+    assert rec["ok"].all() and (rec["status"] == 200).all()
+    assert rec["model"].tolist() == s.frame()["model"].tolist()
+    assert rec["warmup"].tolist() == s.warmup.tolist()
+    assert r.schedule_hash == s.hash()
+    # the achieved schedule is the planned one: send - scheduled = lateness, measured
+    # to k6's 1 ms clock; a 2-core shared machine keeps it well under 50 ms
+    late = rec["lateness_ms"].to_numpy()
+    assert late.min() >= -1.0 and np.percentile(late, 50) < 10 and np.percentile(late, 99) < 50
+    assert np.allclose(rec["t_unix"] - rec["scheduled_unix"], late / 1e3, atol=1e-6)
+    assert np.allclose(rec["latency_sched_ms"], late + rec["latency_ms"])
+    # the bursts survive: sent gaps follow the scheduled gaps
+    sent_gaps, sched_gaps = np.diff(rec["t_unix"]), np.diff(s.offset_s)
+    assert np.corrcoef(sent_gaps, sched_gaps)[0, 1] > 0.9
+    assert r.cpu_s > 0 and r.wall_s >= s.span_s - 0.5
+    assert (tmp_path / loadgen.LOG_FILE).is_file()
+
+
+def test_replay_failures_are_misses_not_gaps(server):
+    wrong = {k: np.full(v.shape, b"0", dtype=object) for k, v in server.sample.expected.items()}
+    dead = Target(f"http://127.0.0.1:{_free_port()}/v2/models/x/infer", "x", server.body)
+    targets = [server.rest("m0"), server.rest("m1", expect=wrong), dead, server.grpc("m2")]
+    s = arrivals.make_schedule(["m0", "m1", "x", "m2"], 40, 1.5, arrival="poisson", seed=2)
+    r = loadgen.replay(targets, s)
+    rec = r.records
+    assert r.unsent == 0 and rec["latency_ms"].notna().all()
+    by = rec.groupby("model")
+    assert by["ok"].all()["m0"] and by["ok"].all()["m2"]         # REST and gRPC answers checked
+    assert not by["ok"].any()["m1"] and not by["ok"].any()["x"]  # wrong answer; refused connection
+    assert set(rec.loc[rec["model"] == "x", "status"]) == {0}
+    assert set(rec.loc[rec["model"] == "m2", "status"]) == {0}   # gRPC OK
+
+
+def test_replay_bad_input(server):
+    s = arrivals.make_schedule(["m0", "m1"], 10, 1, seed=0)
+    with pytest.raises(ParamError, match="targets"):
+        loadgen.replay([server.rest("m1"), server.rest("m0")], s)  # not in the schedule's order
+    with pytest.raises(ParamError, match="timeout_s"):
+        loadgen.replay([server.rest("m0"), server.rest("m1")], s, timeout_s=0)

@@ -1,0 +1,145 @@
+// mmslib.loadgen.replay: send a precomputed schedule of requests, open loop.
+// One VU runs one iteration that sets timers: each request is sent, asynchronously,
+// when its scheduled offset comes (requests due in the same millisecond go together),
+// whatever the responses before it are doing: arrivals are not bound to a VU pool.
+// Every request writes one line to the log file (--log-format raw):
+//   R,<rid>,<sent ms after start>,<duration ms>,<status>,<ok 0|1>
+// (written in batches of CFG.logBatch lines: one log call per batch costs less CPU).
+// and the start writes  S,<start epoch ms>.  Python joins the lines with the schedule.
+// The CFG placeholder below is replaced by the level's configuration (JSON) when the script is written.
+import http from 'k6/http';
+import grpc from 'k6/net/grpc';
+import encoding from 'k6/encoding';
+
+const CFG = __CFG__;
+const DATA = JSON.parse(open(CFG.dataFile));
+const SCHED = JSON.parse(open(CFG.scheduleFile));
+
+export const options = {
+  scenarios: {
+    replay: { executor: 'per-vu-iterations', vus: 1, iterations: 1, maxDuration: CFG.maxDuration },
+  },
+  systemTags: [],
+  summaryTrendStats: ['count'],
+  maxRedirects: 0,
+  discardResponseBodies: false,
+};
+
+const TARGETS = DATA.targets, BODIES = DATA.bodies, HEADERS = DATA.headers, EXPECTS = DATA.expects;
+const OFF = SCHED.off, TGT = SCHED.tgt;
+
+const GRPC = CFG.grpcAddrs.map(() => {
+  const c = new grpc.Client();
+  c.load([CFG.protoDir], CFG.protoFile);
+  return c;
+});
+
+function flat(x, out) {
+  if (Array.isArray(x)) { for (const y of x) flat(y, out); } else { out.push(x); }
+  return out;
+}
+function sameValue(got, want) {
+  if (got === want) return true;
+  const a = Number(got), b = Number(want);
+  if (got === '' || want === '' || Number.isNaN(a) || Number.isNaN(b)) return false;
+  return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b));
+}
+function matches(outputs, expect) {
+  for (const name of Object.keys(expect)) {
+    const got = outputs[name], want = expect[name];
+    if (!got || got.length !== want.length) return false;
+    for (let k = 0; k < want.length; k++) if (!sameValue(got[k], want[k])) return false;
+  }
+  return true;
+}
+function restOk(res, expect) {
+  if (res.status < 200 || res.status >= 300) return false;
+  if (!expect) return true;
+  try {
+    const out = {};
+    for (const o of (JSON.parse(res.body).outputs || [])) out[o.name] = flat(o.data, []).map(String);
+    return matches(out, expect);
+  } catch (e) { return false; }
+}
+function grpcOk(res, expect) {
+  if (!res || res.status !== grpc.StatusOK) return false;
+  if (!expect) return true;
+  try {
+    const out = {};
+    for (const o of (res.message.outputs || [])) {
+      const c = o.contents || {};
+      const bytes = c.bytesContents || c.bytes_contents;
+      if (bytes && bytes.length) { out[o.name] = bytes.map((s) => encoding.b64decode(s, 'std', 's')); continue; }
+      let vals = [];
+      for (const k of Object.keys(c)) if (Array.isArray(c[k]) && c[k].length) { vals = c[k]; break; }
+      out[o.name] = vals.map(String);
+    }
+    return matches(out, expect);
+  } catch (e) { return false; }
+}
+function grpcCode(status) {  // k6 gives a Go code whose text is its name ('OK'): the number
+  const n = Number(status);
+  if (!Number.isNaN(n)) return n;
+  for (const k of Object.keys(grpc)) if (k.startsWith('Status') && grpc[k] === status) return Number(grpc[k]);
+  return 2;  // UNKNOWN
+}
+function toGrpcRequest(model, body) {
+  const req = { model_name: model, inputs: [] };
+  for (const t of body.inputs) {
+    let data = flat(t.data, []);
+    if (t.datatype === 'BYTES') data = data.map((s) => encoding.b64encode(String(s)));
+    const contents = {};
+    contents[CFG.grpcContents[t.datatype]] = data;
+    req.inputs.push({ name: t.name, datatype: t.datatype, shape: t.shape, contents });
+  }
+  return req;
+}
+
+export default async function () {
+  // per-target request parameters, built once
+  const prepared = TARGETS.map((t) => {
+    const expect = t.x >= 0 ? EXPECTS[t.x] : null;
+    if (t.p === 'rest') {
+      return { rest: true, url: t.u, body: BODIES[t.b], expect,
+        params: { headers: HEADERS[t.h], timeout: CFG.timeout, responseType: expect ? 'text' : 'none' } };
+    }
+    return { rest: false, g: t.g, expect, req: toGrpcRequest(t.m, JSON.parse(BODIES[t.b])),
+      params: { timeout: CFG.timeout, metadata: HEADERS[t.h], discardResponseMessage: !expect } };
+  });
+  CFG.grpcAddrs.forEach((a, i) => GRPC[i].connect(a, { plaintext: true, timeout: CFG.timeout }));
+  const n = OFF.length;
+  const t0 = Date.now();
+  console.log(`S,${t0}`);
+  let next = 0, done = 0;
+  await new Promise((resolve) => {
+    if (n === 0) { resolve(); return; }
+    let lines = [];
+    function flush() { if (lines.length) { console.log(lines.join('\n')); lines = []; } }
+    function finish(k, sent, ms, status, ok) {
+      lines.push(`R,${k},${sent},${ms},${status},${ok ? 1 : 0}`);
+      if (lines.length >= CFG.logBatch) flush();
+      if (++done === n) { flush(); resolve(); }
+    }
+    function fire(k) {
+      const p = prepared[TGT[k]];
+      const sent = Date.now() - t0;
+      if (p.rest) {
+        http.asyncRequest('POST', p.url, p.body, p.params).then(
+          (r) => finish(k, sent, r.timings.duration, r.status, restOk(r, p.expect)),
+          () => finish(k, sent, Date.now() - t0 - sent, 0, false));
+      } else {
+        GRPC[p.g].asyncInvoke(CFG.grpcMethod, p.req, p.params).then(
+          (r) => finish(k, sent, Date.now() - t0 - sent, grpcCode(r.status), grpcOk(r, p.expect)),
+          () => finish(k, sent, Date.now() - t0 - sent, 14, false));
+      }
+    }
+    function tick() {
+      const now = Date.now() - t0;
+      if (lines.length && next < n && OFF[next] - now > 50) flush();  // idle: write what is pending
+      while (next < n && OFF[next] <= now) fire(next++);
+      if (next < n) setTimeout(tick, Math.max(0, OFF[next] - (Date.now() - t0)));
+    }
+    tick();
+  });
+  GRPC.forEach((c) => { try { c.close(); } catch (e) { /* closed */ } });
+}
