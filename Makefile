@@ -42,8 +42,11 @@ test: venv envs
 bench: venv
 	$(PY) benchmarks/stress_bench.py
 
+# Notebooks are Jupytext sources notebooks/<name>.py paired with <name>.ipynb: edit either
+# (JupyterLab, an editor), then sync the other.
 notebooks: venv
-	$(PY) scripts/make_notebooks.py
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+	test ! -f scripts/make_notebooks.py || $(PY) scripts/make_notebooks.py  # report.ipynb until it has a .py
 
 clean:
 	rm -rf $(OUT)/*.ipynb $(OUT)/*.html $(OUT)/stress $(OUT)/performance

@@ -39,6 +39,13 @@ def stress_headline(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def mode_title(mode: str, p) -> str:
+    """The heading of a mode's latency table: the mode and what it deployed, in the seed's words."""
+    if mode == "traditional":
+        return f"**{mode}** with {p.models} InferenceServices"
+    return f"**{mode}** with {p.hosts} InferenceService(s) and {p.models} TrainedModels"
+
+
 def performance_warnings(summary: pd.DataFrame, levels: pd.DataFrame, busy_load: float | None = None) -> str:
     """Warnings a reader must see: invalid levels, few samples, errors, a busy machine."""
     import os

@@ -1,4 +1,5 @@
-"""What both experiment notebooks do at the end: show the run's metadata, glue the results.
+"""What every experiment notebook does first and last: validate its parameters,
+show the run's metadata, glue the results.
 
 Glued names are what :mod:`mmslib.report` reads: ``experiment``, ``run_id``,
 ``output_dir``, ``params``, ``machine``, ``versions``, then the experiment's
@@ -6,9 +7,23 @@ tables (DataFrames with the pandas encoder, dicts with json).
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Mapping
 
 import pandas as pd
+
+
+def validated(experiment: str, namespace: Mapping[str, Any]):
+    """The notebook's parameters, validated before anything is deployed.
+
+    ``namespace``: the notebook's ``globals()`` after its parameters cell (and
+    papermill's injected one); every parameter of ``experiment``'s class in
+    :data:`mmslib.params.EXPERIMENTS` is read from it (its default where the
+    notebook lacks it). Raises ParamError naming the first bad parameter."""
+    from . import params
+    if experiment not in params.EXPERIMENTS:
+        raise params.ParamError("experiment", experiment, " | ".join(params.EXPERIMENTS))
+    names = params.defaults(params.EXPERIMENTS[experiment])
+    return params.build(experiment, {k: namespace[k] for k in names if k in namespace})
 
 
 def metadata_table(meta: Dict[str, Any]) -> pd.DataFrame:

@@ -368,6 +368,14 @@ def performance(**raw) -> PerformanceParams:
 EXPERIMENTS: Dict[str, type] = {"stress": StressParams, "performance": PerformanceParams}
 
 
+def build(experiment: str, raw: Dict[str, Any]):
+    """Validated parameters of ``experiment`` (a key of :data:`EXPERIMENTS`) from ``raw``
+    (raises ParamError); what each notebook's validation cell calls."""
+    if experiment not in EXPERIMENTS:
+        raise ParamError("experiment", experiment, " | ".join(EXPERIMENTS))
+    return _build(EXPERIMENTS[experiment], dict(raw))
+
+
 def defaults(cls) -> Dict[str, Any]:
     return asdict(cls())
 

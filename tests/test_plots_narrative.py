@@ -23,6 +23,13 @@ def test_stress_headline_numbers():
     assert "6,667x less" in text
 
 
+def test_mode_titles_in_the_seeds_words():
+    from types import SimpleNamespace
+    p = SimpleNamespace(models=5, hosts=2)
+    assert narrative.mode_title("traditional", p) == "**traditional** with 5 InferenceServices"
+    assert narrative.mode_title("mms", p) == "**mms** with 2 InferenceService(s) and 5 TrainedModels"
+
+
 def _records():
     rng = np.random.default_rng(0)
     rows = []
