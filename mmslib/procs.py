@@ -12,6 +12,8 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import random
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +28,7 @@ import psutil
 _LIVE: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
 _PORTS_GIVEN: set = set()
 _PORT_LOCK = threading.Lock()
+_RNG = random.SystemRandom()
 
 try:
     _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -39,9 +42,43 @@ def die_with_parent() -> None:  # runs in the child between fork and exec
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _ephemeral_range() -> tuple:
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+#: Ports are picked below the kernel's ephemeral range: the kernel hands ports of
+#: that range to every outgoing connection and ``bind(0)`` on the machine (k6's
+#: thousands of connections, other benchmarks), which could take a chosen port
+#: before the server binds it.
+PORT_RANGE_LOW = 20000
+
+#: How often a server that lost a port to another process is started again on fresh ports.
+PORT_RETRIES = 3
+
+_LOST_PORT = re.compile(r"address already in use|socket '[^']*' already in use|failed to bind to address|errno 98\b|eaddrinuse",
+                        re.IGNORECASE)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now, never handed out twice by this process."""
+    """A TCP port free on ``host`` now, never handed out twice by this process.
+
+    Picked at random below the ephemeral range (see :data:`PORT_RANGE_LOW`);
+    where that leaves too few ports, the kernel picks (``bind(0)``). Free
+    *now* only: a server started on it may still find it taken (see
+    :func:`lost_port`)."""
+    lo_eph = _ephemeral_range()[0]
     with _PORT_LOCK:
+        if lo_eph - PORT_RANGE_LOW >= 1000:
+            for _ in range(200):
+                port = _RNG.randrange(PORT_RANGE_LOW, lo_eph)
+                if port in _PORTS_GIVEN or not _bindable(host, port):
+                    continue
+                _PORTS_GIVEN.add(port)
+                return port
         for _ in range(200):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((host, 0))
@@ -50,6 +87,24 @@ def free_port(host: str = "127.0.0.1") -> int:
                 _PORTS_GIVEN.add(port)
                 return port
     raise RuntimeError("no free port found")
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))  # no SO_REUSEADDR: fails on any socket using the port
+        except OSError:
+            return False
+    return True
+
+
+def lost_port(log_text: str) -> str:
+    """The line of a server's log saying it could not bind its port (another
+    process took it), or "" when none does."""
+    for line in reversed((log_text or "").splitlines()):
+        if _LOST_PORT.search(line):
+            return line.strip()
+    return ""
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -18,6 +18,16 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 TOKEN_VAR = "MMSLIB_TEST_TOKEN"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``long`` run in ``make check-long`` (MMSLIB_LONG=1) only."""
+    if os.environ.get("MMSLIB_LONG") == "1":
+        return
+    skip = pytest.mark.skip(reason="long check: run `make check-long` (MMSLIB_LONG=1)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 def tagged_pids(token: str) -> list:
     """Live processes (other than this one) whose environment carries ``token``:
     everything a test started inherits it, orphans included."""

@@ -23,7 +23,7 @@ import requests
 from .. import resources
 from ..errors import DeployError
 from ..gpu import process_memory_mib as process_gpu_memory
-from ..procs import Supervisor, free_port, pin_threads, tree_pids
+from ..procs import PORT_RETRIES, Supervisor, free_port, lost_port, pin_threads, tree_pids
 from ..runtimes import Runtime, ServerConfig, get_runtime
 from ..v2 import V2Client
 from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
@@ -41,6 +41,8 @@ class LocalServer:
     declared: int = 0               # bytes declared by the models placed here
     models: List[str] = field(default_factory=list)
     client: Optional[V2Client] = None
+    spawn_args: tuple = ()          # (models, lazy_capacity) it was started with
+    port_retries: int = 0           # restarts on fresh ports after losing one (procs.lost_port)
 
     @property
     def rest_url(self) -> str:
@@ -92,7 +94,8 @@ class LocalBackend(Backend):
         argv, env = self.runtime.command(cfg)
         proc = self.sup.spawn(argv, name=name, env=env)
         srv = LocalServer(name, cfg.http_port, cfg.grpc_port, proc, time.time(), metrics_port=cfg.metrics_port,
-                          client=V2Client(f"http://127.0.0.1:{cfg.http_port}", timeout=self.deploy_timeout_s))
+                          client=V2Client(f"http://127.0.0.1:{cfg.http_port}", timeout=self.deploy_timeout_s),
+                          spawn_args=(list(models), lazy_capacity))
         with self._lock:
             self._servers[name] = srv
         return srv
@@ -100,6 +103,19 @@ class LocalBackend(Backend):
     def _poll(self, srv: LocalServer, model: Optional[str]) -> Optional[str]:
         """None while starting; "" when ready; an error message when failed."""
         if srv.proc.poll() is not None:
+            lost = lost_port(self.sup.log_tail(srv.name, 400))
+            if lost and srv.port_retries < PORT_RETRIES:
+                # another process took a port between choosing and binding: fresh ports, same server
+                new = self._spawn(srv.name, *srv.spawn_args)
+                for k in ("http_port", "grpc_port", "metrics_port", "proc", "started", "client"):
+                    setattr(srv, k, getattr(new, k))
+                srv.port_retries += 1
+                with self._lock:
+                    self._servers[srv.name] = srv
+                return None
+            if lost:
+                return (f"server {srv.name} could not bind its ports: another process took them between "
+                        f"choosing and binding, {srv.port_retries + 1} times on fresh ports; last: {lost}")
             return f"server {srv.name} exited with code {srv.proc.returncode}: {self.sup.log_tail(srv.name, 8)}"
         try:
             path = f"/v2/models/{model}/ready" if model else "/v2/health/ready"
