@@ -529,3 +529,156 @@ def coldstart(**raw) -> ColdstartParams:
 
 
 EXPERIMENTS["coldstart"] = ColdstartParams
+
+
+@dataclass
+class ReportParams:
+    """The report notebook's parameters (not an experiment: it measures nothing)."""
+    input_dir: str = "outputs"                 # folder scanned (recursively) for run directories
+    runs: List[str] = field(default_factory=list)  # more run directories to include
+    percentiles: List[Any] = field(default_factory=lambda: [50, 90, 95, 99, "max"])
+    slo_ms: Optional[float] = None             # latency SLO to judge every run by; None: each run's own
+    compare: List[str] = field(default_factory=list)  # two runs to compare; []: the two latest comparable
+    include_seed: bool = True
+    limits_file: str = "params/seed-cluster.yaml"
+    tables_dir: Optional[str] = None           # where the report's tables go (CSV + JSON); None: <input_dir>/report
+
+    def validate(self, machine_memory: Optional[int] = None) -> "ReportParams":
+        from .summary import parse_percentiles
+        if not isinstance(self.input_dir, (str, os.PathLike)) or not str(self.input_dir).strip():
+            raise ParamError("input_dir", self.input_dir, "a directory path")
+        runs = _listish(self.runs)
+        runs = [] if _optional(runs) is None else ([runs] if isinstance(runs, str) else list(runs))
+        for r in runs:
+            if not (Path(str(r)) / "meta.json").is_file():
+                raise ParamError("runs", r, "run directories (folders holding meta.json)")
+        self.runs = [str(r) for r in runs]
+        self.percentiles = list(parse_percentiles(self.percentiles))
+        self.slo_ms = None if _optional(self.slo_ms) is None else _num("slo_ms", self.slo_ms, 0, lo_open=True)
+        cmp = _listish(self.compare)
+        cmp = [] if _optional(cmp) is None else ([cmp] if isinstance(cmp, str) else list(cmp))
+        if len(cmp) not in (0, 2):
+            raise ParamError("compare", self.compare, "two runs (keys, run ids or run directories, e.g. a,b), or []")
+        self.compare = [str(c) for c in cmp]
+        self.include_seed = _bool("include_seed", self.include_seed)
+        self.tables_dir = None if _optional(self.tables_dir) is None else str(self.tables_dir)
+        return self
+
+
+def report(**raw) -> ReportParams:
+    """Validated report parameters (raises ParamError)."""
+    known = {f.name for f in fields(ReportParams)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParamError(unknown[0], raw[unknown[0]], "one of the known parameters: " + ", ".join(sorted(known)))
+    return ReportParams(**raw).validate()
+
+
+TRAFFIC_ARRIVALS = ("constant", "poisson", "gamma", "trace")
+TRAFFIC_POPULARITY = ("uniform", "zipf", "hot")
+
+
+@dataclass
+class TrafficParams(Common):
+    """SLO attainment under bursty, skewed load (notebooks/traffic.ipynb; mmslib.traffic)."""
+
+    output_dir: str = "outputs/traffic"
+    models: List[int] = field(default_factory=lambda: [5, 500])  # mms: every size; traditional: the first
+    rates: List[float] = field(default_factory=lambda: [25.0, 50.0, 100.0])
+    arrival: str = "gamma"
+    cv: List[float] = field(default_factory=lambda: [1.0, 4.0])  # gamma only
+    trace: Optional[str] = None
+    time_scale: float = 1.0
+    popularity: str = "zipf"
+    zipf_alpha: float = 1.0
+    hot_models: int = 1
+    hot_rate: float = 50.0
+    hot_cv: float = 4.0
+    duration_s: float = 15.0
+    warmup_s: float = 2.0
+    slo_ms: float = 50.0
+    attainment_target: float = 0.99
+    lateness_p99_ms: float = 10.0
+    search: bool = False
+    search_lo: float = 10.0
+    search_hi: float = 400.0
+    search_tolerance: float = 20.0
+    repeats: int = 1
+    protocol: str = "rest"
+    timeout_s: float = 10.0
+    cpu_isolation: bool = False
+
+    def validate(self, machine_memory: Optional[int] = None) -> "TrafficParams":
+        from .arrivals import check_cv, check_zipf_alpha, read_trace
+        from .backends.base import model_names
+        from .slo import check_slo_ms, check_target
+        self._check_common(machine_memory)
+        m = _listish(self.models)
+        m = [m] if _number(m) is not None else m
+        if not isinstance(m, (list, tuple)) or not m:
+            raise ParamError("models", self.models, "a model count or a list of counts (e.g. 5,100,1000)")
+        self.models = [_int("models", x, 1, 100_000) for x in m]
+        if len(set(self.models)) != len(self.models):
+            raise ParamError("models", self.models, "distinct model counts")
+        _choice("arrival", self.arrival, TRAFFIC_ARRIVALS)
+        r = _listish(self.rates)
+        r = [r] if _number(r) is not None else r
+        if not isinstance(r, (list, tuple)) or not r:
+            raise ParamError("rates", self.rates, "a non-empty list of rates > 0 in requests per second (e.g. 25,50)")
+        self.rates = [_num("rates", x, 0, lo_open=True) for x in r]
+        if len(set(self.rates)) != len(self.rates):
+            raise ParamError("rates", self.rates, "distinct rates")
+        c = _listish(self.cv)
+        c = [c] if not isinstance(c, (list, tuple)) else c
+        if not c:
+            raise ParamError("cv", self.cv, "a number > 0 or a list of them (e.g. 0.5,1,2,4,8)")
+        self.cv = [check_cv(_number(x) if _number(x) is not None else x) for x in c]
+        if len(set(self.cv)) != len(self.cv):
+            raise ParamError("cv", self.cv, "distinct coefficients of variation")
+        self.time_scale = _num("time_scale", self.time_scale, 0, lo_open=True)
+        _choice("popularity", self.popularity, TRAFFIC_POPULARITY)
+        za = _number(self.zipf_alpha)
+        self.zipf_alpha = check_zipf_alpha(za if za is not None else self.zipf_alpha)
+        self.hot_models = _int("hot_models", self.hot_models, 1)
+        if self.popularity == "hot" and self.hot_models >= min(self.models):
+            raise ParamError("hot_models", self.hot_models,
+                             f"an integer from 1 to {min(self.models) - 1} (fewer than the models, so others remain)")
+        self.hot_rate = _num("hot_rate", self.hot_rate, 0)
+        hc = _number(self.hot_cv)
+        self.hot_cv = check_cv(hc if hc is not None else self.hot_cv, "hot_cv")
+        self.duration_s = _num("duration_s", self.duration_s, 0, lo_open=True)
+        self.warmup_s = _num("warmup_s", self.warmup_s, 0)
+        sl = _number(self.slo_ms)
+        self.slo_ms = check_slo_ms(sl if sl is not None else self.slo_ms)
+        at = _number(self.attainment_target)
+        self.attainment_target = check_target(at if at is not None else self.attainment_target)
+        self.lateness_p99_ms = _num("lateness_p99_ms", self.lateness_p99_ms, 0, lo_open=True)
+        self.search = _bool("search", self.search)
+        self.search_lo = _num("search_lo", self.search_lo, 0, lo_open=True)
+        self.search_hi = _num("search_hi", self.search_hi, 0, lo_open=True)
+        if self.search_hi <= self.search_lo:
+            raise ParamError("search_hi", self.search_hi, f"a rate > search_lo ({self.search_lo:g})")
+        self.search_tolerance = _num("search_tolerance", self.search_tolerance, 0, lo_open=True)
+        self.repeats = _int("repeats", self.repeats, 1, 100)
+        _choice("protocol", self.protocol, PROTOCOLS)
+        if self.protocol == "grpc" and self.backend == "kserve":
+            raise ParamError("protocol", "grpc", "rest with backend 'kserve' (the ingress is reached over HTTP)")
+        self.timeout_s = _num("timeout_s", self.timeout_s, 0, lo_open=True)
+        self.cpu_isolation = _bool("cpu_isolation", self.cpu_isolation)
+        self.trace = _optional(self.trace)
+        if self.arrival == "trace":
+            if self.trace is None:
+                raise ParamError("trace", None, "a CSV file of offset_s,model rows (arrival: trace)")
+            if len(self.models) != 1:
+                raise ParamError("models", self.models, "one model count with arrival 'trace' (the trace names the models)")
+            read_trace(self.trace, model_names(self.models[0]))  # every row checked, before deploying
+            self.trace = str(self.trace)
+        return self
+
+
+def traffic(**raw) -> TrafficParams:
+    """Validated traffic parameters (raises ParamError)."""
+    return _build(TrafficParams, raw)
+
+
+EXPERIMENTS["traffic"] = TrafficParams

@@ -63,10 +63,14 @@ _REMOTE = re.compile(r"""<(script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["
                      re.I)
 
 
+_REMOTE_CODE = re.compile(r"""(?:\bimport\(\s*|\burl\(\s*|@import\s+)["']?(?:https?:)?//[^"')\s]+""", re.I)
+
+
 def remote_references(html: str) -> List[str]:
-    """Every tag in ``html`` that would fetch something over the network when the page is opened
-    (a script, stylesheet, image or frame with an http(s) or protocol-relative address)."""
-    return [m.group(0) for m in _REMOTE.finditer(html)]
+    """Every place in ``html`` that would fetch something over the network when the page is opened:
+    a script, stylesheet, image or frame with an http(s) or protocol-relative address, a dynamic
+    ``import("http...")``, a CSS ``url(http...)`` or ``@import``."""
+    return [m.group(0) for m in _REMOTE.finditer(html)] + [m.group(0) for m in _REMOTE_CODE.finditer(html)]
 
 
 def strip_remote(html: str) -> str:
@@ -85,7 +89,9 @@ def to_html(notebook: Union[str, Path], out: Union[str, Path, None] = None, no_i
 
     nb_path = Path(notebook)
     out = Path(out) if out else nb_path.with_suffix(".html")
-    exp = HTMLExporter(exclude_input=no_input, exclude_input_prompt=no_input, exclude_output_prompt=no_input)
+    exp = HTMLExporter(exclude_input=no_input, exclude_input_prompt=no_input, exclude_output_prompt=no_input,
+                       mathjax_url="", require_js_url="", jquery_url="", mermaid_js_url="",
+                       mermaid_layout_elk_js_url="", jupyter_widgets_base_url="")
     body, _ = exp.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     out.write_text(strip_remote(body))
     return out
