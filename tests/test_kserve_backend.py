@@ -64,7 +64,7 @@ def infer_ok(ep, seed=0) -> bool:
     smp = W.make_sample(np.random.default_rng(seed))
     s = requests.Session()
     s.headers.update(ep.headers)
-    out = v2.V2Client(ep.rest_url, timeout=10, session=s).infer(ep.model, smp.inputs)
+    out = v2.V2Client(ep.rest_url, timeout=10, session=s).infer(ep.served_name or ep.model, smp.inputs)
     return W.check(out, smp.expected)
 
 
@@ -301,8 +301,10 @@ def test_dry_run_writes_valid_manifests_and_calls_nothing(k8s_cluster, tmp_path)
 
 
 def test_dry_run_catches_an_invalid_manifest(tmp_path):
-    b = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=tmp_path, storage_uri_prefix="gs://b/{model}")
+    b = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=tmp_path,
+                      storage_uri_prefix="gs://b/{model}/simple_string")
     assert [e.ok for e in b.deploy_traditional(["m00000"])] == [True]
+    # risk 4, Triton: a traditional ISVC's storageUri is the repository root holding the model directory
     assert yaml.safe_load((tmp_path / "inferenceservice-m00000.yaml").read_text())["spec"]["predictor"]["model"][
         "storageUri"] == "gs://b/m00000"
     b._trad = (1, "100Mi", None, None)      # an int where the CRD wants int-or-string is fine ...
@@ -371,9 +373,10 @@ def test_api_errors_409_403_422_500_are_retried_or_reported(k8s_cluster):
     (ev,) = list(b.deploy_traditional(["m00000"]))
     assert not ev.ok and "already exists (HTTP 409)" in ev.error and "not created by mmslib" in ev.error
     # 409 for this run's own object (a create retried after a lost answer): adopted
-    mine = b._isvc("m00001", "traditional", "model", b._trad, "gs://kfserving-examples/models/triton/simple_string")
+    mine = b._isvc("m00001", "traditional", "model", b._trad, b._trad_uri("m00001"))
     co.create_namespaced_custom_object("serving.kserve.io", "v1beta1", "default", "inferenceservices", mine)
-    assert [e.ok for e in b.deploy_traditional(["m00001"])] == [True]
+    evs = list(b.deploy_traditional(["m00001"]))
+    assert [e.ok for e in evs] == [True], [e.error for e in evs]
     # 403 (quota, webhook) and 422 (invalid) from the API: reported with the server's message
     d.fail_next("create", "inferenceservices", 403, message='exceeded quota: compute, requested: cpu=1100m')
     (ev,) = list(b.deploy_traditional(["m00002"]))
@@ -436,9 +439,18 @@ def test_modelmesh_engine(k8s_cluster):
     assert all(e.ok for e in evs), [e.error for e in evs]
     isvc = c.double.objects("inferenceservices", label_selector=f"{mk.LABEL_RUN}=run-1")[0]
     assert isvc["metadata"]["annotations"][mk.ANN_DEPLOYMENT_MODE] == "ModelMesh"
+    # risk 5: KServe makes no ingress route for ModelMesh: reached through the modelmesh-serving Service
+    # (gRPC 8033 with the mm-vmodel-id header; its REST proxy once port-forwarded), never through the ingress
     eps = b.endpoints()
-    assert {e.headers["Host"] for e in eps} == {"modelmesh-serving.default"} and len(eps) == 3
-    assert all(infer_ok(e) for e in eps)
+    assert len(eps) == 3 and all(e.grpc_addr == "modelmesh-serving.default:8033" and e.rest_url == ""
+                                 and e.headers == {"mm-vmodel-id": e.model} for e in eps)
+    r = requests.get(f"http://{c.ingress_host}:{c.ingress_port}/v2/models/m00000/ready",
+                     headers={"Host": "modelmesh-serving.default"})
+    assert r.status_code == 404          # the route the old backend invented does not exist
+    assert "modelmesh-serving Service" in b.verify().failures[0]
+    b.modelmesh_rest_url = f"http://127.0.0.1:{c.double.ingress.modelmesh_port}"
+    eps = b.endpoints()
+    assert all(infer_ok(e) for e in eps) and b.verify().ok
     u = b.usage()
     assert u["pods"] == 1 and u["reserved_cpu"] == pytest.approx(0.86)    # the shared runtime pod
     b.close()

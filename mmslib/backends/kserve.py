@@ -82,6 +82,9 @@ DEFAULT_STORAGE_URI = "gs://kfserving-examples/models/triton/simple_string"
 SEED_TRADITIONAL = ServerSpec([ContainerSpec("predictor", "100m", "100Mi"), ContainerSpec("queue-proxy", "1", "500Mi")])
 SEED_MMS = ServerSpec([ContainerSpec("predictor", "10", "10Gi"), ContainerSpec("queue-proxy", "1", "500Mi")])
 MMS_ENGINES = ("trainedmodel", "modelmesh")
+DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard")
+MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
+CONFIG_FULL = "host model config full"
 
 # Condition reasons after which waiting longer does not help.
 ADMISSION_REASONS = frozenset({"MemoryResourceNotAvailable", "MemoryResourceUnavailable", "IsNotMMSPredictor",
@@ -311,6 +314,11 @@ class _Item:
     t0: float = 0.0
     future: Optional[cf.Future] = None
     seen: bool = False
+    error: str = ""                     # refused before anything was sent (e.g. host model config full)
+    admitted: Optional[float] = None    # seconds to Ready (the control plane's word)
+    last_probe: float = 0.0
+    probe_why: str = ""
+    config_bytes: int = 0
 
 
 class KServeBackend(Backend):
@@ -327,7 +335,10 @@ class KServeBackend(Backend):
                  mms_engine: str = "trainedmodel", min_replicas: int = 1, container_concurrency: int = 1,
                  dry_run: bool = False, dry_run_dir=None, api_retries: int = 4, retry_backoff_s: float = 0.25,
                  request_timeout_s: float = 30.0, cleanup_timeout_s: float = 300.0,
-                 modelmesh_pod_selector: str = "modelmesh-service=modelmesh-serving"):
+                 modelmesh_pod_selector: str = "modelmesh-service=modelmesh-serving",
+                 deployment_mode: str = "Serverless", ingress_domain: str = "example.com",
+                 ingress_path_template: str = "", modelmesh_rest_url: str = "", modelmesh_grpc_addr: str = "",
+                 model_config_limit_bytes: int = MODEL_CONFIG_LIMIT, serving_check: bool = True):
         self.workload = workload
         self.run_id = k8s.check_run_id(run_id)
         self.namespace = k8s.check_namespace(namespace)
@@ -370,6 +381,28 @@ class KServeBackend(Backend):
         self.api_retries, self.retry_backoff_s = int(api_retries), float(retry_backoff_s)
         self.request_timeout_s, self.cleanup_timeout_s = float(request_timeout_s), float(cleanup_timeout_s)
         self.modelmesh_pod_selector = modelmesh_pod_selector
+        if deployment_mode not in DEPLOYMENT_MODES:
+            raise ParamError("deployment_mode", deployment_mode, " | ".join(DEPLOYMENT_MODES))
+        self.deployment_mode = deployment_mode
+        self.raw = deployment_mode in ("RawDeployment", "Standard")
+        if self.raw:     # no Knative, no queue-proxy: nothing reserved for a sidecar
+            self._trad = self._trad[:2] + (None, None)
+            self._mms = self._mms[:2] + (None, None)
+        if not isinstance(ingress_path_template, str) or (ingress_path_template
+                                                          and not ingress_path_template.startswith("/")):
+            raise ParamError("ingress_path_template", ingress_path_template,
+                             "'' (host-based routing) or KServe's ingress pathTemplate as a Python format string, "
+                             "e.g. /serving/{namespace}/{name}")
+        self.ingress_domain, self.ingress_path_template = str(ingress_domain), ingress_path_template
+        self.modelmesh_rest_url, self.modelmesh_grpc_addr = str(modelmesh_rest_url or ""), str(modelmesh_grpc_addr or "")
+        if isinstance(model_config_limit_bytes, bool) or not isinstance(model_config_limit_bytes, int) \
+                or model_config_limit_bytes < 64:
+            raise ParamError("model_config_limit_bytes", model_config_limit_bytes, "an integer number of bytes >= 64")
+        self.model_config_limit_bytes = model_config_limit_bytes
+        self.serving_check = bool(serving_check)
+        self.triton = "triton" in self.runtime or self.model_format == "triton"
+        self._config_bytes: Dict[str, int] = {}     # host -> bytes of its models.json (as KServe writes it)
+        self._config_entries: Dict[str, int] = {}
         self.dry_run = bool(dry_run)
         self.dry_run_dir = Path(dry_run_dir) if dry_run_dir is not None else None
         self.api = None
@@ -385,6 +418,7 @@ class KServeBackend(Backend):
         self.cleanup_result: Dict[str, int] = {}
         self.cleanup_error = ""
         self._kserve_checked: set = set()
+        self._session = None
         if self.dry_run:
             if self.dry_run_dir is None:
                 raise ParamError("dry_run_dir", None, "a directory for the manifests when dry_run is true")
@@ -432,7 +466,21 @@ class KServeBackend(Backend):
         return w
 
     def _uri(self, model: str) -> str:
+        """The model's directory (a TrainedModel's storageUri)."""
         return self.storage_uri.replace("{model}", model)
+
+    def _trad_uri(self, model: str) -> str:
+        """A traditional InferenceService's storageUri: Triton loads a repository root (the model
+        directory's parent); other runtimes load the model directory."""
+        u = self._uri(model).rstrip("/")
+        return u.rsplit("/", 1)[0] if self.triton else u
+
+    def served_name(self, model: str, kind: str = "traditional") -> str:
+        """The name the server answers to: Triton's repository directory for a traditional ISVC,
+        else the InferenceService's / TrainedModel's name."""
+        if kind == "traditional" and self.triton:
+            return self._uri(model).rstrip("/").rsplit("/", 1)[-1]
+        return model
 
     def _check_names(self, names: Sequence[str], what: str, param: str = "models",
                      max_len: int = k8s.ISVC_NAME_MAX) -> List[str]:
@@ -454,6 +502,7 @@ class KServeBackend(Backend):
     def _isvc(self, name: str, mode: str, role: str, spec: Tuple, storage_uri: Optional[str],
               deployment_mode: Optional[str] = None) -> dict:
         cpu, mem, scpu, smem = spec
+        deployment_mode = deployment_mode or self.deployment_mode   # explicit: KServe's default is Standard
         return k8s.isvc_manifest(name, self.namespace, labels=self._labels(mode, role), model_format=self.model_format,
                                  runtime=self.runtime, storage_uri=storage_uri, cpu=cpu, memory=mem,
                                  sidecar_cpu=scpu, sidecar_memory=smem, min_replicas=self.min_replicas,
@@ -499,6 +548,57 @@ class KServeBackend(Backend):
                 raise DeployError(f"api: {e}") from None
         raise DeployError(f"api: {what}: conflicting with a deletion in progress")
 
+    def _probe(self, obj: dict) -> Tuple[bool, str]:
+        """(serving, why not): GET /v2/models/<name>/ready through the ingress, then one correct inference."""
+        ep = self._endpoint_of(obj)
+        if ep is None:
+            return False, "no URL in its status yet"
+        if not ep.rest_url:
+            return True, ""            # ModelMesh without modelmesh_rest_url: nothing this machine can reach
+        import numpy as np
+        import requests
+
+        from ..v2 import V2Client
+        if self._session is None:
+            self._session = requests.Session()
+        name = ep.served_name or ep.model
+        try:
+            r = self._session.get(f"{ep.rest_url}/v2/models/{name}/ready", headers=ep.headers, timeout=5)
+            if r.status_code != 200:
+                return False, f"GET /v2/models/{name}/ready: HTTP {r.status_code}"
+            smp = self.workload.make_sample(np.random.default_rng(len(self._ok)))
+            self._session.headers.clear()
+            self._session.headers.update(ep.headers)
+            out = V2Client(ep.rest_url, timeout=10, session=self._session).infer(name, smp.inputs)
+            if not self.workload.check(out, smp.expected):
+                return False, f"{name}: wrong answer"
+            return True, ""
+        except (requests.RequestException, ValueError, KeyError) as e:
+            return False, f"{type(e).__name__}: {e}"[:300]
+
+    def _endpoint_of(self, o: dict) -> Optional[Endpoint]:
+        """Where a Ready model is reached: the ingress (by Host, or by path with a path template), or for
+        ModelMesh the ``modelmesh-serving`` Service (KServe makes no ingress route for it)."""
+        name = o["metadata"]["name"]
+        ns = o["metadata"].get("namespace", self.namespace)
+        st = o.get("status") or {}
+        ann = o["metadata"].get("annotations") or {}
+        if o["kind"] == "InferenceService" and ann.get(k8s.ANN_DEPLOYMENT_MODE) == k8s.MODELMESH:
+            return Endpoint(name, "modelmesh-serving", self.modelmesh_rest_url,
+                            self.modelmesh_grpc_addr or f"modelmesh-serving.{ns}:8033", {"mm-vmodel-id": name})
+        if o["kind"] == "TrainedModel":
+            server, served = (o.get("spec") or {}).get("inferenceService") or name, name
+        else:
+            server, served = name, self.served_name(name)
+        host = host_of(st.get("url"))
+        if not host:
+            return None
+        rest = f"http://{self.ingress_host}:{self.ingress_port}"
+        if self.ingress_path_template:   # ingress reconciler path.go GenerateUrlPath; matched on ingressDomain
+            rest += self.ingress_path_template.format(namespace=ns, name=server).rstrip("/")
+            host = self.ingress_domain
+        return Endpoint(name, server, rest, "", {"Host": host}, served_name=served if served != name else "")
+
     def _fail(self, it: _Item, error: str) -> DeployEvent:
         return DeployEvent(it.model, it.server, False, time.monotonic() - it.t0, time.time(), error=error, kind=it.kind)
 
@@ -520,14 +620,30 @@ class KServeBackend(Backend):
         else:
             it.seen = True
             state, why = readiness(obj)
-            if state == "ready":
+            if state == "ready" and (it.kind != "model" or not self.serving_check):
                 return DeployEvent(it.model, it.server, True, waited, time.time(), kind=it.kind)
+            if state == "ready":
+                # Ready only says the control plane accepted it (a TrainedModel is Ready before its host's
+                # agent has even seen it): serving = the model answers through the ingress.
+                if it.admitted is None:
+                    it.admitted = waited
+                now = time.monotonic()
+                if now - it.last_probe >= 0.05:
+                    it.last_probe = now
+                    ok, it.probe_why = self._probe(obj)
+                    if ok:
+                        return DeployEvent(it.model, it.server, True, time.monotonic() - it.t0, time.time(),
+                                           kind=it.kind, admitted_s=it.admitted)
             if state == "failed":
                 reasons = {c.get("reason") for c in conditions(obj) if c.get("status") == "False"}
                 prefix = "admission" if reasons & ADMISSION_REASONS else "failed"
                 extra = self._diagnose(it, obj)
                 verb = "refused" if prefix == "admission" else "failed"
                 return self._fail(it, f"{prefix}: {it.res.kind} {it.name} {verb}: {why}" + (f"; {extra}" if extra else ""))
+        if waited > self.deploy_timeout_s and it.admitted is not None:
+            return self._fail(it, f"timeout: {it.res.kind} {it.name} was Ready (admitted) after {it.admitted:.2f} s "
+                                  f"but the model did not answer through the ingress within {self.deploy_timeout_s:g} s "
+                                  f"({it.probe_why}); the model agent/server logs say why (it does not report to the API)")
         if waited > self.deploy_timeout_s:
             why = describe_conditions(obj) if obj else "no status yet"
             extra = self._diagnose(it, obj)
@@ -603,7 +719,7 @@ class KServeBackend(Backend):
     def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:
         names = self._check_names(models, "model name")
         self._modes.add("traditional")
-        items = [_Item(m, k8s.ISVC, self._isvc(m, "traditional", "model", self._trad, self._uri(m)), "model", m, m)
+        items = [_Item(m, k8s.ISVC, self._isvc(m, "traditional", "model", self._trad, self._trad_uri(m)), "model", m, m)
                  for m in names]
         return self._go(items, k8s.ISVC)
 
@@ -763,7 +879,6 @@ class KServeBackend(Backend):
     def endpoints(self) -> List[Endpoint]:
         if self.dry_run:
             return []
-        rest = f"http://{self.ingress_host}:{self.ingress_port}"
         out = []
         objs = self._live(k8s.ISVC)
         if k8s.TM.plural in self._watchers:
@@ -772,16 +887,9 @@ class KServeBackend(Backend):
             labels = o["metadata"].get("labels") or {}
             if labels.get(k8s.LABEL_ROLE) != "model" or readiness(o)[0] != "ready":
                 continue
-            st = o.get("status") or {}
-            comp = (st.get("components") or {}).get("predictor") or {}
-            url = comp.get("restUrl") if o["kind"] == "InferenceService" and comp.get("restUrl") else st.get("url")
-            host = host_of(url)
-            if not host:
-                continue
-            name = o["metadata"]["name"]
-            server = (o.get("spec") or {}).get("inferenceService") if o["kind"] == "TrainedModel" else (
-                host.split(".")[0] if comp.get("restUrl") else name)
-            out.append(Endpoint(name, server or name, rest, "", {"Host": host}))
+            ep = self._endpoint_of(o)
+            if ep is not None:
+                out.append(ep)
         return sorted(out, key=lambda e: e.model)
 
     def verify(self, sample: int = 100, seed: int = 0) -> VerifyResult:
@@ -794,6 +902,10 @@ class KServeBackend(Backend):
         eps = [e for e in self.endpoints() if e.model in self._ok]
         listed = len(eps)
         failures = []
+        if any(not e.rest_url for e in eps):
+            eps = [e for e in eps if e.rest_url]
+            failures.append("ModelMesh models are reached through the modelmesh-serving Service: set "
+                            "modelmesh_rest_url (e.g. after kubectl port-forward svc/modelmesh-serving 8008) to check them")
         if listed < expected:
             missing = sorted(set(self._ok) - {e.model for e in eps})
             failures.append(f"{len(missing)} deployed models are no longer Ready, e.g. {missing[:3]}")
@@ -802,7 +914,7 @@ class KServeBackend(Backend):
         def infer(ep, inputs):
             session.headers.clear()
             session.headers.update(ep.headers)  # the ingress routes by Host
-            return V2Client(ep.rest_url, timeout=30, session=session).infer(ep.model, inputs)
+            return V2Client(ep.rest_url, timeout=30, session=session).infer(ep.served_name or ep.model, inputs)
         try:
             sampled, correct, bad = sample_inferences(self.workload, eps, infer, sample, seed)
         finally:
@@ -919,6 +1031,8 @@ class KServeBackend(Backend):
         self._closed = True
         for w in list(self._watchers.values()):
             w.stop()
+        if self._session is not None:
+            self._session.close()
         if self.api is None:
             return
         try:

@@ -25,15 +25,50 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
-from mmslib import k8s as mk
-
+from .server import ANN_DEPLOYMENT_MODE, deployment_mode
 from .store import now_iso
+
+# Names KServe uses (pkg/constants/constants.go at kserve/kserve aaac4e294dae).
+LABEL_ISVC = "serving.kserve.io/inferenceservice"            # ParentInferenceServiceLabel / InferenceServicePodLabelKey
+LABEL_TM_ALLOCATED = "serving.kserve.io/trainedmodel-allocated"  # TrainedModelAllocated
+PREDICTOR_CONTAINER = "kserve-container"                     # InferenceServiceContainerName
+MODELMESH = "ModelMesh"
+MODEL_CONFIG_FILE = "models.json"                            # ModelConfigFileName
+ISVC_FINALIZER = "inferenceservice.finalizers"   # pkg/controller/v1beta1/inferenceservice/controller.go Reconcile
+TM_FINALIZER = "trainedmodel.finalizer"          # pkg/controller/v1alpha1/trainedmodel/controller.go Reconcile
+# Knative's per-revision queue-proxy resource annotations (knative.dev/serving queue sidecar).
+ANN_QP = {
+    ("requests", "cpu"): "queue.sidecar.serving.knative.dev/cpu-resource-request",
+    ("requests", "memory"): "queue.sidecar.serving.knative.dev/memory-resource-request",
+    ("limits", "cpu"): "queue.sidecar.serving.knative.dev/cpu-resource-limit",
+    ("limits", "memory"): "queue.sidecar.serving.knative.dev/memory-resource-limit",
+}
+_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50, "Ei": 2.0 ** 60}
+
+
+def parse_qty(v) -> float:
+    """A Kubernetes quantity (apimachinery resource.Quantity) as a float; ValueError when malformed.
+    The double's own parser (it shares no code with mmslib)."""
+    import re
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    m = re.fullmatch(r"\s*([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+))?(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)\s*", str(v))
+    if not m:
+        raise ValueError(f"quantities must match the regular expression: {v!r}")
+    return float(m.group(1)) * (10.0 ** int(m.group(2)) if m.group(2) else 1.0) * _SUFFIX[m.group(3)]
+
+
+def model_config_name(isvc: str, shard: int = 0) -> str:
+    """pkg/constants/constants.go ModelConfigName."""
+    return f"modelconfig-{isvc}-{shard}"
 
 Key = Tuple
 
@@ -46,7 +81,7 @@ def qty(v, default: float = 0.0) -> float:
     if v in (None, ""):
         return default
     try:
-        return mk.parse_quantity(v)
+        return parse_qty(v)
     except ValueError:
         return default
 
@@ -75,7 +110,7 @@ def conditions_with(old: List[dict], new: List[dict]) -> List[dict]:
 
 
 def is_modelmesh(isvc: dict) -> bool:
-    return (isvc["metadata"].get("annotations") or {}).get(mk.ANN_DEPLOYMENT_MODE) == mk.MODELMESH
+    return (isvc["metadata"].get("annotations") or {}).get(ANN_DEPLOYMENT_MODE) == MODELMESH
 
 
 def predictor_model(isvc: dict) -> dict:
@@ -106,6 +141,17 @@ def is_ready(obj: Optional[dict]) -> bool:
 TRITON_FORMATS = {"triton", "tensorflow", "onnx", "pytorch", "tensorrt"}
 
 
+def is_triton(isvc: dict) -> bool:
+    m = predictor_model(isvc)
+    return "triton" in (m.get("runtime") or "") or (m.get("modelFormat") or {}).get("name") == "triton"
+
+
+def predict_path(name: str, isvc: dict) -> str:
+    """pkg/constants/constants.go PredictPath for the predictor's protocol (Triton's runtime speaks v2)."""
+    proto = predictor_model(isvc).get("protocolVersion") or ("v2" if is_triton(isvc) else "v1")
+    return f"/v2/models/{name}/infer" if proto == "v2" else f"/v1/models/{name}:predict"
+
+
 class Controller:
     def __init__(self, double):
         self.d = double
@@ -121,7 +167,10 @@ class Controller:
         self.mm_pods: Dict[Tuple[str, str], List[str]] = {}
         self.scheduled_at: Dict[Tuple[str, str], float] = {}
         self.deleting: Dict[Key, float] = {}
-        self.admitted_at: Dict[Tuple[str, str], float] = {}
+        self.agent_models: Dict[Tuple[str, str], Dict[str, Optional[float]]] = {}
+        self.agent_failures: List[Tuple[str, str, str]] = []
+        self.modelconfig_errors: Dict[Tuple[str, str], str] = {}
+        self.modelconfig_failures = 0
         self.reconciles = 0
         self.store.listeners.append(self._on_event)
 
@@ -175,10 +224,12 @@ class Controller:
             self.enqueue(("tm", ns, name))
             if typ == "DELETED":
                 self.enqueue(("host-tms", ns, (obj.get("spec") or {}).get("inferenceService", "")))
+        elif key == ("", "configmaps") and name.startswith("modelconfig-"):
+            self.enqueue(("agent", ns, name[len("modelconfig-"):].rsplit("-", 1)[0]))
         elif key == ("serving.kserve.io", "servingruntimes"):
             self.enqueue(("sr", ns, name))
         elif key == ("", "pods") and typ == "DELETED":
-            self.enqueue(("pod-gone", ns, name, (meta.get("labels") or {}).get(mk.LABEL_ISVC, "")))
+            self.enqueue(("pod-gone", ns, name, (meta.get("labels") or {}).get(LABEL_ISVC, "")))
             self.enqueue(("sched",))
         elif key == ("", "nodes"):
             self.enqueue(("sched",))
@@ -233,6 +284,8 @@ class Controller:
                     self._tm(key[1], tm["metadata"]["name"])
         elif kind == "sr":
             self._sr(key[1], key[2])
+        elif kind == "agent":
+            self._agent(key[1], key[2])
         elif kind == "sched":
             self._retry_pending()
         elif kind == "pod-gone":
@@ -331,8 +384,8 @@ class Controller:
                 if self._try_schedule(p):
                     labels = p["metadata"].get("labels") or {}
                     ns = p["metadata"]["namespace"]
-                    if labels.get(mk.LABEL_ISVC):
-                        self.enqueue(("isvc", ns, labels[mk.LABEL_ISVC]))
+                    if labels.get(LABEL_ISVC):
+                        self.enqueue(("isvc", ns, labels[LABEL_ISVC]))
                     if labels.get("modelmesh-service"):
                         self.enqueue(("sr", ns, labels.get("mmslib-double/runtime", "")))
 
@@ -379,7 +432,7 @@ class Controller:
         self._try_schedule(pod)
         return self.store.get(self.POD, ns, name)
 
-    def _isvc_pod(self, isvc: dict) -> dict:
+    def _isvc_pod(self, isvc: dict, raw: bool = False) -> dict:
         ns, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
         cfg = self.d.config
         pred = isvc["spec"].get("predictor") or {}
@@ -390,21 +443,25 @@ class Controller:
             req = lim = {"cpu": cfg.default_predictor[0], "memory": cfg.default_predictor[1]}
         ann = dict(isvc["metadata"].get("annotations") or {})
         ann.update(pred.get("annotations") or {})
-        qp_cpu = ann.get(mk.ANN_QP[("requests", "cpu")], cfg.queue_proxy[0])
-        qp_mem = ann.get(mk.ANN_QP[("requests", "memory")], cfg.queue_proxy[1])
+        qp_cpu = ann.get(ANN_QP[("requests", "cpu")], cfg.queue_proxy[0])
+        qp_mem = ann.get(ANN_QP[("requests", "memory")], cfg.queue_proxy[1])
         containers = [
-            self._container(mk.PREDICTOR_CONTAINER, "kserve/runtime:double", req.get("cpu", lim.get("cpu")),
-                            req.get("memory", lim.get("memory")), lim.get("cpu"), lim.get("memory")),
-            self._container("queue-proxy", "knative/queue:double", qp_cpu, qp_mem,
-                            ann.get(mk.ANN_QP[("limits", "cpu")]), ann.get(mk.ANN_QP[("limits", "memory")])),
-        ]
+            self._container(PREDICTOR_CONTAINER, "kserve/runtime:double", req.get("cpu", lim.get("cpu")),
+                            req.get("memory", lim.get("memory")), lim.get("cpu"), lim.get("memory"))]
+        if not raw:   # Knative injects queue-proxy; a raw Deployment has no sidecar of its own
+            containers.append(self._container("queue-proxy", "knative/queue:double", qp_cpu, qp_mem,
+                                              ann.get(ANN_QP[("limits", "cpu")]), ann.get(ANN_QP[("limits", "memory")])))
         if is_mms_host(isvc):
             containers.append(self._container("agent", "kserve/agent:double", cfg.agent[0], cfg.agent[1]))
-        rev = f"{name}-predictor-00001"
         labels = dict(pred.get("labels") or {})
-        labels.update({mk.LABEL_ISVC: name, "component": "predictor", "app": rev,
-                       "serving.knative.dev/revision": rev, "serving.knative.dev/service": f"{name}-predictor"})
-        pod_name = f"{rev}-deployment-{secrets.token_hex(4)[:5]}"
+        if raw:
+            labels.update({LABEL_ISVC: name, "component": "predictor", "app": f"isvc.{name}-predictor"})
+            pod_name = f"{name}-predictor-{secrets.token_hex(5)[:10]}-{secrets.token_hex(3)[:5]}"
+        else:
+            rev = f"{name}-predictor-00001"
+            labels.update({LABEL_ISVC: name, "component": "predictor", "app": rev,
+                           "serving.knative.dev/revision": rev, "serving.knative.dev/service": f"{name}-predictor"})
+            pod_name = f"{rev}-deployment-{secrets.token_hex(4)[:5]}"
         self.isvc_pods[(ns, name)] = pod_name
         return self._new_pod(ns, pod_name, labels, containers, isvc)
 
@@ -440,8 +497,12 @@ class Controller:
         if pod:
             self.store.remove(self.POD, ns, pod)
         for p in self.store.items(self.POD, ns):     # anything else labelled for it
-            if (p["metadata"].get("labels") or {}).get(mk.LABEL_ISVC) == name:
+            if (p["metadata"].get("labels") or {}).get(LABEL_ISVC) == name:
                 self.store.remove(self.POD, ns, p["metadata"]["name"])
+        cm = self.store.get(self.rt("", "configmaps"), ns, model_config_name(name))
+        if cm is not None:     # owned by the InferenceService: garbage-collected with it
+            self.store.remove(self.rt("", "configmaps"), ns, model_config_name(name))
+        self.agent_models.pop((ns, name), None)
         if self.TM is not None:
             for tm in self.store.items(self.TM, ns):
                 if (tm.get("spec") or {}).get("inferenceService") == name and not tm["metadata"].get("deletionTimestamp"):
@@ -457,6 +518,14 @@ class Controller:
         self.store.update(rt, ns, name, fn)
 
     def _isvc(self, ns: str, name: str) -> None:
+        """pkg/controller/v1beta1/inferenceservice/controller.go Reconcile: the finalizer
+        "inferenceservice.finalizers" is added by the controller (a merge patch), not at create; the
+        mode is GetDeploymentMode (annotation, else the deploy config's default). Knative (Serverless):
+        a Knative revision "<isvc>-predictor-00001" with the queue-proxy sidecar; an unschedulable
+        revision fails (Ready=False RevisionFailed). Standard (RawDeployment): a Deployment
+        "<isvc>-predictor" without queue-proxy; an unschedulable pod only leaves the Deployment short
+        of minimum availability (nothing terminal). A multi-model predictor (no storageUri) gets the
+        agent sidecar and an empty model-config ConfigMap (pkg/modelconfig CreateEmptyModelConfig)."""
         if self.ISVC is None:
             return
         isvc = self.store.get(self.ISVC, ns, name)
@@ -466,22 +535,39 @@ class Controller:
             return
         if self._finalize(self.ISVC, isvc, key):
             return
+        if ISVC_FINALIZER not in (isvc["metadata"].get("finalizers") or []):
+            isvc = self.store.update(self.ISVC, ns, name, lambda o: o["metadata"].setdefault(
+                "finalizers", []).append(ISVC_FINALIZER))
         if is_modelmesh(isvc):
             return self._modelmesh_isvc(isvc)
         cfg = self.d.config
+        mode = deployment_mode(isvc, cfg.default_deployment_mode)
+        raw = mode == "Standard"
+        if is_mms_host(isvc):
+            cm_t = self.rt("", "configmaps")
+            if self.store.get(cm_t, ns, model_config_name(name)) is None:
+                self.store.create(cm_t, {"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": {"name": model_config_name(name), "namespace": ns,
+                                                      "labels": dict(isvc["metadata"].get("labels") or {})},
+                                         "data": {MODEL_CONFIG_FILE: "[]"}})
         pod_name = self.isvc_pods.get((ns, name))
         pod = self.store.get(self.POD, ns, pod_name) if pod_name else None
         if pod is None:
-            pod = self._isvc_pod(isvc)
+            pod = self._isvc_pod(isvc, raw)
         rev = f"{name}-predictor-00001"
         gen = isvc["metadata"].get("generation", 1)
-        base = {"observedGeneration": gen, "deploymentMode": "Serverless"}
+        base = {"observedGeneration": gen, "deploymentMode": "RawDeployment" if raw else "Serverless"}
         if not pod["spec"].get("nodeName"):
             self._try_schedule(pod)
             pod = self.store.get(self.POD, ns, pod["metadata"]["name"])
         if not pod["spec"].get("nodeName"):
             sched = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), {})
-            if cfg.report_unschedulable:
+            if raw:   # the Deployment's Available condition, propagated (PropagateRawStatus)
+                msg = "Deployment does not have minimum availability."
+                conds = [{"type": "PredictorReady", "status": "False", "reason": "MinimumReplicasUnavailable",
+                          "message": msg},
+                         {"type": "Ready", "status": "False", "reason": "MinimumReplicasUnavailable", "message": msg}]
+            elif cfg.report_unschedulable:
                 msg = f'Revision "{rev}" failed with message: {sched.get("message", "")}.'
                 conds = [{"type": "IngressReady", "status": "Unknown"},
                          {"type": "PredictorReady", "status": "False", "reason": "RevisionFailed", "message": msg},
@@ -502,17 +588,22 @@ class Controller:
             self._set_status(self.ISVC, ns, name, dict(base, conditions=conds, modelStatus={
                 "transitionStatus": "InProgress", "states": {"activeModelState": "", "targetModelState": "Loading"}}))
             return
-        url = f"http://{name}.{ns}.{cfg.domain}"
+        if raw:   # ingress reconciler domain.go GenerateDomainName with DefaultDomainTemplate "{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}"
+            url, purl = f"http://{name}-{ns}.{cfg.ingress_domain}", f"http://{name}-predictor-{ns}.{cfg.ingress_domain}"
+            comp = {"url": purl}
+        else:     # Knative's domain template "{{.Name}}.{{.Namespace}}.{{.Domain}}"
+            url, purl = f"http://{name}.{ns}.{cfg.domain}", f"http://{name}-predictor.{ns}.{cfg.domain}"
+            comp = {"latestCreatedRevision": rev, "latestReadyRevision": rev, "latestRolledoutRevision": rev,
+                    "url": purl, "traffic": [{"latestRevision": True, "percent": 100, "revisionName": rev}]}
+        conds = [{"type": "IngressReady", "status": "True"},
+            {"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}]
         self._set_status(self.ISVC, ns, name, dict(
-            base, url=url, address={"url": f"http://{name}.{ns}.svc.cluster.local"},
-            components={"predictor": {"latestCreatedRevision": rev, "latestReadyRevision": rev,
-                                      "latestRolledoutRevision": rev,
-                                      "url": f"http://{name}-predictor.{ns}.{cfg.domain}",
-                                      "traffic": [{"latestRevision": True, "percent": 100, "revisionName": rev}]}},
-            conditions=[{"type": "IngressReady", "status": "True"}, {"type": "PredictorReady", "status": "True"},
-                        {"type": "Ready", "status": "True"}],
+            base, url=url, address={"url": f"http://{name}-predictor.{ns}.svc.cluster.local"},
+            components={"predictor": comp}, conditions=conds,
             modelStatus={"transitionStatus": "UpToDate", "copies": {"failedCopies": 0, "totalCopies": 1},
                          "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"}}))
+        if is_mms_host(isvc):
+            self._agent(ns, name)
 
     # -- ModelMesh ---------------------------------------------------------------------------
     def _runtime_for(self, isvc: dict) -> Optional[dict]:
@@ -594,87 +685,167 @@ class Controller:
             modelStatus={"transitionStatus": "UpToDate", "copies": {"failedCopies": 0, "totalCopies": len(running)},
                          "states": {"activeModelState": "Loaded", "targetModelState": ""}}))
 
-    # -- TrainedModel --------------------------------------------------------------------------
+    # -- TrainedModel ------------------------------------------------------------------------
     def _tm(self, ns: str, name: str) -> None:
+        """pkg/controller/v1alpha1/trainedmodel/controller.go Reconcile, in its order: parent ISVC
+        missing -> delete the TM; add the finalizer "trainedmodel.finalizer"; being deleted -> the
+        ModelConfig reconciler removes the entry, then the finalizer goes; else updateConditions
+        (InferenceServiceReady, IsMMSPredictor, MemoryResourceAvailable: the only three it sets; Ready
+        follows them, apis.NewLivingConditionSet in trained_model_status.go), updateStatus (url), and
+        only then ModelConfigReconciler.Reconcile writes the host's model-config ConfigMap. A failing
+        ConfigMap update (too long) is a returned error: logged and retried, no condition changes,
+        so the TrainedModel stays Ready while no agent ever sees the model."""
         if self.TM is None:
             return
         tm = self.store.get(self.TM, ns, name)
         key = ("tm", ns, name)
         if tm is None:
-            self.admitted_at.pop((ns, name), None)
-            return
-        if self._finalize(self.TM, tm, key):
             return
         host_name = (tm.get("spec") or {}).get("inferenceService", "")
         host = self.store.get(self.ISVC, ns, host_name)
-        if host is None or host["metadata"].get("deletionTimestamp"):
+        if host is None:
             self.store.update(self.TM, ns, name, lambda o: o["metadata"].__setitem__("deletionTimestamp", now_iso()))
+            tm = self.store.get(self.TM, ns, name)
+        if tm["metadata"].get("deletionTimestamp"):
+            if TM_FINALIZER in (tm["metadata"].get("finalizers") or []):
+                self._model_config(ns, host_name, tm, delete=True)
+                self.store.update(self.TM, ns, name, lambda o: o["metadata"].__setitem__(
+                    "finalizers", [f for f in o["metadata"].get("finalizers") or [] if f != TM_FINALIZER]))
+            cur = self.store.get(self.TM, ns, name)
+            if cur is not None and not cur["metadata"].get("finalizers"):
+                self.store.remove(self.TM, ns, name)
             return
-        labels = tm["metadata"].get("labels") or {}
-        if labels.get(mk.LABEL_ISVC) != host_name:
-            tm = self.store.update(self.TM, ns, name,
-                                   lambda o: o["metadata"].setdefault("labels", {}).__setitem__(mk.LABEL_ISVC, host_name))
-            labels = tm["metadata"]["labels"]
+
+        def label_and_finalize(o):
+            o["metadata"].setdefault("labels", {})[LABEL_ISVC] = host_name
+            fins = o["metadata"].setdefault("finalizers", [])
+            if TM_FINALIZER not in fins:
+                fins.append(TM_FINALIZER)
+        tm = self.store.update(self.TM, ns, name, label_and_finalize)
+        labels = tm["metadata"]["labels"]
         model = tm["spec"]["model"]
         conds = []
-        isvc_ready = is_ready(host)
-        conds.append({"type": "InferenceServiceReady", "status": "True"} if isvc_ready else
-                     {"type": "InferenceServiceReady", "status": "False", "reason": "InferenceServiceNotReady",
-                      "message": "Inference Service needs to be ready before Trained Model can be ready"})
-        mms = is_mms_host(host) and not is_modelmesh(host)
-        conds.append({"type": "IsMMSPredictor", "status": "True"} if mms else
-                     {"type": "IsMMSPredictor", "status": "False", "reason": "IsNotMMSPredictor",
-                      "message": "Inference Service predictor is not configured for multi-model serving"})
-        host_fmt = (predictor_model(host).get("modelFormat") or {}).get("name", "")
-        fw = model.get("framework", "")
-        fw_ok = fw == host_fmt or (host_fmt == "triton" and fw in TRITON_FORMATS)
-        conds.append({"type": "FrameworkSupported", "status": "True"} if fw_ok else
-                     {"type": "FrameworkSupported", "status": "False", "reason": "FrameworkNotSupported",
-                      "message": f'Inference Service "{host_name}" does not support the Trained Model "{name}" '
-                                 f'framework "{fw}"'})
-        allocated = labels.get(mk.LABEL_TM_ALLOCATED) == host_name
-        if not allocated:
-            total = qty(model.get("memory"))
-            for other in self.store.items(self.TM, ns):
-                ol = other["metadata"].get("labels") or {}
-                if ol.get(mk.LABEL_TM_ALLOCATED) == host_name and other["metadata"]["name"] != name:
-                    total += qty(other["spec"]["model"].get("memory"))
-            res = predictor_model(host).get("resources") or {}
-            limit = qty((res.get("limits") or {}).get("memory"), qty(self.d.config.default_predictor[1]))
-            if total <= limit + 0.5:
-                self.store.update(self.TM, ns, name, lambda o: o["metadata"]["labels"].__setitem__(
-                    mk.LABEL_TM_ALLOCATED, host_name))
-                allocated = True
-        conds.append({"type": "MemoryResourceAvailable", "status": "True"} if allocated else
-                     {"type": "MemoryResourceAvailable", "status": "False", "reason": "MemoryResourceNotAvailable",
-                      "message": "Inference Service does not have enough memory resources for Trained Model"})
-        bad = next((c for c in conds if c["status"] != "True"), None)
-        status: Dict[str, object] = {"observedGeneration": tm["metadata"].get("generation", 1)}
-        if bad is None:
-            t0 = self.admitted_at.setdefault((ns, name), time.monotonic())
-            left = t0 + self.d.config.tm_ready_delay_s - time.monotonic()
-            if left > 0:
-                self.after(left, key)
-                conds.append({"type": "Ready", "status": "Unknown", "reason": "ModelLoading",
-                              "message": "The model agent is loading the model"})
-            else:
-                conds.append({"type": "Ready", "status": "True"})
-                url = (host.get("status") or {}).get("url", "")
-                addr = ((host.get("status") or {}).get("address") or {}).get("url", "")
-                status["url"] = f"{url}/v2/models/{name}/infer"
-                if addr:
-                    status["address"] = {"url": f"{addr}/v2/models/{name}/infer"}
+        if is_ready(host):
+            conds.append({"type": "InferenceServiceReady", "status": "True"})
         else:
-            conds.append({"type": "Ready", "status": "False", "reason": bad["reason"], "message": bad["message"]})
-        status["conditions"] = conds
-        self._set_status(self.TM, ns, name, status)
+            conds.append({"type": "InferenceServiceReady", "status": "False", "reason": "InferenceServiceNotReady",
+                          "message": "Inference Service needs to be ready before Trained Model can be ready"})
+        if is_mms_host(host) and not is_modelmesh(host):     # v1beta1utils.IsMMSPredictor
+            conds.append({"type": "IsMMSPredictor", "status": "True"})
+        else:
+            conds.append({"type": "IsMMSPredictor", "status": "False", "reason": "IsNotMMSPredictor",
+                          "message": "Inference Service predictor is not configured for multi-model serving"})
+        # TotalRequestedMemory of the TMs labelled allocated to this host (+ this one if not yet),
+        # against the predictor container's memory limit (utils.IsMemoryResourceAvailable).
+        allocated = labels.get(LABEL_TM_ALLOCATED) == host_name
+        total = qty(model.get("memory"))
+        for other in self.store.items(self.TM, ns):
+            ol = other["metadata"].get("labels") or {}
+            if ol.get(LABEL_TM_ALLOCATED) == host_name and ol.get(LABEL_ISVC) == host_name \
+                    and other["metadata"]["name"] != name:
+                total += qty(other["spec"]["model"].get("memory"))
+        limit = qty(((predictor_model(host).get("resources") or {}).get("limits") or {}).get("memory"))
+        if limit >= total:
+            if not allocated:
+                self.store.update(self.TM, ns, name, lambda o: o["metadata"]["labels"].__setitem__(
+                    LABEL_TM_ALLOCATED, host_name))
+            conds.append({"type": "MemoryResourceAvailable", "status": "True"})
+        else:
+            conds.append({"type": "MemoryResourceAvailable", "status": "False", "reason": "MemoryResourceNotAvailable",
+                          "message": "Inference Service does not have enough memory resources for Trained Model"})
+        bad = [c for c in conds if c["status"] != "True"]
+        status: Dict[str, object] = dict((tm.get("status") or {}))
+        status.pop("conditions", None)
+        if bad:   # the living condition set: Ready mirrors the (last) failing dependent condition
+            conds.append({"type": "Ready", "status": "False", "reason": bad[-1]["reason"],
+                          "message": bad[-1]["message"]})
+            self._set_status(self.TM, ns, name, dict(status, conditions=conds))
+            return            # updateConditions returned conditionErr: no status url, no ModelConfig
+        conds.append({"type": "Ready", "status": "True"})
+        hst = host.get("status") or {}
+        path = predict_path(name, host)
+        if hst.get("url"):
+            status["url"] = f"{hst['url']}{path}"
+        if (hst.get("address") or {}).get("url"):
+            status["address"] = {"url": f"{hst['address']['url']}{path}"}
+        self._set_status(self.TM, ns, name, dict(status, conditions=conds))
+        self._model_config(ns, host_name, tm)
+
+    def _model_config(self, ns: str, host: str, tm: dict, delete: bool = False) -> bool:
+        """pkg/controller/v1alpha1/trainedmodel/reconcilers/modelconfig ModelConfigReconciler.Reconcile with
+        pkg/modelconfig/configmap.go ConfigsDelta.Process: shard 0 (sharding/memory GetOrAssignShard),
+        models.json = [{"modelName": ..., "modelSpec": {"storageUri", "framework", "memory"}}]."""
+        cm_t = self.rt("", "configmaps")
+        cm_name = model_config_name(host, 0)
+        cm = self.store.get(cm_t, ns, cm_name)
+        if cm is None:
+            self.modelconfig_errors[(ns, host)] = f'configmaps "{cm_name}" not found'
+            return False
+        try:
+            entries = json.loads((cm.get("data") or {}).get(MODEL_CONFIG_FILE) or "[]")
+        except ValueError as e:
+            self.modelconfig_errors[(ns, host)] = f"while updating {cm_name} err {e}"
+            return False
+        by_name = {e["modelName"]: e for e in entries}
+        name = tm["metadata"]["name"]
+        if delete:
+            by_name.pop(name, None)
+        else:
+            m = tm["spec"]["model"]
+            by_name[name] = {"modelName": name, "modelSpec": {"storageUri": m.get("storageUri", ""),
+                                                              "framework": m.get("framework", ""),
+                                                              "memory": m.get("memory", "0")}}
+        text = json.dumps(list(by_name.values()), separators=(",", ":"))
+        data = dict(cm.get("data") or {}, **{MODEL_CONFIG_FILE: text})
+        size = sum(len(k) + len(v) for k, v in data.items())
+        from .server import CONFIGMAP_MAX_BYTES
+        if size > CONFIGMAP_MAX_BYTES:   # the apiserver refuses the update (422): the reconcile errors
+            self.modelconfig_errors[(ns, host)] = (f'ConfigMap "{cm_name}" is invalid: []: Too long: must have at '
+                                                   f"most {CONFIGMAP_MAX_BYTES} bytes")
+            self.modelconfig_failures += 1
+            return False
+        if data != cm.get("data"):
+            self.store.update(cm_t, ns, cm_name, lambda o: o.__setitem__("data", data))
+        return True
+
+    # -- the model agent in the host pod --------------------------------------------------------
+    def _agent(self, ns: str, host: str) -> None:
+        """pkg/agent/watcher.go (the mounted ConfigMap's models.json, seen after the kubelet's sync) and
+        pkg/agent/puller.go (download, then load through the server's repository API, one model at a
+        time per name). Outcomes are only logged: nothing in the API changes when a load fails."""
+        cm = self.store.get(self.rt("", "configmaps"), ns, model_config_name(host, 0))
+        pod_name = self.isvc_pods.get((ns, host))
+        pod = self.store.get(self.POD, ns, pod_name) if pod_name else None
+        state = self.agent_models.setdefault((ns, host), {})
+        if cm is None or pod is None or (pod.get("status") or {}).get("phase") != "Running":
+            state.clear()
+            return
+        try:
+            want = {e["modelName"] for e in json.loads((cm.get("data") or {}).get(MODEL_CONFIG_FILE) or "[]")}
+        except ValueError:
+            return
+        cfg = self.d.config
+        now = time.monotonic()
+        for m in list(state):
+            if m not in want:
+                del state[m]                       # unloaded
+        for m in want - set(state):
+            if m in cfg.agent_fail_models:
+                state[m] = None                    # "Failed to load model": logged by the agent only
+                self.agent_failures.append((ns, host, m))
+            else:
+                state[m] = now + cfg.agent_sync_delay_s + cfg.agent_load_delay_s
+
+    def loaded_models(self, ns: str, host: str) -> set:
+        """Models the agent of ``host`` has loaded by now."""
+        now = time.monotonic()
+        return {m for m, t in dict(self.agent_models.get((ns, host), {})).items() if t is not None and t <= now}
 
     # -- metrics -----------------------------------------------------------------------------
     def _models_on(self, ns: str, isvc: str) -> int:
         if self.TM is None:
             return 0
-        return sum(1 for tm in self.store.items(self.TM, ns)
-                   if (tm.get("spec") or {}).get("inferenceService") == isvc and is_ready(tm))
+        return len(self.loaded_models(ns, isvc))
 
     def container_usage(self, pod: dict, c: dict) -> Tuple[int, int]:
         """(nanocores, bytes): small, plausible, stable per pod; an MMS host grows with its models."""
@@ -683,8 +854,8 @@ class Controller:
                 "agent": (500_000, 20 << 20)}.get(cname, (3_000_000, 64 << 20))
         cpu = base[0] + _h(name, cname, "cpu") % 1_000_000
         mem = base[1] + (_h(name, cname, "mem") % (4 << 20))
-        if cname == mk.PREDICTOR_CONTAINER:
-            isvc = (pod["metadata"].get("labels") or {}).get(mk.LABEL_ISVC)
+        if cname == PREDICTOR_CONTAINER:
+            isvc = (pod["metadata"].get("labels") or {}).get(LABEL_ISVC)
             if isvc:
                 mem += self._models_on(pod["metadata"]["namespace"], isvc) * (512 << 10)
         return cpu, mem

@@ -1,12 +1,21 @@
-"""The double's ingress gateway: V2 REST by Host header, answered in-process.
+"""The double's ingress gateway: V2 REST by Host header (and by path with a path template).
 
-``Host: <isvc>.<ns>.<domain>`` reaches a Ready InferenceService: a
-single-model one serves the model named like it; a multi-model host serves
-its Ready TrainedModels. ``Host: modelmesh-serving.<ns>`` serves the Ready
-ModelMesh InferenceServices of that namespace. Unknown hosts get 404 (as an
-Istio gateway), unknown models 404 with a JSON error. Each model's artifact
-is written with the workload's ``write_artifact`` into a temp dir and loaded
-with its ``load_predictor``, so answers are the real workload's.
+What is reachable is what KServe's ingress reconcilers create
+(pkg/controller/v1beta1/inferenceservice/reconcilers/ingress at kserve/kserve aaac4e294dae):
+
+- ``Host: <status.url host>`` (Knative: ``<isvc>.<ns>.<domain>``; Standard/RawDeployment:
+  ``<isvc>-<ns>.<ingressDomain>``, domain.go with DefaultDomainTemplate) reaches a Ready
+  InferenceService; with ``pathTemplate`` set (ingress_reconciler.go + path.go GenerateUrlPath) also
+  ``Host: <ingressDomain>`` and path ``<rendered template>/...``, rewritten to ``/...``;
+- what a server answers for is what it has loaded: a single-model Triton server the model
+  directories under its storageUri (the repository root), any other runtime the ISVC's name; a
+  multi-model host only what its agent has loaded (``Controller.loaded_models``), not what is Ready;
+- ModelMesh InferenceServices get no ingress route at all: they are reached through the
+  ``modelmesh-serving`` Service (here: :attr:`Ingress.modelmesh_port`, its REST proxy; the model is
+  the ``mm-vmodel-id`` header, else the path's model name).
+
+Unknown hosts get 404 (as an Istio gateway), unknown models 404 with a JSON error. Answers come
+from the workload's own predictor, so they are the real model's.
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ from typing import Dict, Optional, Set, Tuple
 from mmslib import v2
 from mmslib.workloads import get_workload
 
-from .controller import is_mms_host, is_modelmesh, is_ready
+from .controller import is_mms_host, is_modelmesh, is_ready, is_triton, predictor_model
 
 
 class _Server(ThreadingHTTPServer):
@@ -42,11 +51,12 @@ class Ingress:
         self._routes_rv = -1
         self._rlock = threading.Lock()
         self._httpd: Optional[_Server] = None
+        self._mm: Optional[_Server] = None
         self.requests = 0
 
     # -- routing ------------------------------------------------------------
-    def routes(self) -> Dict[str, Tuple[str, Set[str]]]:
-        """{hostname: (server name, {models})}, rebuilt when the store changed."""
+    def routes(self) -> Dict[str, Tuple[str, str, str]]:
+        """{hostname or "path:<prefix>": (namespace, isvc name, kind)}, rebuilt when the store changed."""
         store = self.d.store
         if store.rv == self._routes_rv:
             return self._routes
@@ -54,34 +64,43 @@ class Ingress:
             if store.rv == self._routes_rv:
                 return self._routes
             isvc_t = self.d.type_for("serving.kserve.io", "inferenceservices")
-            tm_t = self.d.type_for("serving.kserve.io", "trainedmodels")
-            routes: Dict[str, Tuple[str, Set[str]]] = {}
+            cfg = self.d.config
+            routes: Dict[str, Tuple[str, str, str]] = {}
             with store.lock:
                 rv = store.rv
                 isvcs = store.items(isvc_t) if isvc_t else []
-                tms = store.items(tm_t) if tm_t else []
-            by_host: Dict[Tuple[str, str], Set[str]] = {}
-            for tm in tms:
-                if is_ready(tm):
-                    k = (tm["metadata"]["namespace"], tm["spec"]["inferenceService"])
-                    by_host.setdefault(k, set()).add(tm["metadata"]["name"])
             for isvc in isvcs:
-                if not is_ready(isvc):
+                if not is_ready(isvc) or is_modelmesh(isvc):
                     continue
                 ns, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
                 st = isvc.get("status") or {}
-                if is_modelmesh(isvc):
-                    rest = ((st.get("components") or {}).get("predictor") or {}).get("restUrl") or st.get("url", "")
-                    host = urllib.parse.urlsplit(rest).hostname or ""
-                    routes.setdefault(host, ("modelmesh-serving", set()))[1].add(name)
-                    continue
-                models = by_host.get((ns, name), set()) if is_mms_host(isvc) else {name}
+                kind = "mms" if is_mms_host(isvc) else ("triton" if is_triton(isvc) else "single")
                 for url in (st.get("url"), ((st.get("components") or {}).get("predictor") or {}).get("url")):
                     host = urllib.parse.urlsplit(url or "").hostname
                     if host:
-                        routes[host] = (name, set(models))
+                        routes[host] = (ns, name, kind)
+                if cfg.path_template:
+                    prefix = cfg.path_template.format(ns=ns, name=name, namespace=ns).rstrip("/")
+                    routes[f"path:{prefix}"] = (ns, name, kind)
             self._routes, self._routes_rv = routes, rv
             return routes
+
+    def served(self, ns: str, name: str, kind: str) -> Set[str]:
+        """The models the server of ISVC ``name`` answers for now."""
+        if kind == "mms":
+            return self.d.controller.loaded_models(ns, name)
+        if kind == "triton":
+            isvc_t = self.d.type_for("serving.kserve.io", "inferenceservices")
+            isvc = self.d.store.get(isvc_t, ns, name) or {}
+            root = (predictor_model(isvc).get("storageUri") or "").rstrip("/")
+            return {u.rstrip("/").rsplit("/", 1)[-1] for u in self.d.config.model_repository
+                    if u.rstrip("/").rsplit("/", 1)[0] == root}
+        return {name}
+
+    def modelmesh_models(self) -> Set[str]:
+        isvc_t = self.d.type_for("serving.kserve.io", "inferenceservices")
+        return {i["metadata"]["name"] for i in (self.d.store.items(isvc_t) if isvc_t else [])
+                if is_modelmesh(i) and is_ready(i)}
 
     def predictor(self, model: str):
         p = self._predictors.get(model)
@@ -106,6 +125,18 @@ class Ingress:
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                          name="k8s-double-ingress", daemon=True).start()
 
+        class M(_Handler):
+            modelmesh = True
+        M.ingress = ingress
+        self._mm = _Server(("127.0.0.1", 0), M)
+        threading.Thread(target=self._mm.serve_forever, kwargs={"poll_interval": 0.1},
+                         name="k8s-double-modelmesh", daemon=True).start()
+
+    @property
+    def modelmesh_port(self) -> int:
+        """The ``modelmesh-serving`` Service's REST proxy (as after ``kubectl port-forward svc/modelmesh-serving``)."""
+        return self._mm.server_address[1]
+
     @property
     def port(self) -> int:
         return self._httpd.server_address[1]
@@ -115,10 +146,12 @@ class Ingress:
         return "127.0.0.1"
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        for attr in ("_httpd", "_mm"):
+            srv = getattr(self, attr, None)
+            if srv is not None:
+                srv.shutdown()
+                srv.server_close()
+                setattr(self, attr, None)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -126,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True     # headers and body are separate writes: no 40 ms delayed-ACK stalls
     ingress: Ingress = None
+    modelmesh = False
     server_version = "istio-envoy-double"
 
     def log_message(self, *args):
@@ -141,9 +175,24 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
-    def _target(self):
+    def _target(self, path: str):
+        """(server, models, path after the route's prefix) or None."""
+        ing = self.ingress
+        if self.modelmesh:
+            vid = self.headers.get("mm-vmodel-id")
+            models = ing.modelmesh_models()
+            return ("modelmesh-serving", ({vid} & models) if vid else models, path)
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip().lower()
-        return self.ingress.routes().get(host)
+        routes = ing.routes()
+        r = routes.get(host)
+        if r is None and host == ing.d.config.ingress_domain.lower() and ing.d.config.path_template:
+            for k, v in routes.items():
+                if k.startswith("path:") and (path + "/").startswith(k[5:] + "/"):
+                    r, path = v, path[len(k) - 5:] or "/"
+                    break
+        if r is None:
+            return None
+        return (r[1], ing.served(*r), path)
 
     def _read(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
@@ -159,11 +208,11 @@ class _Handler(BaseHTTPRequestHandler):
         ing = self.ingress
         ing.requests += 1
         body = self._read() if method == "POST" else b""
-        target = self._target()
+        target = self._target(urllib.parse.urlsplit(self.path).path)
         if target is None:
             return self._send(404)
-        server, models = target
-        parts = [p for p in urllib.parse.urlsplit(self.path).path.split("/") if p]
+        server, models, path = target
+        parts = [p for p in path.split("/") if p]
         try:
             if parts in (["v2", "health", "live"], ["v2", "health", "ready"]):
                 return self._send(200, {"live": True} if parts[-1] == "live" else {"ready": True})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import socket
 import threading
 import time
@@ -27,8 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from mmslib import k8s as mk
-
+from . import schema
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import ResourceType, Store, now_iso
 
@@ -50,6 +50,96 @@ CRD_TYPE = ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions
 POD_METRICS = ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", virtual=True, verbs=("get", "list"))
 NODE_METRICS = ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False, virtual=True,
                             verbs=("get", "list"))
+
+# KServe's resources as its CRDs define them (config/crd/full/serving.kserve.io_*.yaml at kserve/kserve
+# aaac4e294dae: names, scope, status subresource), each with the kserve SDK model that carries its schema.
+KSERVE = [
+    (ResourceType("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService", True, "inferenceservice",
+                  ("isvc",), "InferenceServiceList", status_subresource=True, custom=True), "V1beta1InferenceService"),
+    (ResourceType("serving.kserve.io", "v1alpha1", "trainedmodels", "TrainedModel", True, "trainedmodel", ("tm",),
+                  "TrainedModelList", status_subresource=True, custom=True), "V1alpha1TrainedModel"),
+    (ResourceType("serving.kserve.io", "v1alpha1", "servingruntimes", "ServingRuntime", True, "servingruntime", (),
+                  "ServingRuntimeList", status_subresource=True, custom=True), "V1alpha1ServingRuntime"),
+    (ResourceType("serving.kserve.io", "v1alpha1", "clusterservingruntimes", "ClusterServingRuntime", False,
+                  "clusterservingruntime", (), "ClusterServingRuntimeList", status_subresource=True, custom=True),
+     "V1alpha1ClusterServingRuntime"),
+]
+CONFIGMAP_MAX_BYTES = 1 << 20    # k8s.io/kubernetes pkg/apis/core/validation ValidateConfigMap: core.MaxSecretSize
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def metadata_problems(meta) -> List[Tuple[str, str]]:
+    """[(field, message)] as the generic registry's ObjectMeta validation (apimachinery
+    pkg/api/validation ValidateObjectMeta: name a DNS-1123 subdomain, label keys and values)."""
+    out: List[Tuple[str, str]] = []
+    if not isinstance(meta, dict):
+        return [("metadata", "Required value")]
+    name = meta.get("name")
+    if name and (len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name)):
+        out.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower '
+                                     "case alphanumeric characters, '-' or '.', and must start and end with an "
+                                     "alphanumeric character"))
+    for key in ("labels", "annotations"):
+        vals = meta.get(key)
+        if vals is None:
+            continue
+        if not isinstance(vals, dict):
+            out.append((f"metadata.{key}", "Invalid value: must be an object"))
+            continue
+        for k, v in vals.items():
+            prefix, _, nm = str(k).rpartition("/")
+            if (prefix and not _DNS1123_SUBDOMAIN.match(prefix)) or len(nm) > 63 or not _LABEL_NAME.match(nm):
+                out.append((f"metadata.{key}", f'Invalid value: "{k}": name part must consist of alphanumeric '
+                                               "characters, '-', '_' or '.'"))
+            if not isinstance(v, str):
+                out.append((f"metadata.{key}.{k}", f"Invalid value: {json.dumps(v)}: must be a string"))
+            elif key == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
+                out.append(("metadata.labels", f'Invalid value: "{v}": a valid label must be an empty string or '
+                                               "consist of alphanumeric characters, '-', '_' or '.'"))
+    return out
+
+
+ANN_DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+
+
+def deployment_mode(isvc: dict, default: str = "Serverless") -> str:
+    """The normalised mode: pkg/constants/constants.go ParseDeploymentMode (RawDeployment -> Standard,
+    Serverless -> Knative) of the annotation, else the deploy config's defaultDeploymentMode
+    (pkg/controller/v1beta1/inferenceservice/utils GetDeploymentMode)."""
+    mode = ((isvc.get("metadata") or {}).get("annotations") or {}).get(ANN_DEPLOYMENT_MODE) or default
+    return {"RawDeployment": "Standard", "Serverless": "Knative"}.get(mode, mode)
+
+
+def default_inference_service(isvc: dict, config) -> None:
+    """KServe's mutating webhook, pkg/apis/serving/v1beta1/inference_service_defaults.go
+    DefaultInferenceService: legacy deploymentMode values normalised (RawDeployment -> Standard,
+    Serverless -> Knative); without the annotation it is set only when the deploy config's default is
+    ModelMesh or Standard; non-ModelMesh predictors get setResourceRequirementDefaults (the
+    inferenceservice-config resource defaults: cpu 1, memory 2Gi, requests and limits)."""
+    meta = isvc.setdefault("metadata", {})
+    ann = meta.get("annotations") or {}
+    mode = ann.get(ANN_DEPLOYMENT_MODE)
+    if mode in ("RawDeployment", "Serverless"):
+        meta.setdefault("annotations", {})[ANN_DEPLOYMENT_MODE] = {"RawDeployment": "Standard",
+                                                                  "Serverless": "Knative"}[mode]
+    elif mode is None and config.default_deployment_mode in ("ModelMesh", "Standard"):
+        meta.setdefault("annotations", {})[ANN_DEPLOYMENT_MODE] = config.default_deployment_mode
+    if deployment_mode(isvc, config.default_deployment_mode) == "ModelMesh":
+        return
+    pred = (isvc.get("spec") or {}).get("predictor") or {}
+    model = pred.get("model")
+    if not isinstance(model, dict):
+        return
+    res = model.setdefault("resources", {})
+    cpu, mem = config.default_predictor
+    for kind in ("requests", "limits"):
+        block = res.setdefault(kind, {})
+        block.setdefault("cpu", cpu)
+        block.setdefault("memory", mem)
+
 
 GROUP_PRIORITY = {"apiextensions.k8s.io": 1, "serving.kserve.io": 2, "metrics.k8s.io": 3}
 
@@ -106,7 +196,14 @@ class Config:
     """Behaviour of the simulated cluster (attributes can be changed while it runs)."""
 
     isvc_ready_delay_s: float = 0.05     # scheduled pod -> Running/Ready, ISVC Ready
-    tm_ready_delay_s: float = 0.02       # TrainedModel admitted -> Ready
+    agent_sync_delay_s: float = 0.02     # ConfigMap written -> the agent sees it (kubelet's volume sync)
+    agent_load_delay_s: float = 0.02     # the agent's pull + load of one model (pkg/agent/puller.go)
+    agent_fail_models: Tuple[str, ...] = ()   # models whose load fails (the agent only logs it)
+    path_template: str = ""              # inferenceservice-config ingress.pathTemplate, e.g. /serving/{ns}/{name}
+    ingress_domain: str = "example.com"  # inferenceservice-config ingress.ingressDomain
+    model_repository: Tuple[str, ...] = ("gs://kfserving-examples/models/triton/simple_string",)
+    # ^ model directories that exist in the (simulated) object store; a Triton server lists a repository
+    #   root's subdirectories among them as its models
     delete_delay_s: float = 0.02         # finalizers: deletionTimestamp -> gone
     report_unschedulable: bool = True    # Knative: ISVC Ready=False reason Unschedulable
     queue_proxy: Tuple[str, Optional[str]] = ("25m", None)     # Knative default when no annotation
@@ -116,8 +213,8 @@ class Config:
         ("mm", "300m", "448Mi"), ("triton", "500m", "1Gi"), ("triton-adapter", "10m", "64Mi"),
         ("rest-proxy", "50m", "96Mi"))
     domain: str = "example.com"
-    strict_unknown_fields: bool = True   # unknown fields -> 422 (a real server prunes them)
-    kserve_webhooks: bool = True         # name checks as KServe's validating webhooks (403)
+    kserve_webhooks: bool = True         # KServe's webhooks: defaults (mutating), name checks (validating, 403)
+    default_deployment_mode: str = "Serverless"   # inferenceservice-config deploy.defaultDeploymentMode
 
 
 class K8sDouble:
@@ -165,21 +262,24 @@ class K8sDouble:
         self.by_gv.setdefault((rt.group, rt.version), []).append(rt)
 
     def _install_kserve(self, crds_dir) -> None:
-        crds = mk.load_crds(crds_dir)
-        seen = set()
-        for (api_version, kind), info in crds.items():
-            r = info.res
-            rt = ResourceType(r.group, r.version, r.plural, r.kind, r.namespaced, info.singular, info.short_names,
-                              info.list_kind, mk.SchemaValidator(info, strict=self.config.strict_unknown_fields),
-                              info.status_subresource, custom=True, crd=info.crd)
+        """KServe's four resources, validated with schemas from the installed kserve SDK (schema.py).
+
+        ``crds_dir`` is ignored: the double needs nothing outside the repository."""
+        for rt, model in KSERVE:
+            rt = ResourceType(**{**rt.__dict__, "validator": schema.validator(model)})
             self._register(rt)
-            name = info.crd["metadata"]["name"]
-            if name not in seen:
-                seen.add(name)
-                self.store.create(CRD_TYPE, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                                             "metadata": {"name": name}, "spec": info.crd["spec"],
-                                             "status": {"conditions": [{"type": "Established", "status": "True"}],
-                                                        "acceptedNames": info.crd["spec"]["names"]}})
+            name = f"{rt.plural}.{rt.group}"
+            self.store.create(CRD_TYPE, {
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
+                "spec": {"group": rt.group, "scope": "Namespaced" if rt.namespaced else "Cluster",
+                         "names": {"plural": rt.plural, "singular": rt.singular, "kind": rt.kind,
+                                   "listKind": rt.list_kind, "shortNames": list(rt.short_names)},
+                         "versions": [{"name": rt.version, "served": True, "storage": True,
+                                       "subresources": {"status": {}} if rt.status_subresource else {},
+                                       "schema": {"openAPIV3Schema": {"type": "object",
+                                                                      "x-kubernetes-preserve-unknown-fields": True}}}]},
+                "status": {"conditions": [{"type": "Established", "status": "True"}],
+                           "acceptedNames": {"plural": rt.plural, "kind": rt.kind}}})
 
     def add_namespace(self, name: str) -> dict:
         rt = self.types[("", "namespaces")]
@@ -445,6 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             raise ApiError(400, f"couldn't get version/kind; json parse error: {e}")
 
+    _warnings: List[str] = []
+
     def _send(self, code: int, body, headers: Optional[Dict[str, str]] = None) -> None:
         data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (
             body.encode() if isinstance(body, str) else body)
@@ -454,6 +556,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Audit-Id", str(self.double.request_count))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        for w in self._warnings:      # apiserver: "Warning: 299 - <text>" per warning
+            self.send_header("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        self._warnings = []
         self.end_headers()
         self.wfile.write(data)
 
@@ -481,6 +586,7 @@ class _Handler(BaseHTTPRequestHandler):
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         with d._req_lock:
             d.requests.append((method, self.path))
+        self._warnings = []
         try:
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             if d.token:
@@ -633,22 +739,39 @@ class _Handler(BaseHTTPRequestHandler):
         return obj
 
     def _admit(self, rt: ResourceType, obj: dict, q: Dict[str, str], old: Optional[dict] = None) -> None:
-        """Schema validation (422), strict field validation (400), KServe webhooks (403)."""
+        """What the API server does before storing: metadata validation, pruning of unknown fields
+        (a Warning header each; 400 with fieldValidation=Strict), schema validation (422), KServe's
+        mutating webhook defaults and validating webhooks (403)."""
         d = self.double
         name = obj.get("metadata", {}).get("name", "")
-        errs = mk.metadata_errors(obj.get("metadata"))
+        errs = metadata_problems(obj.get("metadata"))
+        unknown: List[str] = []
         if rt.validator is not None:
-            errs = rt.validator.errors(obj)
+            unknown, serrs = rt.validator.admit(obj)
+            errs += serrs
+        if unknown:
+            mode = q.get("fieldValidation") or "Warn"
+            if mode == "Strict":
+                raise ApiError(400, "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+            if mode != "Ignore":
+                self._warnings += [f'unknown field "{u}"' for u in unknown]
         if errs:
-            unknown = [e for e in errs if e.reason == "FieldValueForbidden" and "not declared" in e.message]
-            if unknown and q.get("fieldValidation") == "Strict":
-                raise ApiError(400, "strict decoding error: " + ", ".join(f'unknown field "{e.field}"' for e in unknown))
             gk = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
-            msg = f'{gk} "{name}" is invalid: ' + (
-                f"[{', '.join(map(str, errs))}]" if len(errs) > 1 else str(errs[0]))
+            msgs = [f"{f}: {m}" for f, m in errs]
+            msg = f'{gk} "{name}" is invalid: ' + (f"[{', '.join(msgs)}]" if len(msgs) > 1 else msgs[0])
             raise ApiError(422, msg, "Invalid", {
                 "name": name, "group": rt.group, "kind": rt.kind,
-                "causes": [{"reason": e.reason, "message": e.message, "field": e.field} for e in errs]})
+                "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in errs]})
+        if rt.kind == "ConfigMap":
+            size = sum(len(str(k)) + len(str(v)) for k, v in (obj.get("data") or {}).items())
+            if size > CONFIGMAP_MAX_BYTES:   # ValidateConfigMap: field.TooLong(..., core.MaxSecretSize)
+                raise ApiError(422, f'ConfigMap "{name}" is invalid: []: Too long: must have at most '
+                                    f"{CONFIGMAP_MAX_BYTES} bytes", "Invalid",
+                               {"name": name, "kind": "configmaps", "causes": [
+                                   {"reason": "FieldValueTooLong", "field": "[]",
+                                    "message": f"Too long: must have at most {CONFIGMAP_MAX_BYTES} bytes"}]})
+        if rt.kind == "InferenceService" and d.config.kserve_webhooks:
+            default_inference_service(obj, d.config)
         if rt.group == "serving.kserve.io" and d.config.kserve_webhooks and rt.kind in ("InferenceService", "TrainedModel"):
             import re
             if not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name):
@@ -699,8 +822,6 @@ class _Handler(BaseHTTPRequestHandler):
                                {"name": meta["name"], "group": rt.group, "kind": rt.plural})
             for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
                 meta.pop(k, None)
-            if rt.group == "serving.kserve.io" and rt.kind in ("InferenceService", "TrainedModel"):
-                meta.setdefault("finalizers", [f"{rt.kind.lower()}.finalizers"])
             obj = d.store.create(rt, body)
         self._send(201, obj)
 
