@@ -34,6 +34,7 @@ STOP_ADMISSION = "admission refused"
 STOP_TIMEOUT = "timeout"
 STOP_TIME_LIMIT = "time limit"
 STOP_INTERRUPTED = "interrupted"
+STOP_CONFIG_FULL = "host model config full"     # kserve: the hosts' model-config ConfigMaps are full (~1 MiB each)
 
 
 @dataclass
@@ -49,6 +50,8 @@ class StressResult:
 
 def _classify(error: str) -> str:
     e = error.lower()
+    if STOP_CONFIG_FULL in e:
+        return STOP_CONFIG_FULL
     if e.startswith("admission") or "memoryresourceunavailable" in e:
         return STOP_ADMISSION
     if e.startswith("timeout"):
@@ -172,6 +175,7 @@ def _row(mode, deployed, ev, t0, usage: Optional[Usage], servers, trad_spec, mms
     return {
         "mode": mode, "step": deployed, "model": ev.model, "server": ev.server, "ok": ev.ok,
         "seconds": ev.seconds, "elapsed_s": ev.t_done - t0, "error": ev.error,
+        "admitted_s": ev.admitted_s if ev.admitted_s is not None else ev.seconds,
         "measured": usage is not None, "servers": servers, **m,
         "reserved_cpu": res["reserved_cpu"], "reserved_memory_mib": res["reserved_memory_mib"],
     }

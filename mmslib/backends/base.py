@@ -25,10 +25,11 @@ class Endpoint:
     rest_url: str               # base URL, e.g. http://127.0.0.1:8080
     grpc_addr: str = ""         # host:port, "" when the server has no gRPC
     headers: Dict[str, str] = field(default_factory=dict)  # e.g. Host for an ingress
+    served_name: str = ""       # the name the server knows the model by, when not ``model`` (Triton: the repository's)
 
     @property
     def infer_url(self) -> str:
-        return f"{self.rest_url}/v2/models/{self.model}/infer"
+        return f"{self.rest_url}/v2/models/{self.served_name or self.model}/infer"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DeployEvent:
     t_done: float               # monotonic-free wall clock (time.time()) when ready/failed
     error: str = ""
     kind: str = "model"         # "model" or "host"
+    admitted_s: Optional[float] = None   # request to accepted by the control plane (kserve: Ready), when it differs
 
 
 @dataclass
