@@ -23,7 +23,7 @@ Sections (``sections`` picks them; each finished part is on disk at once, so
    answered correctly within ``slo_ms``, with a Wilson 95% interval.
 3. ``lazy``: a kserve host that loads on first request and keeps at most
    ``capacity`` models (LRU), ``models`` models behind it, Poisson traffic at
-   ``qps`` with Zipf popularity for each ``zipf_alpha`` x ``capacity`` cell
+   ``qps`` with Zipf popularity (:func:`mmslib.arrivals.make_schedule`) for each ``zipf_alpha`` x ``capacity`` cell
    (a fresh host per cell). The client here is a small asyncio open-loop
    replayer (:func:`replay`), not k6: it needs each response's
    ``x-mms-cold-start`` header, which k6's records do not keep. Cold starts are
@@ -51,7 +51,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from . import resources, schedule, simulate, stats, v2
+from . import arrivals, resources, schedule, simulate, stats, v2
 from .backends.local import LocalBackend
 from .errors import DeployError, MmsError
 from .loadgen import run_level
@@ -478,13 +478,26 @@ def lazy_cells(p: ColdstartParams) -> List[dict]:
     return out
 
 
-def replay(urls: Sequence[str], sched: simulate.Schedule, body: dict, check: Optional[Callable] = None,
+def replay(urls: Sequence[str], sched: arrivals.Schedule, body: dict, check: Optional[Callable] = None,
            timeout_s: float = 60.0, start_delay_s: float = 0.3) -> pd.DataFrame:
-    """Open loop: send request ``i`` to ``urls[sched.model[i]]`` at ``sched.t[i]``
+    """Open loop: send request ``i`` to ``urls[sched.model[i]]`` at ``sched.offset_s[i]``
     seconds whatever the earlier requests do; one row per request (``t_sched``,
     ``t_unix``, ``late_ms``: how late it was sent, ``latency_ms``, ``status``,
     ``ok``, ``cold``: the ``x-mms-cold-start`` header, 1/0, -1 when absent)."""
-    return asyncio.run(_replay(list(urls), sched, json.dumps(body).encode(), check, timeout_s, start_delay_s))
+    box: dict = {}
+
+    def main():  # its own thread and event loop: a notebook's kernel already runs one
+        try:
+            box["out"] = asyncio.run(_replay(list(urls), sched, json.dumps(body).encode(), check, timeout_s,
+                                             start_delay_s))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = e
+    t = threading.Thread(target=main, name="mmslib-replay", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
 
 
 async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
@@ -521,7 +534,7 @@ async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
 
         base = loop.time() + start_delay_s
         tasks = []
-        ts, ms = sched.t.tolist(), sched.model.tolist()
+        ts, ms = sched.offset_s.tolist(), sched.model.tolist()
         for i in range(n):
             delay = base + ts[i] - loop.time()
             if delay > 0:
@@ -530,7 +543,7 @@ async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
             t_unix[i] = time.time()
             tasks.append(asyncio.ensure_future(one(i, urls[ms[i]])))
         await asyncio.gather(*tasks)
-    return pd.DataFrame({"t_sched": sched.t, "t_unix": t_unix, "late_ms": late, "latency_ms": lat,
+    return pd.DataFrame({"t_sched": sched.offset_s, "t_unix": t_unix, "late_ms": late, "latency_ms": lat,
                          "status": status, "ok": ok, "cold": cold, "model_index": sched.model})
 
 
@@ -565,8 +578,9 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
                 backend.register_lazy(names)
                 by_model = {ep.model: ep.infer_url for ep in backend.endpoints()}
                 urls = [by_model[m] for m in names]
-                sched = simulate.arrival_schedule(p.qps, p.warmup_s + p.duration_s, p.models, cell["alpha"],
-                                                  seed=p.seed + 1000 + cell["index"])
+                sched = arrivals.make_schedule(names, p.qps, p.duration_s, p.warmup_s, arrival="poisson",
+                                               popularity="zipf", zipf_alpha=cell["alpha"],
+                                               seed=p.seed + 1000 + cell["index"])
                 t_start = time.time()
                 recs = replay(urls, sched, body, check, timeout_s=max(60.0, p.deploy_timeout_s))
                 server = _server_stats(backend)
@@ -574,7 +588,7 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
             finally:
                 backend.close()
             recs["model"] = [names[i] for i in recs["model_index"]]
-            recs["warmup"] = recs["t_sched"] < p.warmup_s
+            recs["warmup"] = sched.warmup
             recs["name"], recs["alpha"], recs["capacity"] = cell["name"], cell["alpha"], cell["capacity"]
             rundir.save(f"lazy/{cell['name']}", recs)
             loads = [s for srv in server for s in srv["load_seconds"]]
@@ -582,6 +596,7 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
                 "name": cell["name"], "load_s": pd.Series(loads, dtype=float)}))
             _append(rundir, "lazy_cells", {
                 **cell, "hosts": p.hosts, "models": p.models, "qps": p.qps, "t_start": t_start,
+                "schedule_hash": sched.hash(),
                 "requests_sent": len(recs),
                 "server_requests": sum(s["requests"] for s in server),
                 "server_cold_starts": sum(s["cold_starts"] for s in server),
@@ -657,8 +672,9 @@ def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.Dat
     out = []
     for c in cells[cells["role"] == "validation"].sort_values("index").itertuples():
         g = records[records["name"] == c.name].sort_values("t_sched")
-        sched = simulate.Schedule(g["t_sched"].to_numpy(), g["model_index"].to_numpy(), int(c.models),
-                                  float(p.warmup_s + p.duration_s))
+        names = [f"m{i:05d}" for i in range(int(c.models))]
+        sched = simulate.replayed_schedule(g["t_sched"].to_numpy(), g["model_index"].to_numpy(), names,
+                                           p.warmup_s + p.duration_s, p.warmup_s)
         res = simulate.simulate(sched, int(c.hosts), int(c.capacity), service, load, seed=seed)
         meas_mask = ~g["warmup"].to_numpy()
         sim_hit = float(1 - res.cold[meas_mask].mean())

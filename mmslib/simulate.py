@@ -2,11 +2,11 @@
 
 What is modelled (and what is not):
 
-- **Traffic**: an arrival schedule (request times, model ids) -- Poisson
-  arrivals at a total rate, Zipf popularity over ``n_models`` (model 0 the
-  hottest, :func:`mmslib.loadgen.traffic_weights`) -- the same generator that
-  drives the real lazy-mode runs (:func:`arrival_schedule`), or a real run's
-  own recorded schedule, replayed.
+- **Traffic**: an arrival schedule (:class:`mmslib.arrivals.Schedule`:
+  request offsets, model ids) -- Poisson arrivals at a total rate, Zipf
+  popularity (model 0 the hottest), from :func:`mmslib.arrivals.make_schedule`,
+  the generator that drives the real lazy-mode runs -- or a real run's own
+  recorded requests, replayed (:func:`replayed_schedule`).
 - **Placement**: model ``m`` lives on host ``m % hosts`` (a fixed hash, as
   ModelMesh places a model on a few pods of its choice; one copy per model).
 - **Each host**: an LRU cache of at most ``capacity`` models (a count, or a
@@ -41,62 +41,34 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParamError
-from .loadgen import traffic_weights
+from .arrivals import Schedule, make_schedule
 
-__all__ = ["Schedule", "arrival_schedule", "Empirical", "Exponential", "Constant", "simulate",
+__all__ = ["Schedule", "arrival_schedule", "replayed_schedule", "Empirical", "Exponential", "Constant", "simulate",
            "SimResult", "che_hit_rate", "mm1_mean_wait", "md1_mean_wait", "cluster", "hosts_needed"]
 
 
 # --------------------------------------------------------------------------- traffic
 
-@dataclass
-class Schedule:
-    """Request start times (seconds from 0, ascending) and model ids."""
-
-    t: np.ndarray
-    model: np.ndarray
-    n_models: int
-    duration_s: float
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-
-def _cum_weights(n_models: int, alpha: float) -> np.ndarray:
-    w = traffic_weights(int(n_models), "zipf" if alpha > 0 else "uniform", float(alpha))
-    cum = np.cumsum(w)
-    cum /= cum[-1]
-    return cum
-
-
 def arrival_schedule(rate: float, duration_s: float, n_models: int, alpha: float, seed: int = 0,
-                     process: str = "poisson") -> Schedule:
-    """Arrivals at ``rate`` per second for ``duration_s`` (``poisson``: exponential
-    gaps; ``constant``: evenly spaced), each to model ``k`` with probability
-    proportional to ``1 / (k + 1) ** alpha`` (alpha 0: uniform). Deterministic
-    given ``seed``."""
-    if not (isinstance(rate, (int, float)) and rate > 0):
-        raise ParamError("rate", rate, "a number > 0 (requests per second)")
-    if not (isinstance(duration_s, (int, float)) and duration_s > 0):
-        raise ParamError("duration_s", duration_s, "a number of seconds > 0")
-    if not isinstance(n_models, (int, np.integer)) or n_models < 1:
+                     process: str = "poisson", warmup_s: float = 0.0,
+                     models: Optional[Sequence[str]] = None) -> Schedule:
+    """:func:`mmslib.arrivals.make_schedule` for ``n_models`` models named
+    ``m0, m1, ...`` (or ``models``): arrivals at ``rate`` per second for
+    ``warmup_s + duration_s`` seconds (``poisson`` or ``constant``), model ``k``
+    chosen with probability proportional to ``1 / (k + 1) ** alpha``."""
+    if not isinstance(n_models, (int, np.integer)) or isinstance(n_models, bool) or n_models < 1:
         raise ParamError("n_models", n_models, "an integer >= 1")
-    if not (isinstance(alpha, (int, float)) and alpha >= 0):
-        raise ParamError("alpha", alpha, "a number >= 0 (Zipf exponent)")
-    rng = np.random.default_rng(seed)
-    if process == "poisson":
-        n_guess = int(rate * duration_s + 6 * math.sqrt(rate * duration_s) + 16)
-        t = np.cumsum(rng.exponential(1.0 / rate, n_guess))
-        while t[-1] < duration_s:  # practically never
-            t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(1.0 / rate, n_guess))])
-        t = t[t < duration_s]
-    elif process == "constant":
-        t = np.arange(int(math.ceil(rate * duration_s - 1e-9))) / rate
-    else:
-        raise ParamError("process", process, "poisson | constant")
-    cum = _cum_weights(n_models, alpha)
-    model = np.minimum(np.searchsorted(cum, rng.random(len(t)), side="right"), n_models - 1)
-    return Schedule(t.astype(np.float64), model.astype(np.int64), int(n_models), float(duration_s))
+    names = list(models) if models is not None else [f"m{i}" for i in range(int(n_models))]
+    return make_schedule(names, rate, duration_s, warmup_s, arrival=process, popularity="zipf",
+                         zipf_alpha=alpha, seed=seed)
+
+
+def replayed_schedule(offset_s, model, models: Sequence[str], span_s: float, warmup_s: float = 0.0) -> Schedule:
+    """A real run's recorded requests (offsets from its start, model indices) as a schedule."""
+    offset_s = np.asarray(offset_s, dtype=np.float64)
+    order = np.argsort(offset_s, kind="stable")
+    return Schedule(offset_s[order], np.asarray(model)[order].astype(np.int32), np.zeros(len(order), dtype=bool),
+                    tuple(models), float(span_s), float(warmup_s))
 
 
 # --------------------------------------------------------------------------- distributions
@@ -188,7 +160,7 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
         raise ParamError("servers", servers, "an integer >= 1 (requests served at once per host)")
     rng = np.random.default_rng(seed)
     n = len(schedule)
-    t = schedule.t
+    t = schedule.offset_s
     model = schedule.model
     host_of = model % hosts
     svc = service.draw(rng, n)
@@ -314,7 +286,7 @@ def cluster(n_models: int, hosts: int, alpha: float, rate: float, slo_ms: float,
     skip = int(len(sched) * warmup_frac)
     out = {"n_models": int(n_models), "hosts": int(hosts), "capacity_per_host": cap,
            "alpha": float(alpha), "rate": float(rate), "slo_ms": float(slo_ms),
-           "duration_s": float(sched.duration_s), "utilization": float(rate * service.mean / hosts / servers),
+           "duration_s": float(sched.span_s), "utilization": float(rate * service.mean / hosts / servers),
            **res.summary(slo_ms / 1e3, skip=skip)}
     return out
 

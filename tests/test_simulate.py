@@ -69,8 +69,7 @@ def test_lru_hit_rate_matches_che(alpha, capacity):
 
 def test_lru_order_and_eviction_by_hand():
     # capacity 2: A B A C -> C evicts B (A was used after B); then B is cold, A is a hit
-    sched = sim.Schedule(t=np.arange(6, dtype=float), model=np.array([0, 1, 0, 2, 1, 0]), n_models=3,
-                         duration_s=6.0)
+    sched = sim.replayed_schedule(np.arange(6, dtype=float), [0, 1, 0, 2, 1, 0], ["A", "B", "C"], 6.0)
     res = sim.simulate(sched, 1, 2, sim.Constant(0.001), sim.Constant(0.010))
     assert res.cold.tolist() == [True, True, False, True, True, True]
     assert res.evictions == 3
@@ -79,7 +78,7 @@ def test_lru_order_and_eviction_by_hand():
 
 def test_hosts_split_models_and_queues():
     # two hosts, models 0 and 1 on different hosts: simultaneous requests do not queue
-    sched = sim.Schedule(t=np.zeros(2), model=np.array([0, 1]), n_models=2, duration_s=1.0)
+    sched = sim.replayed_schedule(np.zeros(2), [0, 1], ["A", "B"], 1.0)
     one = sim.simulate(sched, 1, 2, sim.Constant(0.01), sim.Constant(0.0))
     two = sim.simulate(sched, 2, 1, sim.Constant(0.01), sim.Constant(0.0))
     assert one.wait_s.tolist() == pytest.approx([0.0, 0.01])
@@ -93,7 +92,7 @@ def test_schedule_follows_zipf_and_rate():
     w = traffic_weights(50, "zipf", 1.0)
     assert share[0] == pytest.approx(w[0], abs=0.005)
     assert share[0] / share[1] == pytest.approx(2.0, rel=0.05)
-    assert np.all(np.diff(sched.t) >= 0) and sched.t[-1] < 200.0
+    assert np.all(np.diff(sched.offset_s) >= 0) and sched.offset_s[-1] < 200.0
 
 
 def test_hosts_needed_is_the_fewest_that_meet_the_target():
@@ -117,6 +116,8 @@ def test_bad_input():
         sim.simulate(sim.arrival_schedule(10, 1, 5, 1.0), 1, 0, sim.Constant(0), sim.Constant(0))
     with pytest.raises(ParamError, match="rate"):
         sim.arrival_schedule(0, 1, 5, 1.0)
+    with pytest.raises(ParamError, match="n_models"):
+        sim.arrival_schedule(10, 1, 0, 1.0)
     with pytest.raises(ParamError, match="measured"):
         sim.Empirical([])
 

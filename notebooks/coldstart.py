@@ -1,0 +1,189 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Cold starts, churn, and more models than memory
+#
+# The seed asks how many models *fit*. ModelMesh serves more models than fit: it loads a model on its
+# first request and evicts the least recently used. This notebook measures what that costs with stock
+# runtimes on this machine, then scales the answer to a cluster with a simulator validated against
+# the measurements:
+#
+# 1. **Load and unload, and what they leave behind**: load/unload latency per runtime, the servers'
+#    memory (PSS) over `cycles` cycles, and a leak audit.
+# 2. **Loading while serving**: resident models' latency and SLO attainment with and without other
+#    models being loaded and unloaded, interleaved A B B A.
+# 3. **More models than memory** (`mms_engine: lazy`, the kserve runtime only: Triton and MLServer
+#    have no lazy loading): hit rate, cold starts (counted by client and server), latency and SLO
+#    attainment over Zipf skew x capacity.
+# 4. **A simulator, validated**, then the cluster questions.
+
+# %% tags=["parameters"]
+# Parameters (papermill: -p NAME VALUE, or -f params/coldstart-*.yaml); `papermill --help-notebook` lists them.
+# What to measure
+sections = ["load_unload", "churn", "lazy"]  # any of load_unload | churn | lazy
+runtimes = ["kserve", "triton", "mlserver"]  # sections 1-2: runtimes that load and unload
+cycles = None  # section 1: load/unload cycles per runtime; None: 1000 (simple_string), 100 (bert)
+leak_bound_mib = None  # section 1: "grows" also beyond this drift (MiB); None: 1% of this machine's memory only
+resident_models = 4  # section 2: models taking traffic
+churn_models = 4  # section 2: other models, loaded and unloaded in turn
+churn_per_s = 2.0  # section 2: loads per second (each unloads the model loaded before)
+qps = 50.0  # sections 2-3: requests per second (open loop)
+duration_s = 20.0  # sections 2-3: measured seconds per run / cell
+warmup_s = 2.0  # sections 2-3: first seconds, sent but left out of the statistics
+repeats = 2  # section 2: runs per condition, interleaved A B B A
+slo_ms = 10.0  # a request meets the SLO when answered correctly within this many ms
+models = 40  # section 3: models behind the lazy host(s)
+capacity = ["10%", "25%", "50%", "100%"]  # section 3: models a host keeps: counts, % of models, or memory (64Mi)
+zipf_alpha = [0.5, 1.0, 1.5, 2.0]  # section 3: Zipf exponents of popularity (0: uniform)
+cluster_models = [10000, 100000, 1000000]  # section 4: models in the simulated cluster
+cluster_host_memory = "10Gi"  # section 4: each simulated host's memory for models
+cluster_alpha = 1.0  # section 4: Zipf exponent of the simulated traffic
+cluster_qps = 1000.0  # section 4: total simulated requests per second
+cluster_duration_s = 600.0  # section 4: simulated seconds per host count
+# Where and how
+mms_engine = "lazy"  # lazy (load on first request, evict LRU: kserve runtime) | trainedmodel (no section 3)
+runtime = "kserve"  # section 3's runtime (the one with lazy loading)
+workload = "simple_string"  # what each model computes: simple_string | bert
+device = "auto"  # bert only: auto | cpu | cuda
+hosts = 1  # section 3: lazy hosts (model k on host k % hosts)
+model_memory = None  # memory each model declares; None: the workload's (capacity as memory divides by it)
+server_threads = 1  # worker threads per server process
+deploy_timeout_s = 120.0  # a load not done within this many seconds is a failure
+output_dir = "outputs/coldstart"  # run directory: records, meta.json
+resume = False  # true: keep what output_dir already measured, run only the rest
+seed = 0  # random seed (schedules, samples)
+# Shared with the other notebooks, not used here
+backend = "local"  # local only: cold starts are measured on this machine's servers
+modes = ["traditional", "mms"]  # not used
+deploy_concurrency = 4  # not used
+traditional_predictor_cpu = "100m"  # not used
+traditional_predictor_memory = "100Mi"  # not used
+mms_predictor_cpu = "10"  # not used
+mms_predictor_memory = "10Gi"  # not used
+sidecar_cpu = "1"  # not used
+sidecar_memory = "500Mi"  # not used
+namespace = "default"  # not used (kserve backend)
+kubeconfig = None  # not used (kserve backend)
+ingress_host = "127.0.0.1"  # not used (kserve backend)
+ingress_port = 80  # not used (kserve backend)
+serving_runtime = "kserve-tritonserver"  # not used (kserve backend)
+storage_uri = "gs://kfserving-examples/models/triton/simple_string"  # not used (kserve backend)
+dry_run = False  # not used (kserve backend)
+fail_on_slo = False  # not used (the performance notebook's gate)
+
+# %%
+# %matplotlib inline
+import pandas as pd
+from IPython.display import Markdown, display
+
+from mmslib.notebook import validated
+
+pd.set_option("display.precision", 3)
+pd.set_option("display.width", 160)
+pd.set_option("display.max_columns", 40)
+
+# %%
+# Validate every parameter before anything starts (a bad value stops here, naming the parameter).
+P = validated("coldstart", globals())
+pd.Series(P.to_dict(), name="value").to_frame()
+
+# %%
+from mmslib import coldstart
+
+result = coldstart.run(P)
+print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
+
+# %% [markdown]
+# ## 1. Load and unload, and what they leave behind
+# Latency of `POST /v2/repository/models/<name>/load` and `.../unload` (ms, client side), and the
+# servers' PSS before the cycles, with a model loaded (median, max) and after. Leak audit: PSS after
+# each unload fitted against the cycle (first 10% of cycles left out); **grows** when the fitted
+# drift over the run exceeds the bound and its 95% interval excludes zero.
+
+# %%
+cycle_summary = result.cycle_summary()
+cycle_summary
+
+# %%
+leak = result.leak_audit()
+leak
+
+# %%
+fig = coldstart.plot_memory(result.cycles) if len(result.cycles) else None
+
+# %% [markdown]
+# ## 2. Loading while serving
+# Resident models' latency (ms) per run, with and without churn; the comparison uses the median of
+# the repeats and says whether the difference is beyond the run-to-run spread.
+
+# %%
+churn = result.churn_summary()
+cols = ["runtime", "mode", "repeat", "n", "errors", "p50", "p99", "p99_lo", "p99_hi", "attainment",
+        "attainment_lo", "attainment_hi", "churn_loads", "churn_achieved_per_s", "valid"]
+churn[[c for c in cols if c in churn.columns]] if len(churn) else None
+
+# %%
+result.churn_compare() if len(churn) else None
+
+# %% [markdown]
+# ## 3. More models than memory (lazy loading, LRU eviction)
+# One cell per Zipf exponent x capacity, a fresh host each. Cold starts are counted by the client
+# (the `x-mms-cold-start` header on each response) and by the server (`GET /v2/mms/lazy`), over
+# every request of the cell: `counts_agree` says they are equal.
+
+# %%
+lazy = result.lazy_summary()
+lazy
+
+# %%
+fig = coldstart.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
+
+# %% [markdown]
+# ## 4. The simulator, validated, then at cluster scale
+# Calibrated on the `calibration` cells above (hits' latencies, the server's load times), it replays
+# each `validation` cell's recorded requests. Target: hit rate within 2 points, SLO attainment within
+# 5 points.
+
+# %%
+validation = result.validation() if len(lazy) else pd.DataFrame()
+validation
+
+# %%
+fig = coldstart.plot_validation(validation) if len(validation) else None
+
+# %%
+if len(validation):
+    display(Markdown(
+        f"**Simulation**, validation error on {len(validation)} cells: hit rate at most "
+        f"{validation['hit_rate_diff_pts'].abs().max():.2f} points, SLO attainment at most "
+        f"{validation['attainment_diff_pts'].abs().max():.2f} points off the measurement."))
+    cluster = coldstart.cluster_questions(result)
+else:
+    cluster = pd.DataFrame()
+cluster
+
+# %% [markdown]
+# ## Run metadata
+
+# %%
+from mmslib.notebook import glue_run, metadata_table
+
+metadata_table(result.rundir.meta)
+
+# %%
+# Glued for report.ipynb (scrapbook).
+glue_run("coldstart", P, result.rundir, cycle_summary=cycle_summary, leak_audit=leak, churn_summary=churn,
+         lazy_summary=lazy, simulator_validation=validation, cluster=cluster)
