@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .errors import ParamError
+from .seed import STRESS_SPECS as _SEED_SPECS
 
 BACKENDS = ("local", "kserve")
 MODES = ("traditional", "mms")
@@ -28,7 +29,7 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _quantity(name, v, kind):
-    from .planner import parse_cpu, parse_memory
+    from .quantity import parse_cpu, parse_memory
     try:
         return parse_cpu(v) if kind == "cpu" else parse_memory(v)
     except (ValueError, TypeError):
@@ -171,13 +172,13 @@ class Common:
     resume: bool = False
     seed: int = 0
     device: str = "auto"
-    # Resource specs (Kubernetes requests), after the seed.
-    traditional_predictor_cpu: str = "100m"
-    traditional_predictor_memory: str = "100Mi"
-    mms_predictor_cpu: str = "10"
-    mms_predictor_memory: str = "10Gi"
-    sidecar_cpu: str = "1"
-    sidecar_memory: str = "500Mi"
+    # Resource specs (Kubernetes requests): the seed's, read from mmslib.seed.
+    traditional_predictor_cpu: str = _SEED_SPECS["traditional_predictor"]["cpu"]
+    traditional_predictor_memory: str = _SEED_SPECS["traditional_predictor"]["memory"]
+    mms_predictor_cpu: str = _SEED_SPECS["mms_predictor"]["cpu"]
+    mms_predictor_memory: str = _SEED_SPECS["mms_predictor"]["memory"]
+    sidecar_cpu: str = _SEED_SPECS["queue_proxy"]["cpu"]
+    sidecar_memory: str = _SEED_SPECS["queue_proxy"]["memory"]
     model_memory: Optional[str] = None    # declared per model (TrainedModel memory); None = workload's
     server_threads: int = 1
     # kserve backend

@@ -34,11 +34,12 @@ addresses per ISVC when service IPs count against the IP limit
 seed: 352 ISVCs use 1408 Services (< ~2000) and 1056 IPs (< 2048), so neither
 limit could have stopped the traditional stress test at 352.
 
-Quantities
-----------
+Quantities and specs
+--------------------
 Resource values are Kubernetes quantities (``"100m"``, ``"1"``, ``"100Mi"``,
-``"10Gi"``, ``"500M"``, ``"0.55Ti"``, ``"1e3"``); see :func:`parse_cpu` and
-:func:`parse_memory`.  Arithmetic is exact (fractions), so the seed's totals come
+``"10Gi"``, ``"500M"``, ``"0.55Ti"``, ``"1e3"``), parsed by :mod:`mmslib.quantity`;
+an ISVC's containers are a :class:`mmslib.specs.ServiceSpec` (both re-exported
+here). Arithmetic is exact (fractions), so the seed's totals come
 out exactly: 352 traditional ISVCs reserve 387.2 CPU and 211,200 MiB.
 
 Packing
@@ -55,7 +56,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -64,239 +64,29 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from mmslib.errors import ParamError
+from mmslib.quantity import (GB, KB, MB, GiB, KiB, MiB, TiB, cpu_exact, exact, memory_exact,  # noqa: F401
+                             memory_units, parse_cpu, parse_memory, parse_quantity)
+from mmslib.specs import Container, ServiceSpec, _pos_int, _pos_quantity  # noqa: F401
+from mmslib.specs import for_params as _specs_for
 
 __all__ = [
     "KiB", "MiB", "GiB", "TiB", "KB", "MB", "GB",
-    "parse_cpu", "parse_memory",
+    "parse_cpu", "parse_memory", "parse_quantity",
     "Container", "ServiceSpec", "ModeSpec", "ClusterLimits",
     "LimitRow", "PlanResult", "CpuInference", "ModelMemoryInference",
     "plan", "plan_table", "seed_specs", "load_cluster_limits",
     "compare_with_measured", "infer_cpu_per_node", "infer_model_memory",
-    "configmap_entry_bytes", "etcd_retained_bytes", "etcd_fill_models",
+    "configmap_entry_bytes", "configmap_entries_per_host", "etcd_retained_bytes", "etcd_fill_models",
     "etcd_growth_table", "memory_units",
 ]
-
-KiB, MiB, GiB, TiB = 2**10, 2**20, 2**30, 2**40
-KB, MB, GB = 10**3, 10**6, 10**9
 
 MODES = ("traditional", "mms")
 PACKINGS = ("aggregate", "per_node")
 CONFIGMAP_KEY = "models.json"  # kfserving constants.ModelConfigFileName
 
-# --------------------------------------------------------------------------
-# Kubernetes quantities
-# --------------------------------------------------------------------------
-
-_SUFFIX: dict[str, Fraction] = {
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 10**3), "": Fraction(1),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9),
-    "T": Fraction(10**12), "P": Fraction(10**15), "E": Fraction(10**18),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40), "Pi": Fraction(2**50), "Ei": Fraction(2**60),
-}
-_QTY_RE = re.compile(
-    r"^(?P<num>[+-]?(?:\d+\.?\d*|\.\d+))"
-    r"(?:(?P<exp>[eE][+-]?\d+)|(?P<suf>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$"
-)
-_QTY_ALLOWED = (
-    "a Kubernetes quantity >= 0: a number with an optional suffix "
-    "(n u m k M G T P E, Ki Mi Gi Ti Pi Ei) or exponent (e.g. '100m', '1', '1.5', "
-    "'100Mi', '10Gi', '500M', '1e3')"
-)
-
-
-def _quantity(value: Any, name: str) -> Fraction:
-    """Exact value of a Kubernetes quantity (str or number); ParamError if bad."""
-    if isinstance(value, bool) or value is None:
-        raise ParamError(name, value, _QTY_ALLOWED)
-    if isinstance(value, Fraction):
-        q = value
-    elif isinstance(value, int):
-        q = Fraction(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ParamError(name, value, _QTY_ALLOWED)
-        q = Fraction(repr(value))  # 64.6 -> 323/5, not the binary float
-    elif isinstance(value, str):
-        m = _QTY_RE.match(value.strip())
-        if not m:
-            raise ParamError(name, value, _QTY_ALLOWED)
-        q = Fraction(m.group("num"))
-        if m.group("exp"):
-            q *= Fraction(10) ** int(m.group("exp")[1:])
-        else:
-            q *= _SUFFIX[m.group("suf") or ""]
-    else:
-        raise ParamError(name, value, _QTY_ALLOWED)
-    if q < 0:
-        raise ParamError(name, value, _QTY_ALLOWED)
-    return q
-
-
-def parse_quantity(value: Any, name: str = "quantity") -> float:
-    """Any Kubernetes quantity >= 0 as a float (no unit implied)."""
-    return float(_quantity(value, name))
-
-
-def _cpu_exact(value: Any, name: str = "cpu") -> Fraction:
-    return _quantity(value, name)
-
-
-def _memory_exact(value: Any, name: str = "memory") -> int:
-    if isinstance(value, str) and re.search(r"\d(n|u|m)$", value.strip()):
-        raise ParamError(
-            name, value,
-            "a memory quantity in bytes; the suffix n/u/m means nano/micro/milli BYTES "
-            "(Kubernetes accepts it but it is almost always a typo for M or Mi)",
-        )
-    # Kubernetes rounds fractional bytes up (Quantity.Value()).
-    return math.ceil(_quantity(value, name))
-
-
-def parse_cpu(value: Any, name: str = "cpu") -> float:
-    """CPU quantity -> cores (float): ``"100m"`` -> 0.1, ``"1"`` -> 1.0, ``2`` -> 2.0.
-
-    Raises :class:`~mmslib.errors.ParamError` (a ValueError) naming the bad quantity.
-    """
-    return float(_cpu_exact(value, name))
-
-
-def parse_memory(value: Any, name: str = "memory") -> int:
-    """Memory quantity -> bytes (int).
-
-    ``"100Mi"`` -> 104857600, ``"500M"`` -> 500000000, ``"10Gi"`` -> 10737418240,
-    ``"0.55Ti"`` -> 604731395277 (fractional bytes round up, as in Kubernetes).
-    Sub-byte suffixes (``"100m"``) are rejected as almost certainly a typo.
-    Raises :class:`~mmslib.errors.ParamError` (a ValueError) naming the bad quantity.
-    """
-    return _memory_exact(value, name)
-
-
-def memory_units(n_bytes: int | float) -> dict[str, float]:
-    """The same amount in bytes, MiB, GiB, MB and GB (10**9), for loose-unit comparisons."""
-    return {
-        "bytes": n_bytes, "MiB": n_bytes / MiB, "GiB": n_bytes / GiB,
-        "MB": n_bytes / MB, "GB": n_bytes / GB,
-    }
-
-
-# --------------------------------------------------------------------------
-# validation helpers
-# --------------------------------------------------------------------------
-
-
-def _pos_int(value: Any, name: str, *, allow_none: bool = False, allow_zero: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    lo = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ParamError(name, value, f"an integer >= {lo}" + (" or null (unknown)" if allow_none else ""))
-    return value
-
-
-def _pos_quantity(value: Any, name: str, kind: str) -> Fraction | int | None:
-    if value is None:
-        return None
-    q = _cpu_exact(value, name) if kind == "cpu" else _memory_exact(value, name)
-    if q <= 0:
-        raise ParamError(name, value, f"a {kind} quantity > 0, or null (unknown)")
-    return q
-
-
-# --------------------------------------------------------------------------
-# specs
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Container:
-    """One container of an ISVC pod with its CPU/memory *requests*."""
-
-    name: str
-    cpu: str | float | int
-    memory: str | int
-    sidecar: bool = False
-
-    def __post_init__(self) -> None:
-        _cpu_exact(self.cpu, f"{self.name}.cpu")
-        _memory_exact(self.memory, f"{self.name}.memory")
-
-    @property
-    def cpu_exact(self) -> Fraction:
-        return _cpu_exact(self.cpu, f"{self.name}.cpu")
-
-    @property
-    def memory_bytes(self) -> int:
-        return _memory_exact(self.memory, f"{self.name}.memory")
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """What one InferenceService costs.
-
-    containers: containers of one pod (predictor and sidecars such as
-        queue-proxy); their requests are what gets reserved.
-    pods: pods per ISVC (minReplicas; the seed uses 1).
-    k8s_services: Kubernetes Services created per ISVC (default 4, see module doc).
-    cluster_ips: how many of those have a ClusterIP (default 2).
-    etcd_bytes: bytes the ISVC's API objects take in etcd; None = unknown
-        (the traditional etcd limit is then not evaluated).
-    """
-
-    name: str
-    containers: tuple[Container, ...]
-    pods: int = 1
-    k8s_services: int = 4
-    cluster_ips: int = 2
-    etcd_bytes: int | str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.containers or not all(isinstance(c, Container) for c in self.containers):
-            raise ParamError(f"{self.name}.containers", self.containers, "a non-empty tuple of Container")
-        object.__setattr__(self, "containers", tuple(self.containers))
-        _pos_int(self.pods, f"{self.name}.pods")
-        _pos_int(self.k8s_services, f"{self.name}.k8s_services", allow_zero=True)
-        _pos_int(self.cluster_ips, f"{self.name}.cluster_ips", allow_zero=True)
-        if self.etcd_bytes is not None:
-            _pos_quantity(self.etcd_bytes, f"{self.name}.etcd_bytes", "memory")
-
-    # per pod
-    @property
-    def pod_cpu(self) -> Fraction:
-        return sum((c.cpu_exact for c in self.containers), Fraction(0))
-
-    @property
-    def pod_memory(self) -> int:
-        return sum(c.memory_bytes for c in self.containers)
-
-    # per ISVC
-    @property
-    def cpu(self) -> Fraction:
-        return self.pods * self.pod_cpu
-
-    @property
-    def memory(self) -> int:
-        return self.pods * self.pod_memory
-
-    @property
-    def sidecar_cpu(self) -> Fraction:
-        return self.pods * sum((c.cpu_exact for c in self.containers if c.sidecar), Fraction(0))
-
-    @property
-    def sidecar_memory(self) -> int:
-        return self.pods * sum(c.memory_bytes for c in self.containers if c.sidecar)
-
-    @property
-    def predictor_memory(self) -> int:
-        """Memory request of the non-sidecar containers of one pod (TrainedModel budget)."""
-        return sum(c.memory_bytes for c in self.containers if not c.sidecar)
-
-    def ips(self, count_service_ips: bool = True) -> int:
-        return self.pods + (self.cluster_ips if count_service_ips else 0)
-
-    @property
-    def etcd_bytes_int(self) -> int | None:
-        return None if self.etcd_bytes is None else _memory_exact(self.etcd_bytes, f"{self.name}.etcd_bytes")
+# Quantities and specs live in mmslib.quantity and mmslib.specs; imported here
+# (and re-exported: planner.parse_cpu, planner.ServiceSpec, ... keep working).
+_cpu_exact, _memory_exact, _quantity = cpu_exact, memory_exact, exact
 
 
 @dataclass(frozen=True)
@@ -494,11 +284,8 @@ def seed_specs(
     The seed does not publish the TrainedModel memory: ``model_memory`` is None
     unless given (see :func:`infer_model_memory`).
     """
-    qp = Container("queue-proxy", "1", "500Mi", sidecar=True)
-    trad = ServiceSpec("traditional", (Container("kserve-container", "100m", "100Mi"), qp),
-                       k8s_services=k8s_services, cluster_ips=cluster_ips)
-    mms = ServiceSpec("mms-host", (Container("kserve-container", "10", "10Gi"), qp),
-                      k8s_services=k8s_services, cluster_ips=cluster_ips)
+    both = _specs_for({}, k8s_services=k8s_services, cluster_ips=cluster_ips)  # the seed's, from mmslib.seed
+    trad, mms = both["traditional"], both["mms"]
     return {
         "traditional": ModeSpec("traditional", trad),
         "mms": ModeSpec("mms", mms, hosts=mms_hosts, model_memory=model_memory),
@@ -526,6 +313,15 @@ def configmap_entry_bytes(
     entry = {"modelName": model_name,
              "modelSpec": {"storageUri": storage_uri, "framework": framework, "memory": str(memory)}}
     return len(json.dumps(entry, separators=(",", ":")).encode()) + 1
+
+
+def configmap_entries_per_host(entry_bytes: int, limit_bytes: int = 1 << 20,
+                               overhead_bytes: int = len(CONFIGMAP_KEY) + 1) -> int:
+    """TrainedModels one host's model-config ConfigMap holds: its data (key ``models.json`` plus
+    ``[e1,e2,...]``, i.e. ``overhead_bytes`` + the entries with their separators) must stay within
+    Kubernetes' ConfigMap limit (1 MiB); past it the update fails while the TrainedModel stays Ready."""
+    _pos_int(entry_bytes, "entry_bytes")
+    return max(0, int(limit_bytes) - int(overhead_bytes)) // int(entry_bytes)
 
 
 DEFAULT_ENTRY_BYTES = configmap_entry_bytes()

@@ -1,68 +1,29 @@
 """Resource accounting, two views: reserved (Kubernetes requests) and measured.
 
 Reserved: what the deployments would request on Kubernetes, from per-server
-container specs (predictor plus sidecars). Measured: RSS/PSS/USS of every
+container specs (:mod:`mmslib.specs`: predictor plus sidecars). Measured: RSS/PSS/USS of every
 server process (from /proc/<pid>/smaps_rollup) and CPU seconds.
 """
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Dict, Iterable, List
 
 import psutil
 
-from .planner import Container, ServiceSpec
-
-MiB = 1 << 20
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """One container's requests, as Kubernetes quantities (e.g. "100m", "100Mi")."""
-
-    name: str
-    cpu: str
-    memory: str
+from .quantity import MiB
+from .specs import Container, ServiceSpec
 
 
-@dataclass(frozen=True)
-class ServerSpec:
-    """Containers of one InferenceService pod: the predictor first, then sidecars.
-
-    The arithmetic is the capacity planner's (:class:`mmslib.planner.ServiceSpec`,
-    exact quantities), so the experiments and the planner reserve the same."""
-
-    containers: List[ContainerSpec] = field(default_factory=list)
-
-    def service(self) -> ServiceSpec:
-        return ServiceSpec("server", tuple(Container(c.name, c.cpu, c.memory, sidecar=i > 0)
-                                           for i, c in enumerate(self.containers)))
-
-    @property
-    def cpu(self) -> float:
-        return float(self.service().cpu)
-
-    @property
-    def memory_bytes(self) -> int:
-        return self.service().memory
-
-    @classmethod
-    def from_params(cls, predictor_cpu, predictor_memory, sidecar_cpu, sidecar_memory) -> "ServerSpec":
-        cs = [ContainerSpec("predictor", str(predictor_cpu), str(predictor_memory))]
-        if sidecar_cpu is not None and str(sidecar_cpu) not in ("0", ""):
-            cs.append(ContainerSpec("queue-proxy", str(sidecar_cpu), str(sidecar_memory)))
-        return cls(cs)
+# The former names of the one spec type (mmslib.specs), kept for callers that still use them.
+ContainerSpec = Container
+ServerSpec = ServiceSpec
 
 
-def reserved(spec: ServerSpec, servers: int) -> Dict[str, float]:
+def reserved(spec: ServiceSpec, servers: int) -> Dict[str, float]:
     """Requests of ``servers`` such pods: CPU in cores, memory in MiB, sidecars apart."""
-    svc = spec.service()
-    return {"reserved_cpu": float(svc.cpu * servers),
-            "reserved_memory_mib": svc.memory * servers / MiB,
-            "reserved_sidecar_cpu": float(svc.sidecar_cpu * servers),
-            "reserved_sidecar_memory_mib": svc.sidecar_memory * servers / MiB}
+    return spec.reserved(servers)
 
 
 MEASURED_COLUMNS = ("processes", "rss_mib", "pss_mib", "uss_mib", "cpu_seconds")

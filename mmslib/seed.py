@@ -30,7 +30,7 @@ __all__ = [
     "LATENCY_COLUMNS", "RAW_TABLES", "notes", "seed_notes",
     "seed_latency", "seed_latency_tables", "simple_string_traditional", "simple_string_mms",
     "bert_traditional", "bert_mms", "seed_stress_summary", "seed_saturation", "seed_environment",
-    "seed_cluster_limits", "check_against_markdown",
+    "seed_cluster_limits", "check_against_markdown", "STRESS_SPECS", "MODEL_SIZE_BYTES",
 ]
 
 LATENCY_COLUMNS = ["workload", "mode", "client_qps", "qps_per_isvc", "qps_per_model",
@@ -272,6 +272,15 @@ def seed_saturation() -> pd.DataFrame:
         columns=["workload", "mode", "isvcs", "trained_models", "client_qps", "behaviour", "published", "source"])
 
 
+#: The seed's stress-test requests per InferenceService (the one place they are written).
+STRESS_SPECS = {
+    "queue_proxy": {"cpu": "1", "memory": "500Mi"},
+    "traditional_predictor": {"cpu": "100m", "memory": "100Mi"},
+    "mms_predictor": {"cpu": "10", "memory": "10Gi"},
+}
+#: The seed's simple_string model size, bytes.
+MODEL_SIZE_BYTES = 700
+
 _ENVIRONMENT = {
     "kfserving": "v0.5.1",
     "knative": "v0.17.0",
@@ -283,17 +292,15 @@ _ENVIRONMENT = {
     "stress_test": {
         "model": {
             "name": "simple_string",
-            "size_bytes": 700,
+            "size_bytes": MODEL_SIZE_BYTES,
             "framework": "tensorflow",
             "url": "https://github.com/triton-inference-server/server/tree/"
                    "b5a5541d3252a9fb235eeea9c156eb0d2f8ab883/docs/examples/model_repository/simple_string",
         },
-        "queue_proxy": {"cpu": "1", "memory": "500Mi"},
-        "traditional_predictor": {"cpu": "100m", "memory": "100Mi"},
-        "mms_predictor": {"cpu": "10", "memory": "10Gi"},
+        **copy.deepcopy(STRESS_SPECS),
     },
     "performance_test": {
-        "queue_proxy": {"cpu": "1", "memory": "500Mi"},
+        "queue_proxy": copy.deepcopy(STRESS_SPECS["queue_proxy"]),
         "predictor": {  # same for both modes and both workloads
             "simple_string": {"traditional": {"cpu": "1", "memory": "16GB", "gpu": 1},
                               "mms": {"cpu": "1", "memory": "16GB", "gpu": 1}},
@@ -303,7 +310,7 @@ _ENVIRONMENT = {
         "layout": {"traditional": {"isvcs": 5, "trained_models": 0},
                    "mms": {"isvcs": 1, "trained_models": 5}},
         "load_generator": "vegeta",
-        "simple_string": {"device": "cpu", "model_size_bytes": 700, "duration_s": 60,
+        "simple_string": {"device": "cpu", "model_size_bytes": MODEL_SIZE_BYTES, "duration_s": 60,
                           "qps": [5, 10, 20, 30, 40, 50, 100]},
         "bert": {"device": "gpu", "duration_s": 60, "qps": [5, 10, 20, 30, 40]},
     },

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..planner import parse_memory
+from .. import specs as _specs
 from ..procs import Supervisor
-from ..resources import ServerSpec
+from ..quantity import parse_memory
 from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, model_names  # noqa: F401
 
 
 def specs(p):
-    trad = ServerSpec.from_params(p.traditional_predictor_cpu, p.traditional_predictor_memory,
-                                  p.sidecar_cpu, p.sidecar_memory)
-    mms = ServerSpec.from_params(p.mms_predictor_cpu, p.mms_predictor_memory, p.sidecar_cpu, p.sidecar_memory)
-    return trad, mms
+    """(traditional, mms) :class:`~mmslib.specs.ServiceSpec` of params ``p`` (:func:`mmslib.specs.for_params`)."""
+    both = _specs.for_params(p)
+    return both["traditional"], both["mms"]
 
 
 def make_backend(p, workload, workdir: Path, supervisor: Supervisor, run_id: str) -> Backend:

@@ -13,13 +13,14 @@ from typing import Dict
 
 import numpy as np
 
+from ..seed import MODEL_SIZE_BYTES
 from . import Predictor, Sample, TensorSpec, Workload
 
 SHAPE = [1, 16]
 INPUTS = [TensorSpec("INPUT0", "BYTES", SHAPE), TensorSpec("INPUT1", "BYTES", SHAPE)]
 OUTPUTS = [TensorSpec("OUTPUT0", "BYTES", SHAPE), TensorSpec("OUTPUT1", "BYTES", SHAPE)]
 CONFIG_FILE = "config.json"
-ARTIFACT_BYTES = 700  # the seed's model size; the config is padded to it
+ARTIFACT_BYTES = MODEL_SIZE_BYTES  # the seed's model size (700 B); the config is padded to it
 
 
 def _write(model_dir: Path) -> None:
