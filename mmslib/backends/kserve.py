@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 
-from .. import k8s
+from .. import k8s, planner
 from ..errors import DeployError, MmsError, ParamError
 from ..resources import ContainerSpec, ServerSpec
 from .base import Backend, DeployEvent, Endpoint, VerifyResult, sample_inferences
@@ -419,6 +419,7 @@ class KServeBackend(Backend):
         self.cleanup_error = ""
         self._kserve_checked: set = set()
         self._session = None
+        self._last_pod_check = 0.0
         if self.dry_run:
             if self.dry_run_dir is None:
                 raise ParamError("dry_run_dir", None, "a directory for the manifests when dry_run is true")
@@ -599,6 +600,32 @@ class KServeBackend(Backend):
             host = self.ingress_domain
         return Endpoint(name, server, rest, "", {"Host": host}, served_name=served if served != name else "")
 
+    def _unschedulable(self, inflight: Dict[str, "_Item"]) -> Dict[str, str]:
+        """{InferenceService: error} for in-flight ones whose predictor pod the scheduler refused
+        (PodScheduled=False, reason Unschedulable; a FailedScheduling event). In RawDeployment/Standard mode
+        nothing terminal ever reaches the InferenceService (its Deployment just lacks availability), and
+        Knative may only say RevisionMissing: the pod is where a capacity stop shows. Listed at most once
+        a second, for items waiting more than half a second."""
+        now = time.monotonic()
+        if now - self._last_pod_check < 1.0 or not any(now - it.t0 > 0.5 for it in inflight.values()):
+            return {}
+        self._last_pod_check = now
+        try:
+            pods = self._raw("list pods", self._core().list_namespaced_pod, self.namespace,
+                             label_selector=k8s.run_selector(self.run_id)).get("items", [])
+        except MmsError:
+            return {}
+        out = {}
+        for p in pods:
+            isvc = (p["metadata"].get("labels") or {}).get(k8s.LABEL_ISVC)
+            if isvc not in inflight or (p.get("spec") or {}).get("nodeName"):
+                continue
+            for c in (p.get("status") or {}).get("conditions") or []:
+                if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                    out[isvc] = (f"admission: InferenceService {isvc}: pod {p['metadata']['name']} cannot be scheduled "
+                                 f"(PodScheduled=False, Unschedulable): {c.get('message', '')}")
+        return out
+
     def _fail(self, it: _Item, error: str) -> DeployEvent:
         return DeployEvent(it.model, it.server, False, time.monotonic() - it.t0, time.time(), error=error, kind=it.kind)
 
@@ -671,11 +698,17 @@ class KServeBackend(Backend):
                         exhausted = True
                         break
                     it.t0 = time.monotonic()
+                    if it.error:          # refused before sending anything
+                        held.append(self._fail(it, it.error))
+                        break
                     it.future = pool.submit(self._create, it)
                     inflight[it.name] = it
                 done = []
+                unschedulable = self._unschedulable(inflight) if res is k8s.ISVC else {}
                 for it in list(inflight.values()):
                     ev = self._check(it, w)
+                    if ev is None and it.name in unschedulable:
+                        ev = self._fail(it, unschedulable[it.name])
                     if ev is not None:
                         del inflight[it.name]
                         done.append((it, ev))
@@ -685,9 +718,11 @@ class KServeBackend(Backend):
                             with self._lock:
                                 self._ok[it.model] = (it.server, it.res.plural)
                     else:
-                        if it.kind == "model" and it.res is k8s.TM:
+                        if it.kind == "model" and it.res is k8s.TM and it.server:
                             with self._lock:
                                 self._declared[it.server] = self._declared.get(it.server, 0.0) - self.model_memory_bytes
+                                self._config_bytes[it.server] = self._config_bytes.get(it.server, 0) - it.config_bytes
+                                self._config_entries[it.server] = self._config_entries.get(it.server, 1) - 1
                         held.append(ev)
                         continue
                     yield ev
@@ -701,6 +736,9 @@ class KServeBackend(Backend):
 
     def _dry(self, items: List[_Item]) -> Iterator[DeployEvent]:
         for it in items:
+            if it.error:
+                yield self._fail(it, it.error)
+                continue
             if self._crds is not None:
                 errs = k8s.validate_manifest(it.manifest, self._crds)
                 if errs:
@@ -775,10 +813,18 @@ class KServeBackend(Backend):
         self._hosts = [self.runtime]
         return DeployEvent("", self.runtime, True, time.monotonic() - t0, time.time(), kind="host")
 
-    def _place(self) -> str:
+    def _place(self, entry_bytes: int = 0) -> Optional[str]:
+        """The host with the least declared memory whose model-config ConfigMap still has room."""
+        overhead = len(planner.CONFIGMAP_KEY) + 1
         with self._lock:
-            h = min(self._hosts, key=lambda h: (self._declared.get(h, 0.0), self._hosts.index(h)))
+            room = [h for h in self._hosts
+                    if self._config_bytes.get(h, overhead) + entry_bytes <= self.model_config_limit_bytes]
+            if not room:
+                return None
+            h = min(room, key=lambda h: (self._declared.get(h, 0.0), self._hosts.index(h)))
             self._declared[h] = self._declared.get(h, 0.0) + self.model_memory_bytes
+            self._config_bytes[h] = self._config_bytes.get(h, overhead) + entry_bytes
+            self._config_entries[h] = self._config_entries.get(h, 0) + 1
             return h
 
     def deploy_mms(self, models: List[str]) -> Iterator[DeployEvent]:
@@ -799,13 +845,29 @@ class KServeBackend(Backend):
     def _deploy_tms(self, names: List[str]) -> Iterator[DeployEvent]:
         def items():
             for m in names:
-                host = self._place()
+                eb = planner.configmap_entry_bytes(m, self._uri(m), self.model_format, self.model_memory)
+                host = self._place(eb)
+                if host is None:
+                    per = planner.configmap_entries_per_host(eb, self.model_config_limit_bytes)
+                    yield _Item(m, k8s.TM, {}, "model", m, "", error=(
+                        f"admission: {CONFIG_FULL}: every host's model-config ConfigMap (modelconfig-<host>-0) "
+                        f"would exceed {self.model_config_limit_bytes} bytes with TrainedModel {m} ({eb} bytes; "
+                        f"{per} such entries fit one host; now "
+                        + ", ".join(f"{h}: {self._config_entries.get(h, 0)} entries, {self._config_bytes.get(h, 0)} B"
+                                    for h in self._hosts[:4]) + "); add hosts"))
+                    continue
                 man = k8s.trained_model_manifest(m, self.namespace, labels=self._labels("mms", "model"),
                                                  inference_service=host, framework=self.model_format,
                                                  storage_uri=self._uri(m), memory=self.model_memory)
-                yield _Item(m, k8s.TM, man, "model", m, host)
+                yield _Item(m, k8s.TM, man, "model", m, host, config_bytes=eb)
         # placed lazily, in deployment order, so a refused model frees its share
         return self._go(_Lazy(items(), len(names)), k8s.TM)
+
+    def config_usage(self) -> Dict[str, Tuple[int, int]]:
+        """{host: (TrainedModel entries, bytes of its model-config ConfigMap data)} as KServe writes them
+        (pkg/modelconfig/configmap.go: compact JSON of [{"modelName", "modelSpec"}], key models.json)."""
+        with self._lock:
+            return {h: (self._config_entries.get(h, 0), self._config_bytes.get(h, 0)) for h in self._hosts}
 
     # -- diagnosis ------------------------------------------------------------------
     def _diagnose(self, it: _Item, obj: Optional[dict]) -> str:
