@@ -28,5 +28,6 @@ def test_params_sets_validate(path, tmp_path):
         assert load_cluster_limits(path).nodes == 6
         return
     build = params.performance if path.name.startswith("perf") else params.stress
+    build = params.coldstart if path.name.startswith("coldstart") else build
     p = build(**data, output_dir=str(tmp_path / "o"))
     assert p.to_dict()
