@@ -32,6 +32,12 @@ report: venv
 	$(PM) notebooks/report.ipynb $(OUT)/report.ipynb -p input_dir $(OUT)
 	$(HTML) $(OUT)/report.ipynb
 
+# Cold starts, churn, lazy loading and the simulator (a few minutes; params/coldstart-full.yaml: ~30 min).
+.PHONY: coldstart
+coldstart: venv
+	$(PM) notebooks/coldstart.ipynb $(OUT)/coldstart.ipynb -f params/coldstart-quick.yaml -p output_dir $(OUT)/coldstart
+	$(HTML) $(OUT)/coldstart.ipynb
+
 # The main job on the local backend: both experiments, then the comparison report.
 demo: stress performance report
 	@echo "Executed notebooks and HTML reports are in $(OUT)/"
