@@ -226,8 +226,10 @@ class RunFormatError(MmsError):
 
 #: Grouping keys of the per-level summaries, per experiment, when the summary file does not say.
 DEFAULT_LEVEL_KEYS = {"performance": ("mode", "qps", "repeat"), "stress": ("mode",)}
+DEFAULT_LEVEL_KEYS["traffic"] = ("models", "mode", "rate", "cv", "repeat", "search")  # mmslib.traffic
 #: The value the summaries are computed over, per experiment, when the summary file does not say.
 DEFAULT_VALUE = {"performance": "latency_ms", "stress": "seconds"}
+DEFAULT_VALUE["traffic"] = "latency_sched_ms"  # latency from the scheduled time (mmslib.traffic)
 
 
 class Run:
