@@ -13,8 +13,11 @@
   [--kubeconfig F] [--context C]`` deletes what a crashed run left behind
   (TrainedModels first, then InferenceServices) and waits for them to go.
 
-The CRDs are looked for in ``$MMSLIB_KSERVE_CRDS``, then in
-``<repo>/../shared/kserve-crds`` (the layout CI uses), then ``<repo>/shared/kserve-crds``.
+Nothing outside the repository is needed: on a cluster the API server itself checks every
+manifest (``dry_run: server``: a server-side dry run with strict field validation, KServe's
+webhooks included), and :func:`cluster_crds` reads the installed CRDs through the API. For an
+offline dry run, KServe's CRD YAML files are used when ``$MMSLIB_KSERVE_CRDS`` (or an explicit
+folder) names them; without them the manifests are written unvalidated, with a warning.
 """
 from __future__ import annotations
 
@@ -286,25 +289,17 @@ def repo_root() -> Path:
 
 
 def crd_dir(explicit: Optional[os.PathLike] = None, required: bool = True) -> Optional[Path]:
-    """Where KServe's CRD YAML files are (see the module docstring)."""
-    cands = []
-    if explicit:
-        cands.append(Path(explicit))
-    env = os.environ.get("MMSLIB_KSERVE_CRDS")
-    if env:
-        if not explicit and not (Path(env).is_dir() and any(Path(env).glob("*.yaml"))):
-            if required:
-                raise MmsError(f"MMSLIB_KSERVE_CRDS={env} is not a folder with KServe's CRD YAML files")
-            return None
-        cands.append(Path(env))
-    root = repo_root()
-    cands += [root.parent / "shared" / "kserve-crds", root / "shared" / "kserve-crds"]
-    for c in cands:
-        if c.is_dir() and any(c.glob("*.yaml")):
-            return c
+    """The folder of KServe's CRD YAML files: ``explicit``, else ``$MMSLIB_KSERVE_CRDS``; None (or
+    MmsError when ``required``) without one. Nothing beside the repository is looked at."""
+    cand = Path(explicit) if explicit else (Path(os.environ["MMSLIB_KSERVE_CRDS"])
+                                            if os.environ.get("MMSLIB_KSERVE_CRDS") else None)
+    if cand is not None and cand.is_dir() and any(cand.glob("*.yaml")):
+        return cand
     if required:
-        raise MmsError("KServe CRDs not found: set MMSLIB_KSERVE_CRDS to a folder with KServe's CRD YAML files "
-                       f"(looked in: {', '.join(str(c) for c in cands)})")
+        where = f"{cand} has no CRD YAML files" if cand is not None else "MMSLIB_KSERVE_CRDS is not set"
+        raise MmsError(f"KServe CRDs not found ({where}): set MMSLIB_KSERVE_CRDS to a folder with KServe's CRD "
+                       "YAML files (kserve/kserve config/crd/full), or validate against a cluster with "
+                       "dry_run: server")
     return None
 
 

@@ -12,10 +12,11 @@ Import them in a conftest (or a test module) to use them::
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -24,6 +25,32 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from k8s_double import Capacity, Config, K8sDouble  # noqa: E402,F401
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_crds() -> Optional[Path]:
+    """KServe's CRD YAML files, *only* as an extra check when present: ``$MMSLIB_KSERVE_CRDS``, else
+    ``shared/kserve-crds`` beside the repository (some checkouts have it). None when absent, or when
+    ``MMSLIB_TEST_ALONE=1`` (a clone standing alone, as tests/test_kserve_alone.py runs it). Nothing
+    in the double or in mmslib needs them."""
+    if os.environ.get("MMSLIB_TEST_ALONE") == "1":
+        return None
+    env = os.environ.get("MMSLIB_KSERVE_CRDS")
+    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "kserve-crds"]:
+        if c.is_dir() and any(c.glob("*.yaml")):
+            return c
+    return None
+
+
+@pytest.fixture
+def kserve_crds(monkeypatch) -> Path:
+    """The CRD folder (also as $MMSLIB_KSERVE_CRDS), or the test is skipped: an extra check only."""
+    d = shared_crds()
+    if d is None:
+        pytest.skip("KServe's CRD files are not beside this checkout (an extra check only)")
+    monkeypatch.setenv("MMSLIB_KSERVE_CRDS", str(d))
+    return d
 
 
 @dataclass
