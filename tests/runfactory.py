@@ -35,6 +35,8 @@ def perf_run(path, latencies, qps=(25.0,), modes=("traditional", "mms"), slo_p99
         levels.append({"mode": mode, "qps": float(q), "repeat": repeat, "target_qps": float(q),
                        "duration_s": dur, "warmup_s": 1.0, "iterations": n + 5, "dropped_iterations": dropped})
     rd.save("levels", pd.DataFrame(levels))
+    rd.save_json("deploy", [{"mode": m, "models": p["models"], "servers": p["models"] if m == "traditional" else 1,
+                             "processes": p["models"] if m == "traditional" else 1, "pss_mib": 100.0} for m in modes])
     rd.finish("complete")
     return rd
 

@@ -93,7 +93,7 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
 
 
 def _spec_reserved(p: Dict[str, Any], mode: str, servers) -> Dict[str, float]:
-    from .resources import ServerSpec, reserved
+    from ..resources import ServerSpec, reserved
     pre = "traditional" if mode == "traditional" else "mms"
     try:
         spec = ServerSpec.from_params(p.get(f"{pre}_predictor_cpu", "0"), p.get(f"{pre}_predictor_memory", "0"),
