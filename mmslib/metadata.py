@@ -9,17 +9,28 @@ import subprocess
 import sys
 from importlib import metadata as im
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import psutil
 
-PACKAGES = ("mmslib", "kserve", "k6", "tritonclient", "papermill", "scrapbook", "pandas", "numpy",
-            "kubernetes", "psutil", "onnxruntime", "torch", "mlserver", "nvidia-pytriton")
+#: What every run uses; the runtimes' and workloads' own packages are added from their declarations.
+BASE_PACKAGES = ("mmslib", "k6", "papermill", "scrapbook", "pandas", "numpy", "kubernetes", "psutil")
+
+
+def packages() -> Tuple[str, ...]:
+    """Every distribution whose version a run records: the base ones, each runtime's
+    (``Runtime.packages``) and each workload's (``Workload.packages``)."""
+    from .runtimes import version_keys
+    from .workloads import WORKLOADS, get_workload
+    out = list(BASE_PACKAGES)
+    for names in list(version_keys().values()) + [get_workload(w).packages for w in WORKLOADS]:
+        out += [n for n in names if n not in out]
+    return tuple(out)
 
 
 def versions() -> Dict[str, str]:
     out = {"python": platform.python_version()}
-    for p in PACKAGES:
+    for p in packages():
         try:
             out[p] = im.version(p)
         except im.PackageNotFoundError:

@@ -219,8 +219,8 @@ def _deploy(p, mode, workload, workdir, sup, run_id):
 
 
 def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):
-    runtime = p.runtime if p.backend == "local" else None
-    murls = backend.metrics_urls()
+    spec = backend.metric_spec()
+    murls = backend.metrics_urls() if spec is not None else []
     before = server_metrics.scrape(murls) if murls else {}
     load_before = os.getloadavg()[0]
     sampler = _Sampler(backend.pids, p.sample_interval_s)
@@ -249,7 +249,7 @@ def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):
         if hook is not None:
             hook.cancel()
     after = server_metrics.scrape(murls) if murls else {}
-    sm = server_metrics.delta(runtime, before, after) if runtime else {}
+    sm = server_metrics.delta(spec, before, after) if murls else {}
     recs = recs.copy()
     recs["mode"], recs["qps"], recs["repeat"] = cell.mode, float(cell.qps), int(cell.repeat)
     row = {"mode": cell.mode, "qps": float(cell.qps), "repeat": int(cell.repeat), "index": cell.index,

@@ -3,38 +3,18 @@
 Scraped before and after a load level; the difference of the cumulative
 counters gives requests served and time spent inside the server per level,
 shown beside client-side latency so queueing and protocol overhead show.
-
-- kserve: ``request_predict_seconds`` (+ pre/postprocess) histograms per model
-  (the model's own time; the HTTP stack is not included).
-- triton: ``nv_inference_request_duration_us`` (whole request in the server),
-  ``nv_inference_queue_duration_us``, ``nv_inference_compute_infer_duration_us``,
-  ``nv_inference_request_success``.
-- mlserver: ``model_infer_request_duration`` histogram (seconds).
+Which metrics: each runtime declares them (``Runtime.metrics``, a
+:class:`mmslib.runtimes.MetricSpec`, e.g. KServe's ``request_predict_seconds``,
+Triton's ``nv_inference_*``, MLServer's ``model_infer_request_duration``).
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Union
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-# runtime -> (count metric, {part: (sum metric, scale to ms)})
-SPECS = {
-    "kserve": ("request_predict_seconds_count", {
-        "server_ms": [("request_predict_seconds_sum", 1e3), ("request_preprocess_seconds_sum", 1e3),
-                      ("request_postprocess_seconds_sum", 1e3)],
-        "compute_ms": [("request_predict_seconds_sum", 1e3)],
-    }),
-    "triton": ("nv_inference_request_success", {
-        "server_ms": [("nv_inference_request_duration_us", 1e-3)],
-        "queue_ms": [("nv_inference_queue_duration_us", 1e-3)],
-        "compute_ms": [("nv_inference_compute_infer_duration_us", 1e-3)],
-    }),
-    "mlserver": ("model_infer_request_duration_count", {
-        "server_ms": [("model_infer_request_duration_sum", 1e3)],
-    }),
-}
-
+from .runtimes import RUNTIMES, MetricSpec, get_runtime
 
 def parse(text: str) -> Dict[str, float]:
     """Prometheus text -> {sample name: value summed over label sets}."""
@@ -66,14 +46,18 @@ def scrape(urls: Iterable[str], timeout: float = 5.0) -> Dict[str, float]:
     return total
 
 
-def delta(runtime: str, before: Dict[str, float], after: Dict[str, float]) -> Dict[str, Optional[float]]:
-    """Requests counted by the server and mean server-side ms per request, over one level."""
-    if runtime not in SPECS:
+def delta(spec: Union[MetricSpec, str, None], before: Dict[str, float],
+          after: Dict[str, float]) -> Dict[str, Optional[float]]:
+    """Requests counted by the server and mean server-side ms per request, over one level.
+
+    ``spec``: the runtime's :class:`MetricSpec` (or the runtime's name); None: nothing to say."""
+    if isinstance(spec, str):
+        spec = get_runtime(spec).metrics if spec in RUNTIMES else None
+    if spec is None:
         return {}
-    count_name, parts = SPECS[runtime]
-    n = after.get(count_name, 0.0) - before.get(count_name, 0.0)
+    n = after.get(spec.count, 0.0) - before.get(spec.count, 0.0)
     out: Dict[str, Optional[float]] = {"server_requests": n}
-    for part, metrics in parts.items():
+    for part, metrics in spec.parts.items():
         if not any(m in after for m, _ in metrics):
             out[part] = None
             continue

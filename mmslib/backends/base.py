@@ -155,6 +155,11 @@ class Backend(abc.ABC):
         """Prometheus /metrics URLs of the servers, where this machine can reach them."""
         return []
 
+    def metric_spec(self):
+        """What the servers' metrics at :meth:`metrics_urls` mean (a
+        :class:`mmslib.runtimes.MetricSpec`, declared by the runtime); None: no server-side time."""
+        return None
+
     def kill_server(self, server: str) -> None:  # fault injection
         raise NotImplementedError
 

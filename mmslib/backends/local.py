@@ -306,6 +306,9 @@ class LocalBackend(Backend):
     def metrics_urls(self) -> List[str]:
         return [self.runtime.metrics_url(s) for s in list(self._servers.values())]
 
+    def metric_spec(self):
+        return self.runtime.metrics
+
     def pids(self) -> List[int]:
         out = []
         for srv in list(self._servers.values()):

@@ -12,13 +12,15 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import pandas as pd
 
+from ..runtimes import version_keys
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 MODES = ("traditional", "mms")
 MODE_LABEL = {"traditional": "traditional", "mms": "multi-model"}
 RUN_KEYS = ["run", "run_id", "backend", "runtime", "workload", "machine"]
 LATENCY_STATS = ["mean", "p50", "p90", "p95", "p99", "max"]
 #: Version keys worth showing, in order, per component.
-_VERSION_KEYS = {"kserve": ["kserve"], "triton": ["nvidia-pytriton", "tritonclient"], "mlserver": ["mlserver"]}
+_VERSION_KEYS = {k: list(v) for k, v in version_keys().items()}  # each runtime declares its packages
 
 RUN_COLUMNS = [
     "run", "path", "experiment", "run_id", "status", "format_version", "started", "duration_s", "output_dir",

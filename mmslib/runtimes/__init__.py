@@ -4,6 +4,13 @@ A runtime knows how to lay out a model in the store, how to start one server
 process, and how the server lists its models. Loading, unloading, readiness
 and inference go over the Open Inference Protocol (V2) REST API, the same for
 every runtime (see :mod:`mmslib.v2`).
+
+A new runtime is one module here, ``<name>.py``, defining ``RUNTIME`` (an
+instance of a :class:`Runtime` subclass) that declares what it is made of
+(``packages``: the distributions whose versions a run records and a report
+shows) and its Prometheus metrics (``metrics``: a :class:`MetricSpec`), plus
+``<name>_server.py`` if the server needs an entry point; add the name to
+``RUNTIMES``. Nothing else branches on a runtime's name.
 """
 from __future__ import annotations
 
@@ -30,10 +37,25 @@ class ServerConfig:
     lazy_capacity: int = 0                            # >0: load on first request, keep at most this many (LRU)
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """Where a runtime's Prometheus metrics put the time spent inside the server.
+
+    ``count``: the cumulative request counter; ``parts``: for each part
+    (``server_ms``, ``queue_ms``, ``compute_ms``), the cumulative sums that add
+    up to it, each with its scale to milliseconds. Read by :mod:`mmslib.server_metrics`.
+    """
+
+    count: str
+    parts: Dict[str, Tuple[Tuple[str, float], ...]]
+
+
 class Runtime:
     """Base runtime; subclasses override what differs."""
 
     name = "base"
+    packages: Tuple[str, ...] = ()          # distributions that make the server (versions recorded and shown)
+    metrics: Optional[MetricSpec] = None    # its Prometheus metrics; None: no server-side time
     processes_per_model = 0  # extra processes a loaded model costs (Triton python stubs: 1)
     lazy_loading = False     # loads a model on its first request, evicting LRU (ServerConfig.lazy_capacity)
 
@@ -62,3 +84,8 @@ def get_runtime(name: str) -> Runtime:
         raise ParamError("runtime", name, " | ".join(RUNTIMES))
     mod = importlib.import_module(f"{__name__}.{name}")
     return mod.RUNTIME
+
+
+def version_keys() -> Dict[str, Tuple[str, ...]]:
+    """``{runtime: packages}``: whose versions say which server a run measured."""
+    return {name: get_runtime(name).packages for name in RUNTIMES}

@@ -7,12 +7,20 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DependencyError
-from . import Runtime, ServerConfig
+from . import MetricSpec, Runtime, ServerConfig
 
 
 class KServeRuntime(Runtime):
     name = "kserve"
     lazy_loading = True
+    packages = ("kserve",)
+    # request_predict_seconds (+ pre/postprocess) histograms per model: the model's own time,
+    # the HTTP stack not included.
+    metrics = MetricSpec("request_predict_seconds_count", {
+        "server_ms": (("request_predict_seconds_sum", 1e3), ("request_preprocess_seconds_sum", 1e3),
+                      ("request_postprocess_seconds_sum", 1e3)),
+        "compute_ms": (("request_predict_seconds_sum", 1e3),),
+    })
 
     def check_available(self) -> None:
         # find_spec, not import: kserve's generated protobuf modules clash with

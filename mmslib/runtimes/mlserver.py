@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DependencyError
-from . import Runtime, ServerConfig
+from . import MetricSpec, Runtime, ServerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]   # holds the mmslib package
 SETUP_HINT = "bash scripts/setup-runtime-env.sh mlserver"
@@ -35,6 +35,11 @@ def venv_dir() -> Path:
 class MLServerRuntime(Runtime):
     name = "mlserver"
     processes_per_model = 0
+    packages = ("mlserver",)
+    # model_infer_request_duration histogram, seconds.
+    metrics = MetricSpec("model_infer_request_duration_count", {
+        "server_ms": (("model_infer_request_duration_sum", 1e3),),
+    })
 
     def __init__(self):
         self._checked: Optional[str] = None  # venv python that passed the check

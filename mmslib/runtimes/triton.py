@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DependencyError
-from . import Runtime, ServerConfig
+from . import MetricSpec, Runtime, ServerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]   # holds the mmslib package
 MMSLIB_PATH = str(REPO_ROOT)
@@ -144,6 +144,13 @@ def _writable(path: Path) -> bool:
 class TritonRuntime(Runtime):
     name = "triton"
     processes_per_model = 1  # one python-backend stub process per loaded model
+    packages = ("nvidia-pytriton", "tritonclient")
+    # nv_inference_request_duration_us: the whole request in the server; queue and compute apart.
+    metrics = MetricSpec("nv_inference_request_success", {
+        "server_ms": (("nv_inference_request_duration_us", 1e-3),),
+        "queue_ms": (("nv_inference_queue_duration_us", 1e-3),),
+        "compute_ms": (("nv_inference_compute_infer_duration_us", 1e-3),),
+    })
 
     def __init__(self):
         self._env_info: Optional[dict] = None

@@ -68,6 +68,7 @@ class Workload:
     description: str = ""      # one line for reports: what a model computes
     artifact_bytes: int = 0    # about what one model's artifact weighs on disk
     exact: bool = True         # answers comparable element by element, so the load generator checks each request
+    packages: tuple = ()       # distributions that compute it (versions recorded with every run)
 
     def write_artifact(self, model_dir: Path, model_name: str) -> Path:
         """Write the model's artifact directory; returns it."""

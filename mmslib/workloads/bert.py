@@ -565,6 +565,7 @@ def make_workload(device: str = "auto") -> Workload:
         description=f"{HF_MODEL} sentence embeddings: text BYTES [1] -> embedding FP32 [1,{EMBED_DIM}]",
         artifact_bytes=ARTIFACT_BYTES[device],
         exact=False,  # floats: checked to CHECK_ATOL by verify(), not per request by the load generator
+        packages=("onnxruntime", "torch"),
     )
 
 

@@ -1,0 +1,82 @@
+"""Typed plug-in contracts: what every runtime, workload and backend declares, so that no
+experiment or report branches on a plug-in's name."""
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from mmslib import metadata, server_metrics
+from mmslib.backends.base import Backend, Usage
+from mmslib.runtimes import RUNTIMES, MetricSpec, get_runtime, version_keys
+from mmslib.workloads import WORKLOADS, get_workload
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_runtime_declares_packages_and_metrics(name):
+    rt = get_runtime(name)
+    assert rt.packages and all(isinstance(p, str) for p in rt.packages)
+    assert isinstance(rt.metrics, MetricSpec) and "server_ms" in rt.metrics.parts
+    assert set(rt.packages) <= set(metadata.packages())            # recorded with every run
+    assert version_keys()[name] == rt.packages
+
+
+def test_server_metrics_reads_the_runtimes_spec_not_a_table_of_names():
+    assert not hasattr(server_metrics, "SPECS")
+    spec = MetricSpec("reqs", {"server_ms": (("t_seconds_sum", 1e3),)})
+    d = server_metrics.delta(spec, {"reqs": 10, "t_seconds_sum": 1.0}, {"reqs": 30, "t_seconds_sum": 1.5})
+    assert d == {"server_requests": 20, "server_ms": pytest.approx(25.0)}
+    assert server_metrics.delta(None, {}, {}) == {} and server_metrics.delta("nope", {}, {}) == {}
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_workload_declares_description_size_packages(name):
+    w = get_workload(name)
+    assert w.name == name and len(w.description) > 20 and w.artifact_bytes > 0
+    assert set(w.packages) <= set(metadata.packages())
+
+
+def test_simple_string_artifact_weighs_what_it_declares(tmp_path):
+    from mmslib import seed
+    w = get_workload("simple_string")
+    d = w.write_artifact(tmp_path / "m0", "m0")
+    assert (d / "config.json").stat().st_size == w.artifact_bytes == seed.MODEL_SIZE_BYTES
+    assert w.exact
+
+
+def test_get_workload_takes_what_the_params_ask_for():
+    pytest.importorskip("onnxruntime")
+    assert get_workload("bert", SimpleNamespace(device="cpu")).extra["device"] == "cpu"
+    assert get_workload("bert").extra["device"] == "auto"
+    assert get_workload("simple_string", SimpleNamespace(device="auto")) is get_workload("simple_string")
+    assert not get_workload("bert").exact
+
+
+def test_no_experiment_branches_on_a_plugin_name():
+    for f in ("stress.py", "performance.py"):
+        text = (ROOT / "mmslib" / f).read_text()
+        for needle in ('== "bert"', "!= \"bert\"", '== "simple_string"', 'backend == "local"', 'backend == "kserve"',
+                       "hasattr(backend"):
+            assert needle not in text, f"mmslib/{f} branches on a plug-in: {needle}"
+
+
+def test_backend_base_offers_pids_metrics_and_typed_usage():
+    class Nothing(Backend):
+        def deploy_traditional(self, models): return iter(())
+        def start_hosts(self, n): return []
+        def deploy_mms(self, models): return iter(())
+        def endpoints(self): return []
+        def verify(self, sample=100, seed=0): return None
+        def usage(self): return Usage(servers=0, memory_mib=None)
+        def close(self): pass
+    b = Nothing()
+    assert b.pids() == [] and b.metrics_urls() == [] and b.metric_spec() is None
+    row = b.usage().as_row()
+    assert row["servers"] == 0 and math.isnan(row["memory_mib"]) and row["pending"] == 0
+    # a backend still returning the former free-form dict reads the same
+    u = Usage.from_mapping({"pods": 3, "servers": 2, "memory_mib": 120.0, "reserved_cpu": 3.3,
+                            "pods_pending": 1, "metrics_available": True})
+    assert (u.servers, u.memory_mib, u.reserved_cpu, u.pending) == (3, 120.0, 3.3, 1)
+    assert u.extra == {"metrics_available": True}
