@@ -90,3 +90,64 @@ def test_examples_in_number_and_list_errors_are_accepted(tmp_path):
         params.stress(output_dir=str(tmp_path / "o"), modes="[]")
     typed = re.search(r"\(e\.g\. (.*)\)", e.value.allowed).group(1)
     assert params.stress(output_dir=str(tmp_path / "o"), modes=typed).modes == ["traditional", "mms"]
+
+
+# ---------------------------------------------------------------- the mmslib command
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from mmslib import cli  # noqa: E402
+from runfactory import perf_run  # noqa: E402
+
+
+@pytest.mark.parametrize("cmd", [[], ["run"], ["report"], ["compare"], ["export"], ["cleanup"]])
+def test_help_for_each_command(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(cmd + ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mmslib") and (not cmd or cmd[0] in out)
+
+
+def test_console_script_is_declared():
+    import tomllib
+    from pathlib import Path
+    meta = tomllib.loads((Path(cli.__file__).parent.parent / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["mmslib"] == "mmslib.cli:main"
+
+
+def test_run_refuses_a_bad_parameter_before_starting_anything(tmp_path, capsys):
+    assert cli.main(["run", "performance", "-p", "qps", "fast", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'qps': got 'fast'" in err and not (tmp_path / "o").exists()
+    assert cli.main(["run", "nonsense"]) == 2
+    assert "unknown experiment 'nonsense'" in capsys.readouterr().err
+
+
+def test_compare_and_export_commands(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    a = perf_run(tmp_path / "a", lambda m, q: rng.lognormal(np.log(10), 0.3, 3000), modes=("mms",))
+    b = perf_run(tmp_path / "b", lambda m, q: rng.lognormal(np.log(10), 0.3, 3000) + 4, modes=("mms",))
+    assert cli.main(["compare", str(a.path), str(b.path)]) == 0
+    out = capsys.readouterr().out
+    assert "beyond run-to-run spread" in out and "p50 at mode mms, qps 25" in out
+    assert cli.main(["compare", str(a.path), str(b.path), "--fail-if-worse"]) == 1  # B is 4 ms slower
+    assert cli.main(["compare", str(b.path), str(a.path), "--fail-if-worse"]) == 0  # A is faster: not worse
+    capsys.readouterr()
+    assert cli.main(["compare", str(a.path), str(b.path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {r["stat"] for r in rows} == {"p50", "p99", "attainment"}
+    assert cli.main(["compare", str(a.path), str(tmp_path)]) == 2
+    assert cli.main(["export", str(a.path), "--percentiles", "50,99.9"]) == 0
+    assert "p99.9" in (a.path / "summary.csv").read_text().splitlines()[0]
+
+
+def test_cleanup_delegates_to_the_k8s_cleanup(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "mmslib.cli", "cleanup", "--run-id", "abc123", "--namespace", "ns",
+                        "--kubeconfig", str(tmp_path / "missing-kubeconfig"), "--timeout", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "error:" in p.stderr  # mmslib.k8s's own message about the kubeconfig
