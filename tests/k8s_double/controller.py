@@ -1,25 +1,33 @@
-"""The double's simulated control plane: KServe + Knative + kube-scheduler, just enough.
+"""The double's control plane: KServe's controllers (+ Knative, the kube-scheduler), from KServe's code.
 
-- InferenceService (Serverless): one predictor pod ``<isvc>-predictor-00001-deployment-xxxxx``
-  with containers kserve-container (the predictor's resources, or KServe's
-  default), queue-proxy (Knative's per-revision annotations, or the default)
-  and, for a multi-model host (no storageUri), KServe's agent. The pod is
-  scheduled on the nodes' allocatable CPU/memory/pods; one that does not fit
-  stays Pending with a FailedScheduling event and the ISVC gets
-  Ready=False reason RevisionFailed (as Knative reports an unschedulable
-  revision), or stays Unknown with ``report_unschedulable=False``.
-  A scheduled pod is Running after ``isvc_ready_delay_s``; the ISVC is then
-  Ready with ``status.url = http://<name>.<ns>.<domain>``.
-- TrainedModel: as KServe's controller: conditions InferenceServiceReady,
-  IsMMSPredictor, FrameworkSupported, MemoryResourceAvailable (the declared
-  memory of the host's allocated TrainedModels plus this one must fit the
-  host predictor's memory limit; else reason MemoryResourceNotAvailable), then
-  Ready with ``status.url = <isvc url>/v2/models/<name>/infer``.
-- InferenceService with ``serving.kserve.io/deploymentMode: ModelMesh``: Ready
-  once the ServingRuntime it names (multiModel: true) has its shared
-  ``modelmesh-serving-<runtime>`` pods running; url ``grpc://modelmesh-serving.<ns>:8033``.
-- Finalizers: deleted ISVCs/TMs go after ``delete_delay_s``; an ISVC's pods
-  and TrainedModels go with it.
+Derived from kserve/kserve at commit aaac4e294dae (the commit of the CRDs it was checked against);
+each method cites the file and function it imitates. In short:
+
+- InferenceService (pkg/controller/v1beta1/inferenceservice/controller.go Reconcile): the controller
+  adds the finalizer ``inferenceservice.finalizers``; the mode is the ``serving.kserve.io/deploymentMode``
+  annotation (normalised by the mutating webhook, server.default_inference_service) or the deploy
+  config's default (Serverless, as config/configmap/inferenceservice.yaml). Knative: one revision pod
+  ``<isvc>-predictor-00001-deployment-xxxxx`` with kserve-container, queue-proxy (Knative's
+  per-revision annotations or its default) and, for a multi-model host (no storageUri), KServe's
+  agent; an unschedulable revision: Ready=False RevisionFailed (or Unknown with
+  ``report_unschedulable=False``). Standard/RawDeployment: a Deployment pod ``<isvc>-predictor-xxx``
+  without queue-proxy; unschedulable: PredictorReady/Ready=False MinimumReplicasUnavailable
+  (inference_service_status.go PropagateRawStatus), never terminal. Ready URLs per mode: Knative
+  ``http://<isvc>.<ns>.<domain>``, raw ``http://<isvc>-<ns>.<ingressDomain>`` (ingress/domain.go).
+  A multi-model host gets an empty ``modelconfig-<isvc>-0`` ConfigMap (pkg/modelconfig
+  CreateEmptyModelConfig).
+- TrainedModel (pkg/controller/v1alpha1/trainedmodel/controller.go Reconcile): only the conditions
+  InferenceServiceReady, IsMMSPredictor and MemoryResourceAvailable, Ready following them; the
+  finalizer ``trainedmodel.finalizer``; then the ModelConfig reconciler writes the host's
+  ``models.json`` (refused past 1 MiB as the API server refuses such a ConfigMap: the reconcile
+  errors, the TrainedModel stays Ready).
+- The model agent (pkg/agent/watcher.go, puller.go): sees the ConfigMap after a sync delay, loads each
+  model after a delay, may fail (``agent_fail_models``); it reports nothing to the API, so only the
+  ingress shows what is loaded.
+- ModelMesh InferenceServices: Ready once their ServingRuntime (multiModel: true) has its shared
+  ``modelmesh-serving-<runtime>`` pods running; reached only through the ``modelmesh-serving`` Service.
+- Deletion: objects with finalizers get a deletionTimestamp and go after ``delete_delay_s``; an
+  ISVC's pods, model-config ConfigMap and TrainedModels go with it.
 """
 from __future__ import annotations
 
@@ -595,8 +603,14 @@ class Controller:
             url, purl = f"http://{name}.{ns}.{cfg.domain}", f"http://{name}-predictor.{ns}.{cfg.domain}"
             comp = {"latestCreatedRevision": rev, "latestReadyRevision": rev, "latestRolledoutRevision": rev,
                     "url": purl, "traffic": [{"latestRevision": True, "percent": 100, "revisionName": rev}]}
-        conds = [{"type": "IngressReady", "status": "True"},
-            {"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}]
+        # inference_service_status.go: Ready = the living set (PredictorReady, IngressReady); Knative's
+        # PropagateStatus also copies the service's RoutesReady/ConfigurationsReady; PropagateRawStatus
+        # sets PredictorReady from the Deployment's Available condition (MinimumReplicasAvailable).
+        conds = [{"type": "IngressReady", "status": "True"}] + (
+            [{"type": "PredictorReady", "status": "True", "reason": "MinimumReplicasAvailable",
+              "message": "Deployment has minimum availability."}] if raw else
+            [{"type": "PredictorConfigurationReady", "status": "True"}, {"type": "PredictorReady", "status": "True"},
+             {"type": "PredictorRouteReady", "status": "True"}]) + [{"type": "Ready", "status": "True"}]
         self._set_status(self.ISVC, ns, name, dict(
             base, url=url, address={"url": f"http://{name}-predictor.{ns}.svc.cluster.local"},
             components={"predictor": comp}, conditions=conds,
