@@ -6,6 +6,8 @@ the asyncio replayer for section 3). Sizes are small: a few models, a few second
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,22 @@ from mmslib.runtimes.kserve_server import COLD_HEADER, STATS_PATH
 from mmslib.workloads import get_workload
 
 from conftest import papermill
+
+
+GRPC_CLIENT = """
+import sys, grpc
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+call = grpc.insecure_channel(sys.argv[1]).unary_unary(
+    "/inference.GRPCInferenceService/ModelInfer", request_serializer=pb.ModelInferRequest.SerializeToString,
+    response_deserializer=pb.ModelInferResponse.FromString)
+for m in sys.argv[2:]:
+    r = pb.ModelInferRequest(model_name=m)
+    for name in ("INPUT0", "INPUT1"):
+        t = r.inputs.add(name=name, datatype="BYTES", shape=[1, 16])
+        t.contents.bytes_contents.extend([b"3"] * 16)
+    resp, c = call.with_call(r, timeout=60)
+    print(f"{m}:{dict(c.trailing_metadata()).get('x-mms-cold-start')}:{resp.outputs[0].name}")
+"""
 
 
 def _infer(url: str, model: str, body: dict):
@@ -64,6 +82,14 @@ def test_lazy_host_loads_on_first_request_and_evicts_least_recently_used(tmp_pat
         assert requests.post(url + "/v2/repository/models/C/load", json={}, timeout=30).status_code == 200
         st = requests.get(url + STATS_PATH, timeout=10).json()
         assert st["loaded"] == ["D", "C"] and st["cold_starts"] == 5
+        # gRPC: the same repository, the flag in the trailing metadata (a subprocess: kserve's
+        # generated protobuf modules clash with tritonclient's in one process)
+        out = subprocess.run([sys.executable, "-c", GRPC_CLIENT, f"127.0.0.1:{backend.server().grpc_port}", "C", "A"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split() == ["C:0:OUTPUT0", "A:1:OUTPUT0"]
+        st = requests.get(url + STATS_PATH, timeout=10).json()
+        assert (st["cold_starts"], st["hits"], st["loaded"]) == (6, 2, ["C", "A"])
     finally:
         backend.close()
 

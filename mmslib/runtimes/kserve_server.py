@@ -275,9 +275,10 @@ def main(config_path: str) -> None:
         async def model_infer(self, request, context):
             cold = await repo.acquire(request.model_name)
             try:
-                if cold is not None:
+                response = await orig_infer(self, request, context)
+                if cold is not None:  # after: kserve reads the trailing metadata as request headers
                     context.set_trailing_metadata(((COLD_HEADER, "1" if cold else "0"),))
-                return await orig_infer(self, request, context)
+                return response
             finally:
                 if cold is not None:
                     repo.release(request.model_name)
