@@ -174,11 +174,16 @@ class Backend(abc.ABC):
         self.close()
 
 
-def sample_inferences(workload, endpoints: List[Endpoint], infer, sample: int, seed: int):
+def sample_inferences(workload, endpoints: List[Endpoint], infer, sample: int, seed: int,
+                      ready_timeout_s: float = 30.0):
     """Send a correct-answer check to a random ``sample`` of endpoints.
 
+    Each endpoint's model is first awaited ready (``GET /v2/models/<m>/ready``
+    answering 200), all of them within one shared ``ready_timeout_s``; past it,
+    each is asked once; a server that refuses the connection is not waited for.
     ``infer(endpoint, inputs) -> outputs``; returns (sampled, correct, failures)."""
     import random
+    import time
 
     import numpy as np
     import requests
@@ -186,8 +191,13 @@ def sample_inferences(workload, endpoints: List[Endpoint], infer, sample: int, s
     picked = endpoints if len(endpoints) <= sample else rng.sample(endpoints, sample)
     nrng = np.random.default_rng(seed)
     correct, failures = 0, []
+    deadline = time.monotonic() + ready_timeout_s
     for ep in picked:
         s = workload.make_sample(nrng)
+        why = _await_ready(ep, deadline, ready_timeout_s)
+        if why:
+            failures.append(f"{ep.model} on {ep.server} ({ep.rest_url}): {why}")
+            continue
         try:
             if workload.check(infer(ep, s.inputs), s.expected):
                 correct += 1
@@ -196,6 +206,28 @@ def sample_inferences(workload, endpoints: List[Endpoint], infer, sample: int, s
         except (requests.RequestException, ValueError, KeyError) as e:
             failures.append(f"{ep.model} on {ep.server} ({ep.rest_url}): {e}")
     return len(picked), correct, failures
+
+
+def _await_ready(ep: Endpoint, deadline: float, timeout_s: float) -> str:
+    """"" once the model answers ready; else why not."""
+    import time
+
+    import requests
+    last = "no answer"
+    while True:
+        try:
+            r = requests.get(f"{ep.rest_url}/v2/models/{ep.served_name or ep.model}/ready", headers=ep.headers,
+                             timeout=5)
+            if r.status_code == 200:
+                return ""
+            last = f"HTTP {r.status_code}"
+        except requests.ConnectionError as e:  # nothing listens: the server is gone, waiting will not help
+            return f"connection refused, the server is not running ({type(e).__name__})"
+        except requests.RequestException as e:
+            last = type(e).__name__
+        if time.monotonic() >= deadline:
+            return f"not ready within {timeout_s:g} s (last answer: {last})"
+        time.sleep(0.1)
 
 
 def model_names(n: int, prefix: str = "m") -> List[str]:
