@@ -28,9 +28,9 @@ performance: venv
 	$(PM) notebooks/performance.ipynb $(OUT)/performance.ipynb -f params/perf-demo.yaml -p output_dir $(OUT)/performance
 	$(HTML) $(OUT)/performance.ipynb
 
+# Every run directory under $(OUT) -> $(OUT)/report.ipynb, report.html (opens offline), report/*.csv|json
 report: venv
-	$(PM) notebooks/report.ipynb $(OUT)/report.ipynb -p input_dir $(OUT)
-	$(HTML) $(OUT)/report.ipynb
+	$(VENV)/bin/mmslib report $(OUT)
 
 # Cold starts, churn, lazy loading and the simulator (a few minutes; params/coldstart-full.yaml: ~30 min).
 .PHONY: coldstart

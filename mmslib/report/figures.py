@@ -84,11 +84,14 @@ def latency_vs_rate(runs: Runs, stats_shown: Sequence[str] = ("p50", "p99")):
                 if s in sd:
                     ax.plot(sd["client_qps"], sd[s], linestyle="--", color="gray", marker="x",
                             label=f"seed {w} {s}")
-        slos = sorted(set(runs.saturation["slo_p99_ms"].dropna())) if "slo_p99_ms" in runs.saturation else []
-        for slo in slos:
-            ax.axhline(slo, color="red", linestyle=":", linewidth=1, label=f"SLO p99 {slo:g} ms")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        slos = sorted(set(runs.saturation["slo_p99_ms"].dropna())) if "slo_p99_ms" in runs.saturation else []
+        for slo in slos:  # an SLO far outside the data is named in the legend, not drawn
+            ax.axhline(slo, color="red", linestyle=":", linewidth=1, label=f"SLO p99 {slo:g} ms")
+        ax.set_ylim(min(lo, min([s for s in slos if s >= lo / 10], default=lo)),
+                    max(hi, max([s for s in slos if s <= hi * 10], default=hi)))
         ax.set_xlabel("client requests per second")
         ax.set_ylabel("latency (ms)")
         ax.set_title(MODE_LABEL.get(mode, mode))
