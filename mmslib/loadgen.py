@@ -80,7 +80,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -96,7 +95,7 @@ import pandas as pd
 
 from . import records as schema
 from .errors import DependencyError, MmsError, ParamError
-from .procs import die_with_parent, pin_threads, stop_group
+from .procs import die_with_parent, free_port, pin_threads, stop_group
 
 PROTOCOLS = ("rest", "grpc")
 TRAFFIC = ("uniform", "zipf")
@@ -582,12 +581,6 @@ class LevelResult:
         return 1e3 * self.cpu_s / max(1, len(self.records))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tail(path: Path, max_chars: int = 4000) -> str:
     try:
         with open(path, "rb") as f:
@@ -715,7 +708,7 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
         for name in (CSV_FILE, SUMMARY_FILE):
             (wd / name).unlink(missing_ok=True)
         cmd = [k6, "run", "--no-usage-report", "--no-color", "--quiet",
-               "--address", f"127.0.0.1:{_free_port()}",
+               "--address", f"127.0.0.1:{free_port()}",
                "--out", f"csv=fileName={wd / CSV_FILE},timeFormat=unix_micro",
                str(wd / SCRIPT_FILE)]
         total = warmup_s + duration_s
@@ -896,7 +889,7 @@ def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir
         (wd / SCHEDULE_FILE).write_text(json.dumps(sched, separators=(",", ":")))
         (wd / LOG_FILE).unlink(missing_ok=True)
         cmd = [k6, "run", "--no-usage-report", "--no-color", "--quiet", "--no-summary", "--no-thresholds",
-               "--address", f"127.0.0.1:{_free_port()}", "--log-format", "raw",
+               "--address", f"127.0.0.1:{free_port()}", "--log-format", "raw",
                "--log-output", f"file={wd / LOG_FILE}", str(wd / REPLAY_SCRIPT_FILE)]
         deadline = schedule.span_s + timeout_s + 90.0
         rc, wall, cpu_s = _run_k6(cmd, wd, deadline, cpus)

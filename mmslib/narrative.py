@@ -25,12 +25,21 @@ def stress_headline(summary: pd.DataFrame) -> str:
             f"reserved {_fmt(r['reserved_cpu'])} CPU and {_fmt(r['reserved_memory_mib'], 0)} MiB; "
             f"deployed at {_fmt(r['deploy_rate_per_s'])} models/s.")
     if {"traditional", "mms"} <= set(s.index):
+        from .seed import seed_stress_summary
+        from .stress import more_models
         t, m = s.loc["traditional"], s.loc["mms"]
         if t["models_deployed"]:
-            pct = (m["models_deployed"] - t["models_deployed"]) / t["models_deployed"] * 100
+            pct = more_models(t["models_deployed"], m["models_deployed"])["more_models_pct"]
+            seed = seed_stress_summary().set_index(["mode", "quantity"])
+
+            def published(mode, q):
+                r = seed.loc[(mode, q)]
+                return ("~" if r["approximate"] and q == "models" else "") + f"{r['value']:,.0f}"
             lines.append(
                 f"\nMulti-model serving deployed **{pct:,.0f}% more models** than traditional serving "
-                f"({int(m['models_deployed']):,} vs {int(t['models_deployed']):,}; the seed: 2800%, ~10K vs 352).")
+                f"({int(m['models_deployed']):,} vs {int(t['models_deployed']):,}; the seed: "
+                f"{published('mms', 'more_models_pct')}%, {published('mms', 'models')} vs "
+                f"{published('traditional', 'models')}).")
             if m["pss_per_model_mib"] and not math.isnan(m["pss_per_model_mib"]):
                 lines.append(
                     f"Measured memory per model: {_fmt(t['pss_per_model_mib'], 1)} MiB traditional vs "

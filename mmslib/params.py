@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .errors import ParamError
+from .loadgen import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator)
 from .seed import STRESS_SPECS as _SEED_SPECS
 
 BACKENDS = ("local", "kserve")
 MODES = ("traditional", "mms")
-PROTOCOLS = ("rest", "grpc")
-TRAFFIC = ("uniform", "zipf")
 DEVICES = ("auto", "cpu", "cuda")
 MMS_ENGINES = ("trainedmodel", "modelmesh", "lazy")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -20,6 +20,7 @@ def test_stress_headline_numbers():
     text = narrative.stress_headline(_summary())
     assert "**100 models**" in text and "**10,000 models**" in text
     assert "9,900% more models" in text
+    assert "the seed: 2,800%, ~10,000 vs 352" in text   # the seed's published figures, from mmslib.seed
     assert "6,667x less" in text
 
 

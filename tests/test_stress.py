@@ -1,5 +1,6 @@
 """The stress experiment with real servers: stop reasons, records, clean-up, notebook."""
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -132,3 +133,18 @@ def test_stress_notebook_bad_param_fails_with_message(tmp_path, no_leftovers):
     text = out_nb.read_text()
     assert "parameter 'models'" in text and "an integer" in text
     assert not (tmp_path / "o").exists()  # nothing started
+
+
+def test_more_models_has_one_definition():
+    # the seed's stress test: ~10,000 models on 6 hosts vs 352 InferenceServices
+    r = stress.more_models(352, 10_000)
+    assert r["mms_over_traditional"] == pytest.approx(10_000 / 352)
+    assert r["more_models_pct"] == pytest.approx((10_000 - 352) / 352 * 100)      # 2,741%, "2800%" as published
+    assert stress.more_models(0, 5) == {"mms_over_traditional": math.inf, "more_models_pct": math.inf}
+    summary = pd.DataFrame([{"mode": "traditional", "models_deployed": 40, "pss_per_model_mib": 100.0,
+                             "reserved_memory_mib_per_model": 600.0, "reserved_cpu_per_model": 1.1},
+                            {"mode": "mms", "models_deployed": 2000, "pss_per_model_mib": 0.1,
+                             "reserved_memory_mib_per_model": 5.37, "reserved_cpu_per_model": 0.0055}])
+    c = stress.compare(summary)
+    assert c["more_models_pct"] == 4900.0 and c["mms_over_traditional"] == 50.0
+
