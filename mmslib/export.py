@@ -13,7 +13,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -71,15 +71,19 @@ def read_table(path) -> Tuple[pd.DataFrame, Dict[str, Any]]:
     return df, {k: v for k, v in doc.items() if k != "rows"}
 
 
-def write_run_summary(run, percentiles=None, slo_ms: Any = "run", slo_target: Optional[float] = None
-                      ) -> pd.DataFrame:
+def write_run_summary(run, percentiles=None, slo_ms: Any = "run", slo_target: Optional[float] = None,
+                      by: Optional[Sequence[str]] = None, value: Optional[str] = None) -> pd.DataFrame:
     """THE call an experiment makes at its end (after its records are saved): per level/mode
     summary rows (:func:`mmslib.summary.summarize_run`) written as ``summary.csv`` and
     ``summary.json`` in the run directory. ``run``: a :class:`RunDir`, a :class:`Run` or a path.
-    ``slo_ms="run"``: the run's own SLO (its ``slo_ms`` or ``slo_p99_ms`` parameter). Returns the rows."""
+    ``slo_ms="run"``: the run's own SLO (its ``slo_ms`` or ``slo_p99_ms`` parameter); ``by``: the level
+    keys, ``value``: the column summarized (default: :attr:`mmslib.rundir.Run.level_keys` and
+    :attr:`~mmslib.rundir.Run.value_column`); both are saved, so the report recomputes alike. Returns the rows."""
     path = run.path if isinstance(run, (RunDir, Run)) else Path(run)
     r = Run.load(path)
-    table = summ.summarize_run(r, percentiles=percentiles, slo_ms=slo_ms, slo_target=slo_target)
+    by = list(by) if by else list(r.level_keys)
+    value = value or r.value_column
+    table = summ.summarize_run(r, percentiles=percentiles, slo_ms=slo_ms, slo_target=slo_target, by=by, value=value)
     modes = r.summary_doc.get("modes")
     if isinstance(modes, list) and modes and "mode" in table.columns:  # the experiment's own per-mode facts
         extra = pd.DataFrame([m for m in modes if isinstance(m, dict) and "mode" in m])
@@ -88,8 +92,7 @@ def write_run_summary(run, percentiles=None, slo_ms: Any = "run", slo_target: Op
             table = table.merge(extra, on="mode", how="left")
     pcts = summ.parse_percentiles(percentiles)
     slo = r.slo_ms if isinstance(slo_ms, str) and slo_ms == "run" else slo_ms
-    write_table(table, path, "summary", experiment=r.experiment, run_id=r.run_id, by=list(r.level_keys),
-                value=r.value_column, percentiles=[p if p == "max" else float(p) for p in pcts],
+    write_table(table, path, "summary", experiment=r.experiment, run_id=r.run_id, by=by, value=value, percentiles=[p if p == "max" else float(p) for p in pcts],
                 slo_ms=slo, slo_target=(summ.DEFAULT_SLO_TARGET if slo_target is None else slo_target)
                 if slo is not None else None)
     return table

@@ -227,6 +227,8 @@ class RunFormatError(MmsError):
 #: Grouping keys of the per-level summaries, per experiment, when the summary file does not say.
 DEFAULT_LEVEL_KEYS = {"performance": ("mode", "qps", "repeat"), "stress": ("mode",)}
 DEFAULT_LEVEL_KEYS["traffic"] = ("models", "mode", "rate", "cv", "repeat", "search")  # mmslib.traffic
+#: Columns of the records that make a level, in order, for an experiment not listed above.
+LEVEL_COLUMNS = ("models", "hosts", "mode", "qps", "rate", "cv", "density", "search", "repeat")
 #: The value the summaries are computed over, per experiment, when the summary file does not say.
 DEFAULT_VALUE = {"performance": "latency_ms", "stress": "seconds"}
 DEFAULT_VALUE["traffic"] = "latency_sched_ms"  # latency from the scheduled time (mmslib.traffic)
@@ -352,11 +354,17 @@ class Run:
         if self.experiment in DEFAULT_LEVEL_KEYS:
             return DEFAULT_LEVEL_KEYS[self.experiment]
         recs = self.records
-        return tuple(k for k in ("mode", "qps", "repeat") if k in recs.columns) or ("mode",)
+        return tuple(k for k in LEVEL_COLUMNS if k in recs.columns) or ("mode",)
 
     @property
     def value_column(self) -> str:
-        return self.summary_doc.get("value") or DEFAULT_VALUE.get(self.experiment, "latency_ms")
+        """What the summaries are computed over: the summary file's choice, the experiment's default,
+        else latency from the scheduled time when the records carry it (no coordinated omission),
+        else ``latency_ms``."""
+        v = self.summary_doc.get("value") or DEFAULT_VALUE.get(self.experiment)
+        if v:
+            return v
+        return "latency_sched_ms" if "latency_sched_ms" in self.records.columns else "latency_ms"
 
     @property
     def slo_ms(self) -> Optional[float]:

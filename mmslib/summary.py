@@ -170,14 +170,14 @@ def _validity(out: pd.DataFrame, records: pd.DataFrame, by, levels) -> pd.DataFr
 
 
 def summarize_run(run, percentiles=None, slo_ms: Any = "run", slo_target: Optional[float] = None,
-                  by: Optional[Sequence[str]] = None) -> pd.DataFrame:
+                  by: Optional[Sequence[str]] = None, value: Optional[str] = None) -> pd.DataFrame:
     """:func:`summarize` over a :class:`mmslib.rundir.Run`'s records, with its level keys, value
     column and generator counts (``levels``); ``slo_ms="run"`` takes the run's own SLO, None none."""
     pcts = parse_percentiles(percentiles)
     slo = run.slo_ms if isinstance(slo_ms, str) and slo_ms == "run" else slo_ms
     if slo_target is None:
         slo_target = run.summary_doc.get("slo_target")
-    return summarize(run.records, by=list(by or run.level_keys), value=run.value_column, percentiles=pcts,
+    return summarize(run.records, by=list(by or run.level_keys), value=value or run.value_column, percentiles=pcts,
                      slo_ms=slo, slo_target=slo_target, levels=run.table("levels"))
 
 

@@ -96,3 +96,29 @@ def test_gate_function(tmp_path):
         gate.enforce(tmp_path / "r", "25,75")
     with pytest.raises(ParamError, match="fail_on_slo"):
         gate.parse("sometimes")
+
+
+def test_another_experiment_is_summarized_generically(tmp_path):
+    """An experiment mmslib.summary knows nothing of (levels by rate and CV, latency from the
+    scheduled time, each row carrying its level's verdict) gets its own keys and value."""
+    from mmslib.rundir import RunDir
+    rd = RunDir(tmp_path / "t", "another", {"slo_ms": 50.0, "modes": ["mms"]}, "k")
+    rows = []
+    for cv, late in ((1.0, 0.0), (4.0, 100.0)):
+        n = 100
+        rows.append(pd.DataFrame({"t_unix": np.arange(n), "latency_ms": np.full(n, 10.0),
+                                  "latency_sched_ms": np.full(n, 10.0) + np.where(np.arange(n) < 30, late, 0),
+                                  "ok": True, "warmup": False, "models": 5, "mode": "mms", "rate": 20.0, "cv": cv,
+                                  "repeat": 0, "search": False, "valid": cv == 1.0}))
+    for i, r in enumerate(rows):
+        rd.save(f"requests/l{i}", r)
+    rd.finish()
+    t = export.write_run_summary(rd)
+    ctx = export.read_table(tmp_path / "t" / "summary.json")[1]
+    assert ctx["by"] == ["models", "mode", "rate", "cv", "search", "repeat"] and ctx["value"] == "latency_sched_ms"
+    t = t.set_index("cv")
+    # cv 1: all on time -> attainment 1; cv 4: 30 of 100 late by 100 ms -> 0.7, and marked not valid
+    assert t.loc[1.0, "attainment"] == 1.0 and bool(t.loc[1.0, "slo_met"]) and bool(t.loc[1.0, "valid"])
+    assert t.loc[4.0, "attainment"] == pytest.approx(0.7) and not t.loc[4.0, "valid"]
+    with pytest.raises(gate.SLOMissed, match="cv=4"):
+        gate.enforce(tmp_path / "t", True)
