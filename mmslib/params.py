@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .errors import ParamError
+
+KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard")   # as mmslib.backends.kserve accepts
 from .loadgen import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator)
 from .seed import STRESS_SPECS as _SEED_SPECS
 
@@ -188,7 +190,8 @@ class Common:
     mms_engine: str = "trainedmodel"
     serving_runtime: str = "kserve-tritonserver"
     storage_uri: str = "gs://kfserving-examples/models/triton/simple_string"
-    dry_run: bool = False
+    dry_run: Any = False                  # false | true (manifests only, no cluster) | server (API server dry run)
+    deployment_mode: str = "Serverless"   # kserve: serving.kserve.io/deploymentMode, set explicitly
     # Gate: false | true (every level) | the levels that must meet the SLO (e.g. 25,50); a miss
     # makes the run fail (papermill exits non-zero) after everything is saved.
     fail_on_slo: Any = False
@@ -237,12 +240,20 @@ class Common:
                 raise ParamError("model_memory", self.model_memory, "a positive memory quantity")
         self.server_threads = _int("server_threads", self.server_threads, 1, 64)
         _choice("mms_engine", self.mms_engine, MMS_ENGINES)
-        self.dry_run = _bool("dry_run", self.dry_run)
+        if isinstance(self.dry_run, str) and self.dry_run.strip().lower() == "server":
+            self.dry_run = "server"
+        else:
+            try:
+                self.dry_run = _bool("dry_run", self.dry_run)
+            except ParamError:
+                raise ParamError("dry_run", self.dry_run, "false | true (write the manifests, no cluster) | server "
+                                                          "(a server-side dry run of every manifest)") from None
+        _choice("deployment_mode", self.deployment_mode, KSERVE_DEPLOYMENT_MODES)
         from .gate import parse as _gate
         self.fail_on_slo = _gate(self.fail_on_slo)
         if self.backend == "local":
             if self.dry_run:
-                raise ParamError("dry_run", True, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
+                raise ParamError("dry_run", self.dry_run, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
             if self.mms_engine not in self._local_engines:
                 raise ParamError("mms_engine", self.mms_engine, " | ".join(self._local_engines) + " with backend 'local'"
                                  + ("" if "lazy" in self._local_engines else " (lazy: the coldstart experiment)"))
@@ -256,7 +267,8 @@ class Common:
             if not isinstance(self.namespace, str) or not _K8S_NAME.match(self.namespace) or len(self.namespace) > 63:
                 raise ParamError("namespace", self.namespace, "a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
             self.kubeconfig = _optional(self.kubeconfig)
-            if self.kubeconfig is not None and not Path(os.path.expanduser(str(self.kubeconfig))).is_file() and not self.dry_run:
+            if self.kubeconfig is not None and not Path(os.path.expanduser(str(self.kubeconfig))).is_file() \
+                    and self.dry_run is not True:
                 raise ParamError("kubeconfig", self.kubeconfig, "a readable kubeconfig file, or None for the default/in-cluster config")
             self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
             if self.runtime != "kserve":

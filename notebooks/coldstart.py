@@ -82,6 +82,7 @@ ingress_port = 80  # not used (kserve backend)
 serving_runtime = "kserve-tritonserver"  # not used (kserve backend)
 storage_uri = "gs://kfserving-examples/models/triton/simple_string"  # not used (kserve backend)
 dry_run = False  # not used (kserve backend)
+deployment_mode = "Serverless"  # not used (kserve backend)
 fail_on_slo = False  # not used (the performance notebook's gate)
 
 # %%

@@ -67,7 +67,8 @@ ingress_port = 80  # ingress gateway port
 mms_engine = "trainedmodel"  # multi-model engine: trainedmodel | modelmesh
 serving_runtime = "kserve-tritonserver"  # the cluster's ServingRuntime for the models
 storage_uri = "gs://kfserving-examples/models/triton/simple_string"  # storageUri prefix of the models
-dry_run = False  # true: write the manifests to output_dir/manifests, deploy nothing
+dry_run = False  # true: write the manifests to output_dir/manifests, deploy nothing; server: also send each as a server-side dry run
+deployment_mode = "Serverless"  # kserve: serving.kserve.io/deploymentMode: Serverless | RawDeployment | Standard
 
 # %%
 # %matplotlib inline

@@ -496,3 +496,39 @@ def test_stress_runner_stops_at_the_clusters_limits(make_k8s_cluster, tmp_path):
     assert bool(s.loc["traditional", "verify_ok"]) and bool(s.loc["mms", "verify_ok"])
     assert s.loc["traditional", "reserved_cpu_k8s"] == pytest.approx(4.4)
     assert c.double.objects("inferenceservices") == [] and c.double.objects("pods") == []
+
+
+def test_dry_run_server_sends_every_manifest_strictly_and_creates_nothing(k8s_cluster, tmp_path):
+    """dry_run: server: each manifest POSTed with dryRun=All and fieldValidation=Strict; the server's
+    refusals (schema 422, unknown field 400) stop the run with its message; nothing is created."""
+    c = k8s_cluster
+    n0 = len(c.double.requests_matching("POST", "/serving.kserve.io/"))
+    b = backend(c, dry_run="server", dry_run_dir=tmp_path / "m")
+    evs = list(b.deploy_traditional(["m00000", "m00001"]))
+    hosts = b.start_hosts(1)
+    evs += list(b.deploy_mms(["m00010"]))
+    assert all(e.ok and e.error == "dry-run: server" for e in evs + hosts), [e.error for e in evs + hosts]
+    posts = c.double.requests_matching("POST", "/serving.kserve.io/")[n0:]
+    assert len(posts) == 4 and all("dryRun=All" in p and "fieldValidation=Strict" in p for _, p in posts), posts
+    assert c.double.objects("inferenceservices") == [] and c.double.objects("trainedmodels") == []
+    assert len(list((tmp_path / "m").glob("*.yaml"))) == 4
+    b.close()
+    # a wrong type: 422 from the schema, with the server's message
+    bad = backend(c, run_id="r-bad", dry_run="server", dry_run_dir=tmp_path / "bad")
+    bad.model_format = 3                   # modelFormat.name must be a string
+    with pytest.raises(DeployError, match=r"dry-run \(server\).*HTTP 422.*modelFormat.name"):
+        list(bad.deploy_traditional(["m00000"]))
+    # an unknown field: pruned silently by a plain create, refused here (Strict)
+    unk = backend(c, run_id="r-unk", dry_run="server", dry_run_dir=tmp_path / "unk")
+    orig = unk._isvc
+
+    def with_typo(*a, **k):
+        m = orig(*a, **k)
+        m["spec"]["predictor"]["model"]["storageURI"] = "gs://typo"
+        return m
+    unk._isvc = with_typo
+    with pytest.raises(DeployError, match=r"HTTP 400.*unknown field.*storageURI"):
+        list(unk.deploy_traditional(["m00000"]))
+    assert c.double.objects("inferenceservices") == []
+    with pytest.raises(ParamError, match="dry_run"):
+        backend(c, dry_run="yes")

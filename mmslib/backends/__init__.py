@@ -33,5 +33,5 @@ def make_backend(p, workload, workdir: Path, supervisor: Supervisor, run_id: str
                          traditional_spec=trad, mms_spec=mms, model_memory=model_memory,
                          deploy_timeout_s=p.deploy_timeout_s, deploy_concurrency=p.deploy_concurrency,
                          ingress_host=p.ingress_host, ingress_port=p.ingress_port,
-                         mms_engine=p.mms_engine, dry_run=p.dry_run,
+                         mms_engine=p.mms_engine, dry_run=p.dry_run, deployment_mode=p.deployment_mode,
                          dry_run_dir=Path(p.output_dir) / "manifests")

@@ -73,6 +73,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import k8s, planner
 from ..errors import DeployError, MmsError, ParamError
+from ..params import KSERVE_DEPLOYMENT_MODES
 from ..resources import ContainerSpec, ServerSpec
 from .base import Backend, DeployEvent, Endpoint, VerifyResult, sample_inferences
 
@@ -82,7 +83,7 @@ DEFAULT_STORAGE_URI = "gs://kfserving-examples/models/triton/simple_string"
 SEED_TRADITIONAL = ServerSpec([ContainerSpec("predictor", "100m", "100Mi"), ContainerSpec("queue-proxy", "1", "500Mi")])
 SEED_MMS = ServerSpec([ContainerSpec("predictor", "10", "10Gi"), ContainerSpec("queue-proxy", "1", "500Mi")])
 MMS_ENGINES = ("trainedmodel", "modelmesh")
-DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard")
+DEPLOYMENT_MODES = KSERVE_DEPLOYMENT_MODES
 MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
 CONFIG_FULL = "host model config full"
 
@@ -403,7 +404,14 @@ class KServeBackend(Backend):
         self.triton = "triton" in self.runtime or self.model_format == "triton"
         self._config_bytes: Dict[str, int] = {}     # host -> bytes of its models.json (as KServe writes it)
         self._config_entries: Dict[str, int] = {}
-        self.dry_run = bool(dry_run)
+        modes = {False: "", None: "", True: "client", "false": "", "true": "client", "client": "client",
+                 "server": "server"}
+        if not isinstance(dry_run, (bool, str, type(None))) or dry_run not in modes:
+            raise ParamError("dry_run", dry_run, "false | true (= client: write the manifests, no cluster) | server "
+                                                 "(send each to the API server as a dry run with strict field "
+                                                 "validation, KServe's webhooks included; nothing is created)")
+        self.dry_run_mode = modes[dry_run]
+        self.dry_run = bool(self.dry_run_mode)
         self.dry_run_dir = Path(dry_run_dir) if dry_run_dir is not None else None
         self.api = None
         self._watchers: Dict[str, _Watcher] = {}
@@ -425,9 +433,12 @@ class KServeBackend(Backend):
                 raise ParamError("dry_run_dir", None, "a directory for the manifests when dry_run is true")
             self.dry_run_dir.mkdir(parents=True, exist_ok=True)
             self._crds = k8s.crd_dir(required=False)
-            if self._crds is None:
-                log.warning("KServe CRDs not found (MMSLIB_KSERVE_CRDS): dry-run manifests are not validated")
-            return
+            if self.dry_run_mode == "client":
+                if self._crds is None:
+                    log.warning("KServe CRDs not found (MMSLIB_KSERVE_CRDS): dry-run manifests are not validated "
+                                "(dry_run: server checks them against the cluster)")
+                return
+            self._crds = None          # the API server checks them
         self.api = k8s.api_client(kubeconfig, context)
         try:
             k8s.check_reachable(self.api)
@@ -447,7 +458,7 @@ class KServeBackend(Backend):
 
     def _need(self, *res: k8s.Res) -> None:
         todo = [r for r in res if r not in self._kserve_checked]
-        if todo and not self.dry_run:
+        if todo and self.dry_run_mode != "client":
             k8s.check_kserve(self.api, todo)
             self._kserve_checked.update(todo)
 
@@ -739,16 +750,40 @@ class KServeBackend(Backend):
             if it.error:
                 yield self._fail(it, it.error)
                 continue
+            t0 = time.monotonic()
             if self._crds is not None:
                 errs = k8s.validate_manifest(it.manifest, self._crds)
                 if errs:
                     raise DeployError(f"dry-run: {it.res.kind} {it.name} does not validate against KServe's CRDs: "
                                       + "; ".join(errs))
+            if self.dry_run_mode == "server":
+                self._server_dry_run(it)
             self._written.append(k8s.write_manifest(it.manifest, self.dry_run_dir))
             self._manifests.append(it.manifest)
             if it.kind == "model":
                 self._ok[it.model] = (it.server, it.res.plural)
-            yield DeployEvent(it.model, it.server, True, 0.0, time.time(), error="dry-run", kind=it.kind)
+            yield DeployEvent(it.model, it.server, True, time.monotonic() - t0 if self.dry_run_mode == "server" else 0.0,
+                              time.time(), error=f"dry-run: {self.dry_run_mode}" if self.dry_run_mode == "server"
+                              else "dry-run", kind=it.kind)
+
+    def _server_dry_run(self, it: _Item) -> None:
+        """POST the manifest with ``dryRun=All`` and ``fieldValidation=Strict``: the API server validates it
+        against the installed CRDs and runs KServe's admission webhooks, and stores nothing."""
+        r = it.res
+        try:
+            self._call(f"dry-run create {r.kind} {self.namespace}/{it.name}", self._co().create_namespaced_custom_object,
+                       r.group, r.version, self.namespace, r.plural, it.manifest, dry_run="All",
+                       field_validation="Strict")
+        except k8s.KubeApiError as e:
+            if e.status == 403 and "forbidden" in e.message.lower() and "admission webhook" not in e.message:
+                raise DeployError(
+                    f"dry-run (server): RBAC forbids creating {r.kind}s in namespace {self.namespace} (HTTP 403: "
+                    f"{e.message}); grant this user create/get/list/watch/delete on {r.plural}.{r.group} there "
+                    "(a Role + RoleBinding), or use another namespace") from None
+            if e.status == 409:
+                return               # it exists already: valid, and the run will adopt or refuse it
+            raise DeployError(f"dry-run (server): the API server refused {r.kind} {self.namespace}/{it.name} "
+                              f"(HTTP {e.status}): {e.message}") from None
 
     def _go(self, items: List[_Item], res: k8s.Res) -> Iterator[DeployEvent]:
         return self._dry(items) if self.dry_run else self._run(items, res)
@@ -786,7 +821,7 @@ class KServeBackend(Backend):
     def _modelmesh_runtime(self) -> DeployEvent:
         """ModelMesh hosts are the ServingRuntime's pods: check it exists and is multi-model."""
         t0 = time.monotonic()
-        if self.dry_run:
+        if self.dry_run_mode == "client":
             self._hosts = [self.runtime]
             return DeployEvent("", self.runtime, True, 0.0, time.time(), error="dry-run", kind="host")
         self._need(k8s.SR)
@@ -1096,6 +1131,9 @@ class KServeBackend(Backend):
         if self._session is not None:
             self._session.close()
         if self.api is None:
+            return
+        if self.dry_run:            # a server-side dry run created nothing
+            self.api.close()
             return
         try:
             if self._modes:
