@@ -29,8 +29,8 @@ def _model_memory(params: Dict[str, Any]) -> str:
 def _workload_text(params: Dict[str, Any]) -> str:
     w = params.get("workload")
     text = f"{w}: model {workload_facts(w)['text']}"
-    if w == "bert":
-        text += f"; device {params.get('device', 'auto')}"
+    if params.get("device") not in (None, "auto"):
+        text += f"; device {params['device']}"
     return text
 
 

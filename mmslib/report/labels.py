@@ -71,14 +71,19 @@ def runtime_label(params: Dict[str, Any]) -> str:
     return str(params.get("runtime") or "?")
 
 
+def workload_packages(workload: Optional[str]) -> list:
+    """The distributions a workload declares (``Workload.packages``)."""
+    from ..workloads import WORKLOADS, get_workload
+    return list(getattr(get_workload(workload), "packages", ())) if workload in WORKLOADS else []
+
+
 def versions_label(versions: Dict[str, Any], params: Dict[str, Any], experiment: str) -> str:
     keys = ["mmslib"]
     rt = params.get("runtime", "kserve")
     keys += _VERSION_KEYS.get(rt, [rt])
     if params.get("backend") == "kserve" and "kubernetes" not in keys:
         keys.append("kubernetes")
-    if params.get("workload") == "bert":
-        keys += ["onnxruntime", "torch"]
+    keys += workload_packages(params.get("workload"))
     if experiment != "stress":
         keys.append("k6")
     keys.append("python")
