@@ -22,7 +22,7 @@ KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard")   # as mms
 from .loadgen import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator)
 from .seed import STRESS_SPECS as _SEED_SPECS
 
-BACKENDS = ("local", "kserve")
+from .backends import BACKENDS  # noqa: E402,F401  (its one home: mmslib.backends)
 MODES = ("traditional", "mms")
 DEVICES = ("auto", "cpu", "cuda")
 MMS_ENGINES = ("trainedmodel", "modelmesh", "lazy")

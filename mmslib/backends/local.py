@@ -24,6 +24,7 @@ from .. import resources
 from ..errors import DeployError
 from ..gpu import process_memory_mib as process_gpu_memory
 from ..procs import PORT_RETRIES, Supervisor, free_port, lost_port, pin_threads, tree_pids
+from ..quantity import parse_memory
 from ..runtimes import Runtime, ServerConfig, get_runtime
 from ..v2 import V2Client
 from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
@@ -340,6 +341,16 @@ class LocalBackend(Backend):
         self._hosts.clear()
         if self._own_supervisor:
             self.sup.__exit__(None, None, None)
+
+
+def from_params(p, workload, workdir: Path, supervisor: Supervisor, run_id: str) -> LocalBackend:
+    """The local backend for an experiment's validated params ``p``."""
+    from . import model_memory
+    return LocalBackend(get_runtime(p.runtime), workload, workdir,
+                        deploy_concurrency=p.deploy_concurrency, deploy_timeout_s=p.deploy_timeout_s,
+                        host_memory_limit=parse_memory(p.mms_predictor_memory),
+                        model_memory=model_memory(p, workload), server_threads=p.server_threads,
+                        supervisor=supervisor)
 
 
 @contextlib.contextmanager
