@@ -532,3 +532,18 @@ def test_dry_run_server_sends_every_manifest_strictly_and_creates_nothing(k8s_cl
     assert c.double.objects("inferenceservices") == []
     with pytest.raises(ParamError, match="dry_run"):
         backend(c, dry_run="yes")
+
+
+def test_schemas_from_the_cluster_and_validate_cli(k8s_cluster, tmp_path):
+    """On a cluster the CRDs come through the API; `python -m mmslib.k8s validate --kubeconfig` uses them."""
+    api = k8s_cluster.api_client()
+    crds = mk.cluster_crds(api)
+    api.close()
+    assert {k[1] for k in crds} == {"InferenceService", "TrainedModel", "ServingRuntime", "ClusterServingRuntime"}
+    m = mk.isvc_manifest("m00000", "default", labels={}, model_format="triton", storage_uri="gs://b/m")
+    assert mk.validate_with(m, crds) == [] and mk.validate_with({"kind": "Nope"}, crds)
+    f = tmp_path / "isvc.yaml"
+    f.write_text(yaml.safe_dump(m))
+    r = subprocess.run([sys.executable, "-m", "mmslib.k8s", "validate", str(f), "--kubeconfig", k8s_cluster.kubeconfig],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -29,7 +29,7 @@ class ResourceType:
     singular: str = ""
     short_names: Tuple[str, ...] = ()
     list_kind: str = ""
-    validator: object = None     # mmslib.k8s.SchemaValidator for custom resources
+    validator: object = None     # schema.ObjectValidator (the double's own) for custom resources
     status_subresource: bool = False
     virtual: bool = False        # computed on read (PodMetrics)
     verbs: Tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
