@@ -28,6 +28,12 @@ performance: venv
 	$(PM) notebooks/performance.ipynb $(OUT)/performance.ipynb -f params/perf-demo.yaml -p output_dir $(OUT)/performance
 	$(HTML) $(OUT)/performance.ipynb
 
+# SLO attainment under bursty, skewed load (a short run; params/traffic-*.yaml hold the fuller sweeps).
+.PHONY: traffic
+traffic: venv
+	$(PM) notebooks/traffic.ipynb $(OUT)/traffic.ipynb -f params/traffic-demo.yaml -p output_dir $(OUT)/traffic
+	$(HTML) $(OUT)/traffic.ipynb
+
 # Every run directory under $(OUT) -> $(OUT)/report.ipynb, report.html (opens offline), report/*.csv|json
 report: venv
 	$(VENV)/bin/mmslib report $(OUT)
@@ -39,7 +45,7 @@ coldstart: venv
 	$(HTML) $(OUT)/coldstart.ipynb
 
 # The main job on the local backend: both experiments, then the comparison report.
-demo: stress performance report
+demo: stress performance traffic report
 	@echo "Executed notebooks and HTML reports are in $(OUT)/"
 
 test: venv envs
