@@ -29,5 +29,6 @@ def test_params_sets_validate(path, tmp_path):
         return
     build = params.performance if path.name.startswith("perf") else params.stress
     build = params.coldstart if path.name.startswith("coldstart") else build
+    build = params.traffic if path.name.startswith("traffic") else build
     p = build(**data, output_dir=str(tmp_path / "o"))
     assert p.to_dict()
