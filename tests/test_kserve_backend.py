@@ -19,7 +19,7 @@ from k8s_fixtures import k8s_cluster, kserve_crds, make_k8s_cluster, shared_crds
 
 from mmslib import k8s as mk  # noqa: E402
 from mmslib import v2  # noqa: E402
-from mmslib.backends.base import model_names  # noqa: E402
+from mmslib.backends.base import Usage, model_names  # noqa: E402
 from mmslib.backends.kserve import KServeBackend  # noqa: E402
 from mmslib.errors import DeployError, MmsError, ParamError  # noqa: E402
 from mmslib.resources import ContainerSpec, ServerSpec  # noqa: E402
@@ -89,12 +89,15 @@ def test_traditional_three_models_usage_endpoints_close(k8s_cluster):
     assert isvcs["m00000"]["metadata"]["labels"][mk.LABEL_MODE] == "traditional"
     u = b.usage()
     # reserved = the pods' container requests: 3 x (100m + 1 CPU, 100Mi + 500Mi)
-    assert u["pods"] == 3 and u["reserved_cpu"] == pytest.approx(3.3)
-    assert u["reserved_memory_mib"] == pytest.approx(1800.0)
-    assert u["reserved_sidecar_cpu"] == pytest.approx(3.0) and u["reserved_sidecar_memory_mib"] == pytest.approx(1500)
-    assert u["reserved_cpu_k8s"] == u["reserved_cpu"] and u["servers"] == 3 and u["models"] == 3
-    assert u["metrics_available"] is True and u["metrics_pods"] == 3
-    assert 0 < u["cpu_cores"] < 1 and 3 * 40 < u["memory_mib"] < 3 * 200
+    assert isinstance(u, Usage) and u.servers == 3 and u.pending == 0 and u.reserved_cpu == pytest.approx(3.3)
+    assert u.reserved_memory_mib == pytest.approx(1800.0)
+    x = u.extra
+    assert x["reserved_sidecar_cpu"] == pytest.approx(3.0) and x["reserved_sidecar_memory_mib"] == pytest.approx(1500)
+    assert x["isvcs"] == 3 and x["models"] == 3
+    assert x["metrics_available"] is True and x["metrics_pods"] == 3
+    # measured: PodMetrics working set -> memory_mib (what the stress memory-budget stop reads)
+    assert 0 < u.cpu_cores < 1 and 3 * 40 < u.memory_mib < 3 * 200
+    assert u.as_row("u_")["u_memory_mib"] == u.memory_mib
     eps = b.endpoints()
     assert [(e.model, e.headers["Host"]) for e in eps] == [(f"m0000{i}", f"m0000{i}.default.example.com")
                                                           for i in range(3)]
@@ -130,9 +133,9 @@ def test_mms_two_hosts_five_trainedmodels(k8s_cluster):
     assert all(infer_ok(e) for e in eps)
     u = b.usage()
     # 2 host pods: predictor 2 CPU / 1Gi + queue-proxy 1 / 500Mi + KServe's agent 100m / 100Mi
-    assert u["pods"] == 2 and u["reserved_cpu"] == pytest.approx(2 * 3.1)
-    assert u["reserved_memory_mib"] == pytest.approx(2 * (1024 + 500 + 100))
-    assert u["models"] == 5 and u["servers"] == 2
+    assert u.servers == 2 and u.reserved_cpu == pytest.approx(2 * 3.1)
+    assert u.reserved_memory_mib == pytest.approx(2 * (1024 + 500 + 100))
+    assert u.extra["models"] == 5 and u.extra["isvcs"] == 2
     assert b.verify().ok
     n_req = len(c.double.requests)
     b.close()
@@ -183,7 +186,7 @@ def test_unschedulable_without_condition_is_found_from_the_pod(make_k8s_cluster)
     t0 = time.monotonic()
     (ev,) = list(b.deploy_traditional(["m00000"]))
     assert not ev.ok and ev.seconds < 10 and time.monotonic() - t0 < 12
-    assert ev.error.startswith("admission:") and "PodScheduled=False" in ev.error and "Insufficient cpu" in ev.error
+    assert ev.error.startswith("failed:") and "PodScheduled=False" in ev.error and "Insufficient cpu" in ev.error
     b.close()
 
 
@@ -192,8 +195,8 @@ def test_usage_without_metrics_server(make_k8s_cluster):
     b = backend(c)
     assert all(e.ok for e in b.deploy_traditional(["m00000"]))
     u = b.usage()
-    assert u["metrics_available"] is False and "cpu_cores" not in u
-    assert u["reserved_cpu"] == pytest.approx(1.1) and u["pods"] == 1
+    assert u.extra["metrics_available"] is False and u.cpu_cores is None and u.memory_mib is None
+    assert u.reserved_cpu == pytest.approx(1.1) and u.servers == 1
     b.close()
 
 
@@ -274,7 +277,7 @@ def test_dry_run_writes_valid_manifests_and_calls_nothing(k8s_cluster, tmp_path)
     mm.start_hosts(1)
     assert all(e.ok for e in mm.deploy_mms(["m00020"]))
     u = b.usage()
-    assert u["dry_run"] and u["pods"] == 5 and u["reserved_cpu"] == pytest.approx(3 * 1.1 + 2 * 11)
+    assert u.extra["dry_run"] and u.servers == 5 and u.reserved_cpu == pytest.approx(3 * 1.1 + 2 * 11)
     b.close()
     mm.close()
     assert c.double.request_count == n0, c.double.requests[n0:]     # no API call at all
@@ -455,7 +458,7 @@ def test_modelmesh_engine(k8s_cluster):
     eps = b.endpoints()
     assert all(infer_ok(e) for e in eps) and b.verify().ok
     u = b.usage()
-    assert u["pods"] == 1 and u["reserved_cpu"] == pytest.approx(0.86)    # the shared runtime pod
+    assert u.servers == 1 and u.reserved_cpu == pytest.approx(0.86)    # the shared runtime pod
     b.close()
     assert labelled(c, "run-1") == []
     api.close()
@@ -496,6 +499,19 @@ def test_stress_runner_stops_at_the_clusters_limits(make_k8s_cluster, tmp_path):
     assert bool(s.loc["traditional", "verify_ok"]) and bool(s.loc["mms", "verify_ok"])
     assert s.loc["traditional", "reserved_cpu_k8s"] == pytest.approx(4.4)
     assert c.double.objects("inferenceservices") == [] and c.double.objects("pods") == []
+
+
+def test_stress_memory_budget_stop_from_podmetrics(k8s_cluster, tmp_path):
+    """usage() maps PodMetrics' working set to Usage.memory_mib, so the memory-budget stop fires on a cluster."""
+    from mmslib import params, stress
+    c = k8s_cluster
+    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+                      models=6, modes=["traditional"], output_dir=str(tmp_path / "out"), memory_budget="150Mi",
+                      deploy_timeout_s=20, verify_sample=0, deploy_concurrency=1)
+    s = stress.run(p, progress=False).summary.set_index("mode")
+    # each predictor pod's working set is 62-70 MiB here (kserve-container + queue-proxy): 2 fit in 150 MiB
+    assert s.loc["traditional", "stop_reason"] == stress.STOP_BUDGET, s.loc["traditional", "stop_detail"]
+    assert s.loc["traditional", "models_deployed"] == 2, s.loc["traditional", "stop_detail"]
 
 
 def test_dry_run_server_sends_every_manifest_strictly_and_creates_nothing(k8s_cluster, tmp_path):

@@ -125,7 +125,7 @@ def test_risk3_deployment_mode_raw(make_k8s_cluster):
     eps = b.endpoints()
     assert eps[0].headers["Host"] == "m00000-default.example.com" and answers(eps[0])
     u = b.usage()
-    assert u.extra.get("reserved_sidecar_cpu", 0) == 0 if hasattr(u, "extra") else u["reserved_sidecar_cpu"] == 0
+    assert u.extra["reserved_sidecar_cpu"] == 0 and u.reserved_cpu == pytest.approx(0.8)   # no queue-proxy
     # Serverless (the seed's) is written explicitly too: KServe's own default is Standard
     s = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=Path(c.kubeconfig).parent / "dry")
     list(s.deploy_traditional(["m00000"]))

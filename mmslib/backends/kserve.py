@@ -75,7 +75,7 @@ from .. import k8s, planner
 from ..errors import DeployError, MmsError, ParamError
 from ..params import KSERVE_DEPLOYMENT_MODES
 from ..resources import ContainerSpec, ServerSpec
-from .base import Backend, DeployEvent, Endpoint, VerifyResult, sample_inferences
+from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
 
 log = logging.getLogger(__name__)
 
@@ -633,7 +633,7 @@ class KServeBackend(Backend):
                 continue
             for c in (p.get("status") or {}).get("conditions") or []:
                 if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
-                    out[isvc] = (f"admission: InferenceService {isvc}: pod {p['metadata']['name']} cannot be scheduled "
+                    out[isvc] = (f"failed: InferenceService {isvc}: pod {p['metadata']['name']} cannot be scheduled "
                                  f"(PodScheduled=False, Unschedulable): {c.get('message', '')}")
         return out
 
@@ -1036,8 +1036,8 @@ class KServeBackend(Backend):
         return {"pods": n, "reserved_cpu": round(cpu, 6), "reserved_memory_mib": mem / 2 ** 20,
                 "reserved_sidecar_cpu": round(scpu, 6), "reserved_sidecar_memory_mib": smem / 2 ** 20}
 
-    def usage(self) -> Dict[str, Any]:
-        """Reserved and measured resources of this run's pods, now.
+    def _usage_dict(self) -> Dict[str, Any]:
+        """Reserved and measured resources of this run's pods, now, as a flat dict (see :meth:`usage`).
 
         reserved_*: container requests (limits where no request) of the pods
         bound to a node, sidecars included; pods_pending counts the others.
@@ -1084,6 +1084,18 @@ class KServeBackend(Backend):
         u["reserved_cpu_k8s"], u["reserved_memory_mib_k8s"] = u["reserved_cpu"], u["reserved_memory_mib"]
         u.update(self._measured(selectors))
         return u
+
+    def usage(self) -> Usage:
+        """What this run's pods use now, typed: ``servers`` = pods, ``memory_mib`` / ``cpu_cores`` =
+        PodMetrics (metrics.k8s.io) working set / CPU when the cluster serves them (None otherwise),
+        ``reserved_*`` = requests of the pods bound to a node (sidecars included), ``pending`` = pods
+        not bound. ``extra``: pods_running, the sidecars' share, models, metrics availability."""
+        u = self._usage_dict()
+        typed = {"pods", "memory_mib", "cpu_cores", "reserved_cpu", "reserved_memory_mib", "pods_pending", "servers"}
+        return Usage(servers=int(u.get("pods", 0)), memory_mib=u.get("memory_mib"), cpu_cores=u.get("cpu_cores"),
+                     reserved_cpu=u.get("reserved_cpu"), reserved_memory_mib=u.get("reserved_memory_mib"),
+                     pending=int(u.get("pods_pending", 0)),
+                     extra={**{k: v for k, v in u.items() if k not in typed}, "isvcs": u.get("servers", 0)})
 
     def _measured(self, selectors: List[str]) -> Dict[str, Any]:
         co = self._co()
