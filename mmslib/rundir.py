@@ -228,7 +228,8 @@ class RunFormatError(MmsError):
 DEFAULT_LEVEL_KEYS = {"performance": ("mode", "qps", "repeat"), "stress": ("mode",)}
 DEFAULT_LEVEL_KEYS["traffic"] = ("models", "mode", "rate", "cv", "repeat", "search")  # mmslib.traffic
 #: Columns of the records that make a level, in order, for an experiment not listed above.
-LEVEL_COLUMNS = ("models", "hosts", "mode", "qps", "rate", "cv", "density", "search", "repeat")
+LEVEL_COLUMNS = ("models", "hosts", "runtime", "mode", "qps", "rate", "cv", "density", "alpha", "capacity",
+                 "cache_size", "search", "repeat")
 #: The value the summaries are computed over, per experiment, when the summary file does not say.
 DEFAULT_VALUE = {"performance": "latency_ms", "stress": "seconds"}
 DEFAULT_VALUE["traffic"] = "latency_sched_ms"  # latency from the scheduled time (mmslib.traffic)

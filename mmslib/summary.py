@@ -177,7 +177,12 @@ def summarize_run(run, percentiles=None, slo_ms: Any = "run", slo_target: Option
     slo = run.slo_ms if isinstance(slo_ms, str) and slo_ms == "run" else slo_ms
     if slo_target is None:
         slo_target = run.summary_doc.get("slo_target")
-    return summarize(run.records, by=list(by or run.level_keys), value=value or run.value_column, percentiles=pcts,
+    recs = run.records
+    by = [b for b in (by or run.level_keys) if b in recs.columns]  # keys a run's records lack are not levels
+    value = value or run.value_column
+    if value not in recs.columns and "latency_ms" in recs.columns:
+        value = "latency_ms"
+    return summarize(recs, by=by, value=value, percentiles=pcts,
                      slo_ms=slo, slo_target=slo_target, levels=run.table("levels"))
 
 

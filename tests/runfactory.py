@@ -64,3 +64,16 @@ def stress_run(path, seconds=(0.1, 0.2, 0.3), modes=("traditional", "mms"), key=
     rd.save_json("summary", {"run_id": rd.run_id, "modes": [facts(m) for m in modes]})
     rd.finish("complete")
     return rd
+
+
+def generic_run(path, experiment, levels, latencies, params=None, key="k-generic"):
+    """An experiment mmslib.summary knows nothing of: ``levels`` is a list of dicts of level columns
+    (e.g. {"mode": "mms", "rate": 10.0, "cv": 1.0, "repeat": 0}); ``latencies(level)`` -> ms."""
+    rd = RunDir(path, experiment, {"slo_ms": 50.0, **(params or {})}, key)
+    for i, lv in enumerate(levels):
+        lat = np.asarray(latencies(lv), float)
+        recs = pd.DataFrame({"t_unix": 1_700_000_000.0 + np.arange(lat.size) * 0.01, "latency_ms": lat,
+                             "ok": True, "warmup": False, **lv})
+        rd.save(f"requests/level{i}", recs)
+    rd.finish("complete")
+    return rd

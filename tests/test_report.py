@@ -133,12 +133,36 @@ def test_figures_and_tables_for_every_setting(tmp_path):
     for r in runs:
         assert len(report.run_facts(r)) > 10 and len(report.differences_in_setting(r)) > 5
         assert len(report.run_metadata(r)) > 5
-    assert figures.models_vs_memory(runs) is not None and figures.latency_vs_rate(runs) is not None
-    assert figures.percentile_spectrum(runs.get("b")) is not None
-    assert figures.latency_histogram(runs.get("k")) is not None
-    assert figures.attainment(runs) is not None  # attainment of each run's SLO vs rate
+    import matplotlib.pyplot as plt
+    for fig in (figures.latency_vs_rate(runs), figures.percentile_spectrum(runs.get("b")),
+                figures.attainment(runs)):  # attainment of each run's SLO vs rate
+        assert fig is not None
+        plt.close(fig)
     written = report.write_tables(runs, tmp_path / "tables")
     assert {p.name for p in written} >= {"report_levels.csv", "report_levels.json", "report_headline.csv"}
+
+
+def test_other_experiments_get_attainment_and_level_figures(tmp_path):
+    """A traffic-like run (rate x CV) and a cold-start-like run (cache size): attainment of their SLO
+    per varying column, their levels' latency; their rows in the levels table."""
+    from runfactory import generic_run
+    lv = [{"mode": m, "rate": r, "cv": cv, "repeat": 0} for m in ("mms",) for r in (10.0, 20.0) for cv in (1.0, 4.0)]
+    generic_run(tmp_path / "t", "traffic", lv, lambda L: np.full(200, 10.0) + (L["cv"] > 1) * np.arange(200))
+    cs = [{"mode": "mms", "cache_size": c, "repeat": 0} for c in (2.0, 4.0, 8.0)]
+    generic_run(tmp_path / "c", "coldstart", cs, lambda L: np.arange(1, 101) * 8 / L["cache_size"], key="k2")
+    runs = report.collect(tmp_path)
+    t = runs.levels[runs.levels["experiment"] == "traffic"].set_index(["rate", "cv"])
+    # cv 1: all 10 ms -> attainment 1; cv 4: 10 + 0..199 ms, 41 of 200 within 50 ms -> 0.205
+    assert t.loc[(10.0, 1.0), "attainment"] == 1.0 and t.loc[(20.0, 4.0), "attainment"] == pytest.approx(0.205)
+    import matplotlib.pyplot as plt
+    fig = figures.attainment(runs)
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles == ["coldstart: attainment vs cache_size", "traffic: attainment vs cv", "traffic: attainment vs rate"]
+    plt.close(fig)
+    fig = figures.experiment_levels(runs, "coldstart")
+    assert fig.axes[0].get_xlabel() == "cache_size"
+    plt.close(fig)
+    assert "traffic: 2 of 4 levels met their SLO" in report.answer(runs)
 
 
 def test_html_helpers_can_fail():
@@ -176,7 +200,7 @@ def _chromium_sees(page: Path, tmp: Path):
     the DOM after scripts ran: the figures are there, the contents links too, and DataTables ran."""
     args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp / 'chr'}",
-            "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+            "--virtual-time-budget=3000", "--dump-dom", page.as_uri()]
     r = subprocess.run(args, capture_output=True, text=True, timeout=120)
     dom = r.stdout
     assert len(re.findall(r"<img[^>]+src=\"data:image/png", dom)) >= 6, r.stderr[-2000:]

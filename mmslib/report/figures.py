@@ -17,7 +17,7 @@ from .collection import Run, Runs
 from .labels import MODE_LABEL, MODES
 
 #: Columns a level can be varied by, in the order a figure prefers them as its x axis.
-X_CANDIDATES = ("qps", "rate", "cv", "density", "models", "hosts", "cache_size", "level")
+X_CANDIDATES = ("qps", "rate", "cv", "density", "models", "hosts", "alpha", "capacity", "cache_size", "level")
 _GB_TO_GIB = 1e9 / 2**30
 
 
@@ -102,11 +102,14 @@ def latency_vs_rate(runs: Runs, stats_shown: Sequence[str] = ("p50", "p99")):
     return fig
 
 
+def _x_columns(df: pd.DataFrame) -> List[str]:
+    """The level columns that take more than one value, in :data:`X_CANDIDATES` order."""
+    return [c for c in X_CANDIDATES if c in df and pd.to_numeric(df[c], errors="coerce").nunique() > 1]
+
+
 def _x_column(df: pd.DataFrame) -> Optional[str]:
-    for c in X_CANDIDATES:
-        if c in df and pd.to_numeric(df[c], errors="coerce").nunique() > 1:
-            return c
-    return None
+    xs = _x_columns(df)
+    return xs[0] if xs else None
 
 
 def attainment(runs: Runs, experiments: Optional[Sequence[str]] = None):
@@ -117,17 +120,20 @@ def attainment(runs: Runs, experiments: Optional[Sequence[str]] = None):
         return None
     lv = lv[lv["attainment"].notna() & (lv["experiment"] != "stress")]
     exps = [e for e in dict.fromkeys(lv["experiment"]) if experiments is None or e in experiments]
-    panels = [(e, _x_column(lv[lv["experiment"] == e])) for e in exps]
-    panels = [(e, x) for e, x in panels if x is not None]
+    panels = [(e, x) for e in exps for x in _x_columns(lv[lv["experiment"] == e])]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
     for ax, (e, x) in zip(axes[0], panels):
         d = lv[lv["experiment"] == e]
-        for (run, mode), g in d.groupby(["run", "mode"] if "mode" in d else ["run", "experiment"], sort=False):
+        others = [c for c in _x_columns(d) if c != x]
+        keys = (["run", "mode"] if "mode" in d else ["run", "experiment"]) + others
+        for k, g in d.groupby(keys, sort=False):
+            run, mode, *rest = k
             g = g.sort_values(x)
             gx = pd.to_numeric(g[x], errors="coerce")
-            ax.plot(gx, g["attainment"], marker="o", label=f"{run}: {MODE_LABEL.get(mode, mode)}")
+            extra = "".join(f", {c} {v:g}" if isinstance(v, float) else f", {c} {v}" for c, v in zip(others, rest))
+            ax.plot(gx, g["attainment"], marker="o", label=f"{run}: {MODE_LABEL.get(mode, mode)}{extra}")
             if "attainment_lo" in g:
                 ax.fill_between(gx, g["attainment_lo"], g["attainment_hi"], alpha=0.15)
         targets = sorted(set(d["slo_target"].dropna())) if "slo_target" in d else []

@@ -92,7 +92,10 @@ def to_html(notebook: Union[str, Path], out: Union[str, Path, None] = None, no_i
     exp = HTMLExporter(exclude_input=no_input, exclude_input_prompt=no_input, exclude_output_prompt=no_input,
                        mathjax_url="", require_js_url="", jquery_url="", mermaid_js_url="",
                        mermaid_layout_elk_js_url="", jupyter_widgets_base_url="")
-    body, _ = exp.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+    import warnings
+    with warnings.catch_warnings():  # glued scraps (scrapbook) have no HTML form: not worth a warning
+        warnings.filterwarnings("ignore", message=".*is not able to be represented", category=UserWarning)
+        body, _ = exp.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     out.write_text(strip_remote(body))
     return out
 
