@@ -58,7 +58,6 @@ bench: venv
 # (JupyterLab, an editor), then sync the other.
 notebooks: venv
 	$(VENV)/bin/jupytext --sync notebooks/*.py
-	test ! -f scripts/make_notebooks.py || $(PY) scripts/make_notebooks.py  # report.ipynb until it has a .py
 
 clean:
 	rm -rf $(OUT)/*.ipynb $(OUT)/*.html $(OUT)/stress $(OUT)/performance

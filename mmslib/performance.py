@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import export, gate, resources, schedule, server_metrics, stats, v2
+from . import records as schema
 from .backends import Usage, make_backend, model_names
 from .errors import DeployError, MmsError
 from .loadgen import Target, run_level
@@ -263,11 +264,8 @@ def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):
 
 
 def _empty_records() -> pd.DataFrame:
-    return pd.DataFrame({"t_unix": pd.Series(dtype=float), "latency_ms": pd.Series(dtype=float),
-                         "status": pd.Series(dtype=int), "ok": pd.Series(dtype=bool),
-                         "model": pd.Series(dtype=str), "endpoint": pd.Series(dtype=str),
-                         "warmup": pd.Series(dtype=bool), "mode": pd.Series(dtype=str),
-                         "qps": pd.Series(dtype=float), "repeat": pd.Series(dtype=int)})
+    """No requests: the record schema (:mod:`mmslib.records`) plus the level's keys."""
+    return schema.empty({**schema.REQUEST, "mode": "object", "qps": "float64", "repeat": "int64"})
 
 
 def _empty_samples() -> pd.DataFrame:

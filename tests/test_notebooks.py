@@ -68,19 +68,27 @@ def cells(nb):
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
 
-@pytest.mark.parametrize("name", sorted(params.EXPERIMENTS))
+#: Every notebook with a params class: the experiments, and the report (which measures nothing).
+PARAMS = {**params.EXPERIMENTS, **({"report": params.ReportParams} if hasattr(params, "ReportParams") else {})}
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
 def test_parameters_cell_holds_the_defaults(name):
     src = NB / f"{name}.py"
     if not src.exists():
         pytest.skip(f"notebooks/{name}.py not written yet")
     nb = jupytext.read(src)
     values, _ = parse_parameters(parameters_cell(nb))
-    diff = disagreements(values, asdict(params.EXPERIMENTS[name]()))
-    assert not diff, f"notebooks/{name}.py parameters cell vs {params.EXPERIMENTS[name].__name__}: " \
+    diff = disagreements(values, asdict(PARAMS[name]()))
+    assert not diff, f"notebooks/{name}.py parameters cell vs {PARAMS[name].__name__}: " \
                      + "; ".join(diff) + " -- " + FIX.format(name)
-    # ... and the notebook validates them with that class, by name.
-    assert any(f'validated("{name}", globals())' in c.source for c in nb.cells if c.cell_type == "code"), \
-        f"notebooks/{name}.py must validate its parameters with mmslib.notebook.validated({name!r}, globals())"
+    if name in params.EXPERIMENTS:  # ... and an experiment validates them with that class, by name
+        assert any(f'validated("{name}", globals())' in c.source for c in nb.cells if c.cell_type == "code"), \
+            f"notebooks/{name}.py must validate its parameters with mmslib.notebook.validated({name!r}, globals())"
+
+
+def test_every_notebook_has_a_params_class():
+    assert set(SOURCES) <= set(PARAMS), f"notebooks without a params class: {sorted(set(SOURCES) - set(PARAMS))}"
 
 
 @pytest.mark.parametrize("name", SOURCES)
@@ -92,8 +100,6 @@ def test_every_parameter_has_a_comment(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_source_and_notebook_in_sync(name):
     py, ipynb = NB / f"{name}.py", NB / f"{name}.ipynb"
-    if name == "report" and not py.exists():
-        pytest.skip("notebooks/report.py not written yet (issue 16)")
     assert py.exists() and ipynb.exists(), f"notebooks/{name}: both .py and .ipynb must be committed -- " \
                                            + FIX.format(name)
     nb = nbformat.read(str(ipynb), as_version=4)
