@@ -206,3 +206,18 @@ def _chromium_sees(page: Path, tmp: Path):
     assert len(re.findall(r"<img[^>]+src=\"data:image/png", dom)) >= 6, r.stderr[-2000:]
     assert all(f'href="#{a}"' in dom for a in TOC)
     assert "dt-container" in dom or "dataTables_wrapper" in dom, "DataTables did not run offline"
+
+
+def test_report_notebook_parameters_are_the_report_params_defaults():
+    from dataclasses import asdict
+
+    import jupytext
+
+    from mmslib import params
+    from test_notebooks import disagreements, parameters_cell, parse_parameters
+    values, uncommented = parse_parameters(parameters_cell(jupytext.read(ROOT / "notebooks" / "report.py")))
+    assert not disagreements(values, asdict(params.ReportParams()))
+    assert uncommented == []
+    assert params.report(**values).percentiles == [50.0, 90.0, 95.0, 99.0, "max"]
+    with pytest.raises(Exception, match="compare"):
+        params.report(compare="only-one")
