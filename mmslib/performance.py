@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import export, gate, resources, schedule, server_metrics, stats, v2
 from . import records as schema
-from .backends import Usage, make_backend, model_names
+from .backends import make_backend, model_names
 from .errors import DeployError, MmsError
 from .loadgen import Target, run_level
 from .params import PerformanceParams
@@ -211,7 +211,7 @@ def _deploy(p, mode, workload, workdir, sup, run_id):
     if not v.ok:
         backend.close()
         raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
-    u = Usage.from_mapping(backend.usage())  # from_mapping: while the kserve backend still returns a dict
+    u = backend.usage()
     info = {"mode": mode, "models": len(names), "servers": len(backend.servers()),
             "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
     if u.gpu_memory_mib is not None:

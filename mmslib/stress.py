@@ -164,8 +164,10 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
 
 
 def _usage(backend) -> Usage:
-    # Usage.from_mapping: only while a backend still returns the old dict (the kserve one, until adapted).
-    return Usage.from_mapping(backend.usage())
+    u = backend.usage()
+    if not isinstance(u, Usage):
+        raise TypeError(f"{type(backend).__name__}.usage() returned {type(u).__name__}, not a Usage")
+    return u
 
 
 def _row(mode, deployed, ev, t0, usage: Optional[Usage], servers, trad_spec, mms_spec, p) -> dict:
