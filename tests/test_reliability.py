@@ -1,52 +1,73 @@
-"""Faults and interruptions: the run goes on or stops cleanly, and nothing is left behind."""
+"""Interruptions, every runtime: SIGINT, SIGTERM and SIGKILL at random moments.
+
+A run (stress or performance; traffic and coldstart in ``make check-long``) is
+started in its own Python process with small parameters and signalled at a
+random moment (deploying, loading, measuring, parsing, writing). Then: no
+process left (servers, Triton stubs, k6), no port still listening, no Triton
+shared memory left in /dev/shm, every file on disk whole; and ``resume``
+completes the run without measuring again what was finished.
+
+Moments are seeded (``MMSLIB_CHAOS_SEED``, default 7); one more run per
+runtime takes an unseeded moment (its seed is printed, and named in any
+failure). ``MMSLIB_CHAOS_N`` seeded runs per runtime (default 1, plus the
+unseeded one; ``make check-long``: 20), the three signals in turn, shifted per
+runtime so that ``make test`` sends each signal to some runtime. ``make test``
+resumes one interrupted performance run of kserve; ``make check-long`` one per
+runtime. The notebooks themselves are interrupted through
+papermill too: Ctrl-C as a terminal sends it (SIGINT to papermill's process
+group), SIGTERM to papermill, SIGKILL of the kernel.
+"""
+from __future__ import annotations
+
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
 
-from mmslib import params, stress
+from mmslib.procs import port_in_use
 
 from conftest import TOKEN_VAR, tagged_pids
+from test_runtimes import ensure_env
 
+ROOT = Path(__file__).resolve().parents[1]
+SEED = int(os.environ.get("MMSLIB_CHAOS_SEED", "7"))
+N = int(os.environ.get("MMSLIB_CHAOS_N", "1"))
+LONG = os.environ.get("MMSLIB_LONG") == "1"
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+RUNTIMES = ["kserve", "triton", "mlserver"]
 
-def test_host_killed_mid_stress_run_goes_on(tmp_path, no_leftovers):
-    """SIGKILL the multi-model host half-way: the mms stop reason says so, traditional is still measured."""
-    p = params.stress(models=60, modes=["mms", "traditional"], output_dir=str(tmp_path / "o"), verify_sample=0,
-                      memory_budget="300Mi", measure_every=1, deploy_concurrency=1)
-
-    def fault(mode, n, backend):
-        if mode == "mms" and n == 20:
-            backend.kill_server("host-0", signal.SIGKILL)
-    r = stress.run(p, progress=False, on_step=fault)
-    s = r.summary.set_index("mode")
-    assert s.loc["mms", "stop_reason"] == stress.STOP_FAILURE
-    assert 20 <= s.loc["mms", "models_deployed"] < 60
-    assert "host-0" in s.loc["mms", "stop_detail"]
-    assert s.loc["traditional", "models_deployed"] >= 1  # the next mode was measured
-    steps = pd.read_parquet(tmp_path / "o" / "steps.parquet")
-    assert (steps[steps["mode"] == "mms"]["ok"]).sum() == s.loc["mms", "models_deployed"]
-    assert not steps[steps["mode"] == "mms"]["ok"].iloc[-1]  # the failure is a recorded step
-
+# Small parameters per experiment (and how long a run takes, roughly, to spread the moments over).
+SMALL = {
+    "stress": (dict(models=300, modes=["traditional", "mms"], memory_budget="300Mi", verify_sample=5,
+                    deploy_concurrency=2, time_limit_s=20), 8.0),
+    "performance": (dict(models=2, qps=[20, 30], duration_s=1.5, warmup_s=0.3), 8.0),
+    "traffic": (dict(models=[2], rates=[20.0], arrival="poisson", duration_s=2.0, warmup_s=0.5), 12.0),
+    "coldstart": (dict(sections=["load_unload"], cycles=20), 12.0),
+}
+KINDS = ["stress", "performance"] + (["traffic", "coldstart"] if LONG else [])
 
 SCRIPT = textwrap.dedent("""
-    import sys
-    from mmslib import params, stress, performance
-    kind, out = sys.argv[1], sys.argv[2]
-    if kind == "stress":
-        p = params.stress(models=3000, modes=["traditional", "mms"], output_dir=out, verify_sample=20,
-                          memory_budget="400Mi", deploy_concurrency=2)
-        stress.run(p, progress=False)
+    import importlib, json, sys
+    from mmslib import params
+    kind, runtime, out, resume, extra = sys.argv[1:6]
+    raw = dict(json.loads(extra), output_dir=out, resume=resume == "1")
+    if kind == "coldstart":
+        raw["runtimes"] = [runtime]
     else:
-        p = params.performance(models=2, qps=[30, 60], duration_s=1.5, warmup_s=0.5, output_dir=out)
-        performance.run(p, progress=False)
+        raw["runtime"] = runtime
+    p = params.build(kind, raw)
+    importlib.import_module(f"mmslib.{kind}").run(p, progress=False)
 """)
 
 
@@ -54,56 +75,196 @@ def _listening_ports(pids):
     out = []
     for pid in pids:
         try:
-            out += [c.laddr.port for c in psutil.Process(pid).connections(kind="inet") if c.status == "LISTEN"]
+            proc = psutil.Process(pid)
+            conns = (getattr(proc, "net_connections", None) or proc.connections)(kind="inet")
+            out += [c.laddr.port for c in conns if c.status == "LISTEN"]
         except psutil.Error:
             pass
     return out
 
 
-def test_twenty_random_interruptions_leave_nothing(tmp_path):
-    """SIGINT/SIGTERM at random moments (deploying, loading, measuring, parsing, writing):
-    no child process, no bound port, and what was measured is readable on disk."""
-    rng = random.Random(int(os.environ.get("MMSLIB_CHAOS_SEED", "7")))
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
-    outcomes = []
-    for i in range(20):
-        kind = "stress" if i % 2 == 0 else "performance"
-        sig = signal.SIGINT if i % 4 < 2 else signal.SIGTERM
-        delay = rng.uniform(0.5, 9.0)
-        token = f"chaos-{os.getpid()}-{i}"
-        env = dict(os.environ, **{TOKEN_VAR: token})
-        out = tmp_path / f"o{i}"
-        proc = subprocess.Popen([sys.executable, str(script), kind, str(out)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(delay)
-        ports = _listening_ports(tagged_pids(token))
-        proc.send_signal(sig)
+def _triton_shm(pids):
+    """/dev/shm regions of Triton launchers among ``pids`` (named after the launcher's pid)."""
+    pids = {str(p) for p in pids}
+    try:
+        names = os.listdir("/dev/shm")
+    except OSError:
+        return []
+    return [n for n in names if (m := re.match(r"mmslib_triton_(\d+)_", n)) and m.group(1) in pids]
+
+
+def _start(kind, runtime, out, token, resume=False):
+    extra, _ = SMALL[kind]
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, kind, runtime, str(out), "1" if resume else "0",
+                             json.dumps(extra)], cwd=ROOT, env=dict(os.environ, **{TOKEN_VAR: token}),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _kinds_available():
+    from mmslib import params
+    return [k for k in KINDS if k in params.EXPERIMENTS]
+
+
+def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
+    kinds = _kinds_available()
+    kind = kinds[i % len(kinds)]
+    sig = SIGNALS[(i + RUNTIMES.index(runtime)) % len(SIGNALS)]
+    delay = rng.uniform(0.0, SMALL[kind][1])
+    what = f"{runtime} run {i} ({kind}, {sig.name} {delay:.1f} s into the run, {seed_note})"
+    token = f"chaos-{uuid.uuid4().hex}"
+    out = tmp_path / f"{runtime}-{i}"
+    proc = _start(kind, runtime, out, token)
+    t_start = time.monotonic()
+    deadline = time.monotonic() + 120
+    while not (out / "meta.json").exists() and proc.poll() is None:  # the run has started
+        assert time.monotonic() < deadline, f"{what}: did not start"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    pids, ports, shm = set(), set(), set()
+    while time.monotonic() - t0 < delay and proc.poll() is None:  # what is open just before the signal
+        now = tagged_pids(token)
+        pids |= set(now)
+        ports |= set(_listening_ports(now))
+        shm |= set(_triton_shm(now))
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    t_sig = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"{what}: did not stop within 60 s")
+    deadline = time.monotonic() + 15  # children die with their parent (PR_SET_PDEATHSIG), stubs after
+    while time.monotonic() < deadline and tagged_pids(token):
+        time.sleep(0.2)
+    left = tagged_pids(token)
+    desc = []
+    for pid in left:
         try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"run {i} ({kind}, {sig.name} after {delay:.1f} s) did not stop within 60 s")
-        deadline = time.time() + 10
-        while time.time() < deadline and tagged_pids(token):
-            time.sleep(0.2)
-        left = tagged_pids(token)
-        assert not left, f"run {i} ({kind}, {sig.name} after {delay:.1f} s) left {left}"
-        still = [p for p in ports if _port_bound(p)]
-        assert not still, f"run {i}: ports still bound: {still}"
-        meta_path = out / "meta.json"
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            assert meta["status"] in ("interrupted", "complete", "running"), meta["status"]
-            for f in out.rglob("*.parquet"):
-                pd.read_parquet(f)  # every file on disk is whole
-            outcomes.append(meta["status"])
-        else:
-            outcomes.append("before start")
-    assert outcomes.count("interrupted") >= 10, outcomes
+            desc.append(" ".join(psutil.Process(pid).cmdline())[:100])
+        except psutil.Error:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert not left, f"{what} left processes: {desc}"
+    still = [p for p in ports if port_in_use(p)]
+    assert not still, f"{what}: ports still listening: {still}"
+    shm_left = [n for n in shm if os.path.exists(f"/dev/shm/{n}")]
+    assert not shm_left, f"{what}: Triton shared memory left: {shm_left}"
+    status = "before start"
+    if (out / "meta.json").exists():
+        status = json.loads((out / "meta.json").read_text())["status"]
+        allowed = ("interrupted", "complete") + (("running",) if sig == signal.SIGKILL else ())
+        assert status in allowed, f"{what}: meta status {status!r}; stderr: {err[-1500:]}"
+        for f in out.rglob("*.parquet"):
+            pd.read_parquet(f)  # every file on disk is whole
+    if sig != signal.SIGKILL and proc.returncode != -sig and status != "complete":
+        # interrupted runs end with the KeyboardInterrupt, not another error
+        assert "KeyboardInterrupt" in err and "Error" not in err.split("KeyboardInterrupt")[-1], \
+            f"{what}: {err[-2000:]}"
+    print(f"\n  {what}: {status}, stopped in {time.monotonic() - t_sig:.1f} s (run started after "
+          f"{t0 - t_start:.1f} s)")
+    return kind, status, out, len(pids), len(ports)
 
 
-def _port_bound(port):
-    """Something still listens there (TIME_WAIT leftovers of closed connections don't count)."""
-    from mmslib.procs import port_in_use
-    return port_in_use(port)
+def _resume(kind, runtime, out):
+    """Resume an interrupted performance run: finished levels are kept as they are, the rest measured."""
+    before = pd.read_parquet(out / "levels.parquet") if (out / "levels.parquet").exists() else None
+    token = f"resume-{uuid.uuid4().hex}"
+    proc = _start(kind, runtime, out, token, resume=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert json.loads((out / "meta.json").read_text())["status"] == "complete"
+    levels = pd.read_parquet(out / "levels.parquet")
+    extra, _ = SMALL[kind]
+    assert len(levels) == len(extra["qps"]) * 2  # every (mode, rate)
+    if before is not None and len(before):
+        kept = levels.merge(before, on=["mode", "qps", "repeat"], suffixes=("", "_before"))
+        assert len(kept) == len(before) and (kept["t_start"] == kept["t_start_before"]).all()
+    for r in levels.itertuples():
+        recs = pd.read_parquet(out / "requests" / f"{r.mode}_{r.qps:g}qps_r{r.repeat}.parquet")
+        assert len(recs) > 0 and recs["ok"].all()
+    return 0 if before is None else len(before)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_random_interruptions_leave_nothing_and_resume(runtime, tmp_path):
+    if runtime != "kserve":
+        ensure_env(runtime)
+    unseeded = random.SystemRandom().randrange(2**32)
+    plan = [(random.Random(f"{SEED}-{runtime}"), f"seed {SEED}")] * N + \
+           [(random.Random(unseeded), f"unseeded: MMSLIB_CHAOS_SEED-free seed {unseeded}")]
+    outcomes, resumed = [], None
+    for i, (rng, note) in enumerate(plan):
+        kind, status, out, npids, nports = _interrupt_once(tmp_path, runtime, i, rng, note)
+        outcomes.append(f"{kind}:{status}({npids} procs, {nports} ports)")
+        if resumed is None and kind == "performance" and status in ("interrupted", "running") \
+                and (runtime == "kserve" or LONG):
+            resumed = _resume(kind, runtime, out)
+    print(f"\n[interruptions] {runtime}: {len(plan)} runs, 0 leftovers: {outcomes}; "
+          f"resumed a performance run keeping {resumed} finished levels")
+    assert any(s.split("(")[0].endswith(("interrupted", "running")) for s in outcomes), outcomes
+
+
+# ------------------------------------------------------------------ through papermill
+
+def _papermill(out_nb, out_dir, token):
+    return subprocess.Popen(
+        [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "performance.ipynb"), str(out_nb),
+         "--no-progress-bar", "-p", "output_dir", str(out_dir), "-p", "models", "2", "-p", "qps", "[20, 30]",
+         "-p", "duration_s", "1.5", "-p", "warmup_s", "0.3"],
+        cwd=ROOT, env=dict(os.environ, **{TOKEN_VAR: token}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True)  # its own process group, as a shell gives a foreground job
+
+
+def _kernel(pm_pid):
+    for c in psutil.Process(pm_pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(c.cmdline()):
+                return c
+        except psutil.Error:
+            pass
+    return None
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm-papermill",
+                                 pytest.param("sigkill-kernel", marks=pytest.mark.long)])
+def test_papermill_interrupted_mid_level(how, tmp_path):
+    """The notebook interrupted while a level is measured: nothing left; the
+    levels already measured readable; resume through papermill completes."""
+    token = f"pm-{uuid.uuid4().hex}"
+    out = tmp_path / "run"
+    pm = _papermill(tmp_path / "out.ipynb", out, token)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (out / "levels.parquet").exists():  # a level is done
+        assert pm.poll() is None, pm.communicate()[0][-2000:]
+        time.sleep(0.2)
+    time.sleep(random.Random(SEED).uniform(0.2, 1.5))  # into the next level
+    assert pm.poll() is None
+    if how == "ctrl-c":
+        os.killpg(pm.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C: the foreground group
+    elif how == "sigterm-papermill":
+        pm.send_signal(signal.SIGTERM)
+    else:
+        k = _kernel(pm.pid)
+        assert k is not None
+        k.send_signal(signal.SIGKILL)
+    log, _ = pm.communicate(timeout=60)
+    assert pm.returncode != 0
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and tagged_pids(token):
+        time.sleep(0.2)
+    assert tagged_pids(token) == [], f"{how}: left {tagged_pids(token)}"
+    meta = json.loads((out / "meta.json").read_text())
+    print(f"\n[papermill {how}] exit {pm.returncode}, meta status {meta['status']!r}, "
+          f"levels on disk {len(pd.read_parquet(out / 'levels.parquet'))}")
+    if how == "ctrl-c":
+        assert meta["status"] == "interrupted", log[-2000:]
+    done = pd.read_parquet(out / "levels.parquet")
+    assert len(done) >= 1
+    for r in done.itertuples():
+        assert pd.read_parquet(out / "requests" / f"{r.mode}_{r.qps:g}qps_r{r.repeat}.parquet")["ok"].all()
+    if how == "ctrl-c":  # resume: the notebook's parameters are the experiment's, so the same run goes on
+        assert _resume("performance", "kserve", out) == len(done)
