@@ -80,3 +80,15 @@ def test_backend_base_offers_pids_metrics_and_typed_usage():
                             "pods_pending": 1, "metrics_available": True})
     assert (u.servers, u.memory_mib, u.reserved_cpu, u.pending) == (3, 120.0, 3.3, 1)
     assert u.extra == {"metrics_available": True}
+
+
+def test_backends_declare_what_reports_say_about_them():
+    from mmslib import backends
+    from mmslib.errors import ParamError
+    assert backends.describe("local") == {"on_cluster": False, "servers_are": "server processes",
+                                          "memory_measure": "PSS of the server processes"}
+    k = backends.describe("kserve")
+    assert k["on_cluster"] is True and k["servers_are"] == "pods"
+    assert backends.backend_class("local").__name__ == "LocalBackend"
+    with pytest.raises(ParamError, match="backend"):
+        backends.describe("nomad")

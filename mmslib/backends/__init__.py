@@ -25,6 +25,31 @@ def specs(p):
     return both["traditional"], both["mms"]
 
 
+def backend_class(name: str) -> type:
+    """The :class:`Backend` subclass named ``name`` (ParamError if there is none)."""
+    if name not in BACKENDS:
+        raise ParamError("backend", name, " | ".join(BACKENDS))
+    mod = importlib.import_module(f"{__name__}.{name}")
+    for v in vars(mod).values():
+        if isinstance(v, type) and issubclass(v, Backend) and v is not Backend and v.name == name:
+            return v
+    raise ParamError("backend", name, f"a module mmslib.backends.{name} defining a Backend named {name!r}")
+
+
+def describe(name: str) -> dict:
+    """What a backend declares for reports: ``on_cluster``, ``servers_are``, ``memory_measure``."""
+    cls = backend_class(name)
+    out = {k: getattr(cls, k) for k in ("on_cluster", "servers_are", "memory_measure")}
+    if "on_cluster" not in vars(cls):  # not declared by the class itself yet
+        out.update(_DECLARED_HERE.get(name, {}))
+    return out
+
+
+# Until mmslib/backends/kserve.py declares these on KServeBackend itself (then this goes).
+_DECLARED_HERE = {"kserve": {"on_cluster": True, "servers_are": "pods",
+                             "memory_measure": "working set of the pods (PodMetrics)"}}
+
+
 def model_memory(p, workload) -> int:
     """Bytes each model declares (TrainedModel memory): ``p.model_memory``, else the workload's estimate."""
     return parse_memory(p.model_memory) if p.model_memory else workload.memory_estimate_bytes

@@ -119,6 +119,10 @@ class Backend(abc.ABC):
     """Interface shared by the local and kserve backends."""
 
     name: str = "?"
+    # What reports say about a backend's runs, declared by the backend (so no report branches on its name):
+    on_cluster: bool = False                        # servers are pods on a Kubernetes cluster
+    servers_are: str = "server processes"           # what Usage.servers counts
+    memory_measure: str = "PSS of the server processes"   # what Usage.memory_mib measures
 
     @abc.abstractmethod
     def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:
