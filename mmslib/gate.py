@@ -79,6 +79,7 @@ def enforce(run, fail_on_slo) -> None:
     r = run if isinstance(run, Run) else Run.load(getattr(run, "path", run))
     summary = r.summary
     missed = check(summary, fail_on_slo, r.level_keys)
+    _record(r, fail_on_slo, missed)
     if not len(missed):
         return
     keys = [k for k in r.level_keys if k in missed.columns]
@@ -97,3 +98,19 @@ def enforce(run, fail_on_slo) -> None:
         parts.append(f"{where}: {why}")
     raise SLOMissed(f"fail_on_slo: {len(missed)} level(s) missed the SLO: " + "; ".join(parts)
                     + f". Records and summaries are saved in {r.path}.", missed)
+
+
+def _record(run, fail_on_slo, missed: pd.DataFrame) -> None:
+    """The gate's verdict in the run's meta.json (``gate``: what was stated, passed, levels missed)."""
+    import json
+
+    from .rundir import atomic_write_json
+    mp = run.path / "meta.json"
+    try:
+        meta = json.loads(mp.read_text())
+    except (OSError, ValueError):
+        return
+    keys = [k for k in run.level_keys if k in missed.columns]
+    meta["gate"] = {"fail_on_slo": parse(fail_on_slo), "passed": not len(missed),
+                    "missed": [{k: m.get(k) for k in keys} for m in missed.to_dict("records")]}
+    atomic_write_json(mp, meta)

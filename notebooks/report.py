@@ -83,8 +83,8 @@ report.format_table(report.headline_table(R, include_seed=P.include_seed))
 # ## <a id="runs"></a>Runs
 
 # %%
-cols = ["run", "experiment", "status", "format_version", "backend", "runtime", "workload", "models", "hosts",
-        "qps", "machine", "versions"]
+cols = ["run", "experiment", "status", "gate", "format_version", "backend", "runtime", "workload", "models",
+        "hosts", "qps", "machine", "versions"]
 html.table(R.runs[cols], "runs") if len(R.runs) else display(Markdown("*No runs.*"))
 if len(R.skipped):
     display(R.skipped)

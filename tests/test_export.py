@@ -92,6 +92,8 @@ def test_gate_function(tmp_path):
     with pytest.raises(gate.SLOMissed, match=r"mode=mms, qps=50, repeat=0: 10.00% of requests within 100 ms < target 99.00%") as e:
         gate.enforce(tmp_path / "r", "true")
     assert list(e.value.missed["qps"]) == [50.0]
+    gate_meta = Run.load(tmp_path / "r").meta["gate"]  # the verdict is kept with the run
+    assert gate_meta["passed"] is False and gate_meta["missed"] == [{"mode": "mms", "qps": 50.0, "repeat": 0}]
     with pytest.raises(gate.SLOMissed, match="qps=75: not measured"):
         gate.enforce(tmp_path / "r", "25,75")
     with pytest.raises(ParamError, match="fail_on_slo"):

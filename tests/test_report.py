@@ -66,6 +66,7 @@ def test_report_reads_the_mix(mixed):
     runs = report.collect(d)
     assert sorted(runs.runs["run"]) == ["nb/run", "script/run", "stress/run"]
     assert set(runs.runs["format_version"]) == {2}
+    assert runs.get("nb/run").row["gate"] == "failed (1 levels)" and runs.get("script/run").row["gate"] == ""
     assert list(d.rglob("*.ipynb"))  # an executed notebook is present, yet the run directories are read
     lv = runs.levels.set_index(["run", "mode", "qps"])
     # the script's run: latencies 1..1000 ms (traditional) and 1.5x that (mms); p50 by hand: 500.5, 750.75

@@ -187,6 +187,8 @@ def read(path: Union[str, Path], key: Optional[str] = None, percentiles=None,
         "memory_gib": m["memory_total_bytes"] / 2**30 if m.get("memory_total_bytes") else np.nan,
         "gpu": m.get("gpu") or "", "gpus": gpu_count(m), "versions": versions_label(v, p, exp),
         "mmslib": v.get("mmslib"), "python": v.get("python"),
+        "gate": ("" if not isinstance(meta.get("gate"), dict) else
+                 "passed" if meta["gate"].get("passed") else f"failed ({len(meta['gate'].get('missed') or [])} levels)"),
     }
     run = Run(key=row["run"], row=row, directory=d, params=p, machine=m, versions=v)
     keys = {k: row[k] for k in RUN_KEYS}

@@ -25,7 +25,7 @@ _VERSION_KEYS = {k: list(v) for k, v in version_keys().items()}  # each runtime 
 RUN_COLUMNS = [
     "run", "path", "experiment", "run_id", "status", "format_version", "started", "duration_s", "output_dir",
     "git_sha", "backend", "runtime", "workload", "device", "modes", "models", "hosts", "qps", "cluster", "machine",
-    "hostname", "cpu_model", "cpus", "memory_gib", "gpu", "gpus", "versions", "mmslib", "python",
+    "hostname", "cpu_model", "cpus", "memory_gib", "gpu", "gpus", "versions", "mmslib", "python", "gate",
 ]
 STRESS_COLUMNS = [
     "models_target", "models_deployed", "stop_reason", "stop_detail", "servers", "processes",
