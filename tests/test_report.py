@@ -115,10 +115,13 @@ def test_unreadable_and_newer_runs_are_skipped_with_the_reason(tmp_path):
     (tmp_path / "new" / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "meta.json").write_text("{not json")
+    perf_run(tmp_path / "damaged", lambda m, q: np.arange(1, 101), modes=("mms",))
+    (tmp_path / "damaged" / "requests" / "mms_25qps_r0.parquet").write_bytes(b"PAR1 not really")
     runs = report.collect(tmp_path)
     assert list(runs.runs["run"]) == ["ok"]
     reasons = dict(zip(runs.skipped["path"].map(lambda p: Path(p).name), runs.skipped["reason"]))
     assert "format_version 7" in reasons["new"] and "not readable JSON" in reasons["broken"]
+    assert reasons["damaged"].startswith("records not readable")
     assert report.collect(tmp_path / "missing").empty
 
 

@@ -250,6 +250,8 @@ def collect(folder: Union[str, Path, None] = "outputs", runs: Optional[Iterable[
             items.append(read(d, rel, pcts, slo_ms))
         except RunFormatError as e:
             skipped.append({"path": str(d), "reason": str(e)})
+        except (OSError, ValueError, KeyError) as e:  # a damaged record file: say which, go on
+            skipped.append({"path": str(d), "reason": f"records not readable: {type(e).__name__}: {str(e)[:200]}"})
     items.sort(key=lambda r: (str(r.row.get("started") or ""), r.key))
     table = pd.DataFrame([r.row for r in items], columns=RUN_COLUMNS)
     return Runs(
