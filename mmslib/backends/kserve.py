@@ -86,6 +86,7 @@ MMS_ENGINES = ("trainedmodel", "modelmesh")
 DEPLOYMENT_MODES = KSERVE_DEPLOYMENT_MODES
 MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
 CONFIG_FULL = "host model config full"
+INGRESS_GRACE_S = 5.0            # an ingress refusing connections this long is a setting to fix, not a wait
 
 # Condition reasons after which waiting longer does not help.
 ADMISSION_REASONS = frozenset({"MemoryResourceNotAvailable", "MemoryResourceUnavailable", "IsNotMMSPredictor",
@@ -428,6 +429,8 @@ class KServeBackend(Backend):
         self._kserve_checked: set = set()
         self._session = None
         self._last_pod_check = 0.0
+        self._runtime_checked = False
+        self._refused_since: Dict[str, float] = {}
         if self.dry_run:
             if self.dry_run_dir is None:
                 raise ParamError("dry_run_dir", None, "a directory for the manifests when dry_run is true")
@@ -461,6 +464,49 @@ class KServeBackend(Backend):
         if todo and self.dry_run_mode != "client":
             k8s.check_kserve(self.api, todo)
             self._kserve_checked.update(todo)
+
+    def _check_runtime(self) -> None:
+        """The ServingRuntime ``runtime`` exists (namespaced, else cluster-wide), is enabled and supports
+        ``model_format``: else ParamError naming what this cluster has. Once per backend."""
+        if self._runtime_checked or self.dry_run_mode == "client":
+            return
+        co = self._co()
+        sr = None
+        have: List[str] = []
+        from functools import partial
+        g, sv, cv = k8s.SR.group, k8s.SR.version, k8s.CSR.version
+        for res, get, lst in (
+                (k8s.SR, partial(co.get_namespaced_custom_object, g, sv, self.namespace, k8s.SR.plural, self.runtime),
+                 partial(co.list_namespaced_custom_object, g, sv, self.namespace, k8s.SR.plural)),
+                (k8s.CSR, partial(co.get_cluster_custom_object, g, cv, k8s.CSR.plural, self.runtime),
+                 partial(co.list_cluster_custom_object, g, cv, k8s.CSR.plural))):
+            try:
+                sr = self._call(f"get {res.kind} {self.runtime}", get, retries=1)
+                break
+            except k8s.KubeApiError as e:
+                if e.status == 403:     # may not read cluster-scoped runtimes: the webhook will tell
+                    log.info("cannot read %ss (%s): runtime %s not checked", res.kind, e.message, self.runtime)
+                    self._runtime_checked = True
+                    return
+                if e.status != 404:
+                    raise
+            try:
+                have += [o["metadata"]["name"] for o in self._call(f"list {res.kind}s", lst, retries=1).get("items", [])]
+            except k8s.KubeApiError:
+                pass
+        if sr is None:
+            listed = ", ".join(sorted(set(have))) or "none (install KServe's runtimes: kserve-cluster-resources)"
+            raise ParamError("serving_runtime", self.runtime,
+                             f"a ServingRuntime in namespace {self.namespace} or a ClusterServingRuntime "
+                             f"(kubectl get servingruntimes,clusterservingruntimes); this cluster has: {listed}")
+        spec = sr.get("spec") or {}
+        formats = sorted({f.get("name") for f in spec.get("supportedModelFormats") or []})
+        if spec.get("disabled"):
+            raise ParamError("serving_runtime", self.runtime, "an enabled ServingRuntime (this one has disabled: true)")
+        if formats and self.model_format not in formats:
+            raise ParamError("model_format", self.model_format,
+                             f"a format ServingRuntime {self.runtime} supports: {', '.join(formats)}")
+        self._runtime_checked = True
 
     def _co(self):
         from kubernetes import client
@@ -585,6 +631,8 @@ class KServeBackend(Backend):
             if not self.workload.check(out, smp.expected):
                 return False, f"{name}: wrong answer"
             return True, ""
+        except requests.ConnectionError as e:
+            return False, f"unreachable: {type(e).__name__}: {e}"[:300]
         except (requests.RequestException, ValueError, KeyError) as e:
             return False, f"{type(e).__name__}: {e}"[:300]
 
@@ -669,6 +717,17 @@ class KServeBackend(Backend):
                 if now - it.last_probe >= 0.05:
                     it.last_probe = now
                     ok, it.probe_why = self._probe(obj)
+                    if not ok and it.probe_why.startswith("unreachable:"):
+                        since = self._refused_since.setdefault("ingress", now)
+                        if now - since > INGRESS_GRACE_S:
+                            return self._fail(it, (
+                                f"failed: ingress unreachable: {it.res.kind} {it.name} is Ready but nothing answers at "
+                                f"http://{self.ingress_host}:{self.ingress_port} for {now - since:.0f} s "
+                                f"({it.probe_why[len('unreachable: '):]}). Set ingress_host/ingress_port to the "
+                                "ingress gateway's address (e.g. `kubectl port-forward -n istio-system "
+                                "svc/istio-ingressgateway 8080:80` and ingress_port 8080)"))
+                    elif ok or not it.probe_why.startswith("unreachable:"):
+                        self._refused_since.pop("ingress", None)
                     if ok:
                         return DeployEvent(it.model, it.server, True, time.monotonic() - it.t0, time.time(),
                                            kind=it.kind, admitted_s=it.admitted)
@@ -792,6 +851,7 @@ class KServeBackend(Backend):
     def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:
         names = self._check_names(models, "model name")
         self._modes.add("traditional")
+        self._check_runtime()
         items = [_Item(m, k8s.ISVC, self._isvc(m, "traditional", "model", self._trad, self._trad_uri(m)), "model", m, m)
                  for m in names]
         return self._go(items, k8s.ISVC)
@@ -803,6 +863,7 @@ class KServeBackend(Backend):
         if self.mms_engine == "modelmesh":
             return [self._modelmesh_runtime()]
         self._need(k8s.TM)
+        self._check_runtime()
         first = len(self._hosts)
         names = [f"{self.host_prefix}-{i}" for i in range(first, first + n)]
         self._check_names(names, "host name", "host_prefix")

@@ -186,6 +186,8 @@ def check_namespace_access(api, namespace: str) -> None:
     except KubeApiError as e:
         if e.status == 403:
             raise ParamError("namespace", namespace,
-                             f"a namespace this kubeconfig's user may use (the API server said 403 Forbidden: "
-                             f"{e.message})") from None
+                             f"a namespace this kubeconfig's user may use: RBAC forbids it (403: {e.message}). "
+                             "Grant the user get/list/watch/create/delete on inferenceservices and trainedmodels "
+                             f"(serving.kserve.io), and get/list on pods and events, in namespace {namespace} "
+                             "(a Role and RoleBinding), or use a namespace it may use") from None
         raise

@@ -224,7 +224,7 @@ class K8sDouble:
                  capacity: Optional[Capacity] = None, config: Optional[Config] = None,
                  namespaces=("default", "kube-system", "kserve"), forbidden_namespaces=(),
                  token: Optional[str] = "double-token", user: str = "double-user",
-                 workload: str = "simple_string", ingress: bool = True):
+                 workload: str = "simple_string", ingress: bool = True, runtimes: bool = True):
         self.store = Store()
         self.config = config or Config()
         self.capacity = capacity or Capacity()
@@ -244,6 +244,8 @@ class K8sDouble:
             self._register(rt)
         if kserve:
             self._install_kserve(crds_dir)
+            if runtimes:
+                self._install_runtimes()
         for ns in namespaces:
             self.add_namespace(ns)
         self.set_capacity(self.capacity)
@@ -280,6 +282,22 @@ class K8sDouble:
                                                                       "x-kubernetes-preserve-unknown-fields": True}}}]},
                 "status": {"conditions": [{"type": "Established", "status": "True"}],
                            "acceptedNames": {"plural": rt.plural, "kind": rt.kind}}})
+
+    def _install_runtimes(self) -> None:
+        """The ClusterServingRuntimes a KServe install brings (config/runtimes/*.yaml at aaac4e294dae; the
+        ones this double's tests use): names, supportedModelFormats, protocolVersions."""
+        rt = self.types[("serving.kserve.io", "clusterservingruntimes")]
+        for name, formats, protocols in (
+                ("kserve-tritonserver", ("tensorrt", "tensorflow", "onnx", "pytorch", "triton"), ("v2", "grpc-v2")),
+                ("kserve-sklearnserver", ("sklearn",), ("v1", "v2")),
+                ("kserve-mlserver", ("sklearn", "xgboost", "lightgbm", "mlflow"), ("v2",))):
+            self.store.create(rt, {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
+                                   "metadata": {"name": name},
+                                   "spec": {"supportedModelFormats": [{"name": f, "autoSelect": f != "pytorch"}
+                                                                      for f in formats],
+                                            "protocolVersions": list(protocols),
+                                            "containers": [{"name": "kserve-container",
+                                                            "image": f"{name}:double"}]}})
 
     def add_namespace(self, name: str) -> dict:
         rt = self.types[("", "namespaces")]
