@@ -107,6 +107,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
+from . import records as _records
+
 __all__ = [
     "LEVEL_KEYS",
     "RECORD_COLUMNS",
@@ -129,10 +131,8 @@ __all__ = [
 ]
 
 LEVEL_KEYS: tuple[str, ...] = ("mode", "qps", "repeat")
-RECORD_COLUMNS: tuple[str, ...] = (
-    "t_unix", "latency_ms", "status", "ok", "model", "endpoint", "warmup",
-    "mode", "qps", "repeat",
-)
+#: The per-request columns (their one home: :mod:`mmslib.records`) plus the level keys.
+RECORD_COLUMNS: tuple[str, ...] = tuple(_records.REQUEST_COLUMNS) + ("mode", "qps", "repeat")
 #: Columns summarize() and latency_timeseries() actually read (plus ``by``).
 RECORD_COLUMNS_MIN: tuple[str, ...] = ("t_unix", "latency_ms", "ok", "warmup")
 LEVEL_COLUMNS: tuple[str, ...] = (
