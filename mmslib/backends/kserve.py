@@ -1,13 +1,18 @@
 """KServe backend: the seed's benchmark on a real Kubernetes cluster with KServe.
 
-How the seed (``shared/seed/BENCHMARK.md``) maps onto this backend:
+How the seed (KServe's MMS benchmark, docs/samples/multimodelserving/benchmark/BENCHMARK.md in
+kserve/kserve) maps onto this backend, and what it does because real KServe does it (KServe's code
+at commit aaac4e294dae; the test double in tests/k8s_double imitates it, citing file and function):
 
 - traditional serving = one ``serving.kserve.io/v1beta1`` InferenceService per
   model: ``spec.predictor.model`` with ``modelFormat`` (the workload's
   framework, or ``model_format``; the seed's TrainedModels said
   ``tensorflow``), ``runtime`` (the seed's Triton: ``kserve-tritonserver``),
-  ``storageUri`` (``storage_uri_prefix``, ``{model}`` replaced by the model
-  name; without it every model loads the same artifact, as the seed), predictor requests = limits from
+  ``storageUri``: ``storage_uri_prefix`` names the model *directory* (``{model}`` replaced by the
+  model name; without it every model loads the same artifact, as the seed); a Triton runtime loads a
+  repository, so a traditional ISVC's storageUri is that directory's parent and the model is served
+  under the directory's name (``Endpoint.served_name``); a TrainedModel's storageUri is the model
+  directory, served under the TrainedModel's name; predictor requests = limits from
   ``traditional_spec`` (seed: 100m / 100Mi), ``minReplicas: 1`` and
   ``containerConcurrency: 1`` as the seed; the queue-proxy sidecar's resources
   (seed: 1 CPU / 500Mi) go in Knative's per-revision annotations
@@ -27,8 +32,16 @@ How the seed (``shared/seed/BENCHMARK.md``) maps onto this backend:
   ``mmslib.io/role`` and ``app.kubernetes.io/managed-by: mmslib`` (also put on
   the predictor pods via ``spec.predictor.labels``); close() deletes them,
   ``python -m mmslib.k8s cleanup --run-id X`` deletes what a crashed run left.
-- readiness is watched (not polled): status condition Ready=True. The time
-  from the create call to Ready is ``DeployEvent.seconds``. A model fails
+- ``deployment_mode`` (Serverless, the seed's; RawDeployment/Standard) is written explicitly in
+  ``serving.kserve.io/deploymentMode`` (KServe's own default is Standard); raw mode has no
+  queue-proxy annotations (nothing reserved for a sidecar).
+- readiness is watched (not polled): status condition Ready=True is *admission*
+  (``DeployEvent.admitted_s``); a model counts as deployed when it answers through the
+  ingress: ``GET /v2/models/<name>/ready`` then a correct inference (``DeployEvent.seconds``;
+  a TrainedModel is Ready before its host's agent has loaded it, and a failed load is only
+  logged). Each host's model-config ConfigMap (``models.json``, at most 1 MiB) is counted as
+  KServe writes it; a model that would not fit stops with ``host model config full``. A pod the
+  scheduler refuses (PodScheduled=False) fails its model at once. A model fails
   (``ok=False``) when the API refuses it (4xx; 409 for an object that is not
   this run's), when a condition turns False with a terminal reason
   (MemoryResourceNotAvailable, RevisionFailed as Knative reports an
@@ -42,16 +55,21 @@ How the seed (``shared/seed/BENCHMARK.md``) maps onto this backend:
   are all counted. API calls are retried on 5xx/429/connection errors with
   backoff (``api_retries``, ``retry_backoff_s``); a dropped watch resumes
   from its last resourceVersion.
-- usage(): reserved = the container requests of the run's pods bound to a
-  node, sidecars included (queue-proxy, agent); measured = metrics.k8s.io PodMetrics when
-  the cluster serves them (``metrics_available``).
+- usage() -> :class:`Usage`: servers = the run's pods, reserved = the container requests of those
+  bound to a node, sidecars included (queue-proxy, agent), pending = the others; memory_mib /
+  cpu_cores = metrics.k8s.io PodMetrics (working set) when the cluster serves them, else None.
 - endpoints(): V2 REST through the ingress: ``rest_url =
   http://ingress_host:ingress_port`` and ``Host: <hostname of status.url>``
-  (the seed's ``curl -H "Host: ${SERVICE_HOSTNAME}"``); no gRPC.
-- ``dry_run=True``: nothing is sent to any API server; every manifest is
+  (the seed's ``curl -H "Host: ${SERVICE_HOSTNAME}"``); with ``ingress_path_template``
+  (KServe's ingress ``pathTemplate``) the rendered path and ``Host: ingress_domain``. ModelMesh
+  has no ingress route: ``grpc_addr`` is the ``modelmesh-serving`` Service (:8033) with the
+  ``mm-vmodel-id`` header, ``rest_url`` its REST proxy when ``modelmesh_rest_url`` is given.
+- ``dry_run=True`` (client): nothing is sent to any API server; every manifest is
   written as YAML into ``dry_run_dir`` (one file per object) and validated
-  against KServe's CRDs when they are found; events are ok with seconds=0
-  and error "dry-run".
+  against KServe's CRD files when ``$MMSLIB_KSERVE_CRDS`` names them; events are ok with
+  seconds=0 and error "dry-run". ``dry_run="server"``: the preflight checks run and every
+  manifest is also POSTed with ``dryRun=All`` and ``fieldValidation=Strict`` (the API server's
+  schemas and KServe's webhooks judge it; nothing is created).
 
 Load generation from inside the cluster (k6 as a Kubernetes Job) is not part
 of this backend.
