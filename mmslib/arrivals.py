@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,13 @@ def make_schedule(models: Sequence[str], rate: float, duration_s: float, warmup_
 
 # --------------------------------------------------------------------------- traces
 
+def _csv_rows(reader, p):
+    try:
+        yield from reader
+    except csv.Error as e:  # e.g. a field over the csv module's size limit
+        raise ParamError("trace", f"{p} line {reader.line_num}: {e}", "a CSV file with rows offset_s,model") from None
+
+
 def read_trace(path, models: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, List[str]]:
     """Offsets (seconds, float64) and model names of a trace CSV: a header
     ``offset_s,model`` then one row per request, offsets >= 0 and sorted
@@ -251,8 +259,14 @@ def read_trace(path, models: Optional[Sequence[str]] = None) -> Tuple[np.ndarray
     known = set(models) if models is not None else None
     offs: List[float] = []
     names: List[str] = []
-    with open(p, newline="") as f:
-        rows = csv.reader(f)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ParamError("trace", f"{p}: byte {e.start} is not UTF-8 text", "a UTF-8 CSV file with rows offset_s,model") from None
+    except OSError as e:
+        raise ParamError("trace", f"{p}: {e.strerror}", "a readable CSV file with rows offset_s,model") from None
+    with io.StringIO(text, newline=None) as f:
+        rows = _csv_rows(csv.reader(f), p)
         header = next(rows, None)
         if header is None or not any(c.strip() for c in header):
             raise ParamError("trace", f"{p}: empty file", "a header line 'offset_s,model' then rows")

@@ -251,6 +251,15 @@ class Common:
         _choice("deployment_mode", self.deployment_mode, KSERVE_DEPLOYMENT_MODES)
         from .gate import parse as _gate
         self.fail_on_slo = _gate(self.fail_on_slo)
+        # The kserve backend's parameters are checked for their kind on every backend:
+        # a mistyped value is refused even where it would not be used.
+        for n in ("namespace", "ingress_host", "serving_runtime", "storage_uri"):
+            if not isinstance(getattr(self, n), str):
+                raise ParamError(n, getattr(self, n), "a string")
+        self.kubeconfig = _optional(self.kubeconfig)
+        if self.kubeconfig is not None and not isinstance(self.kubeconfig, (str, os.PathLike)):
+            raise ParamError("kubeconfig", self.kubeconfig, "a path to a kubeconfig file, or None")
+        self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
         if self.backend == "local":
             if self.dry_run:
                 raise ParamError("dry_run", self.dry_run, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
@@ -446,14 +455,16 @@ class ColdstartParams(Common):
             raise ParamError("backend", self.backend, "local (cold starts are measured on this machine's servers)")
         secs = _listish(self.sections)
         secs = [secs] if isinstance(secs, str) else secs
-        if not isinstance(secs, (list, tuple)) or not secs or len(set(secs)) != len(secs):
+        if not isinstance(secs, (list, tuple)) or not secs or not all(isinstance(x, str) for x in secs) \
+                or len(set(secs)) != len(secs):
             raise ParamError("sections", self.sections, "a non-empty list of distinct " + " | ".join(COLDSTART_SECTIONS))
         for s in secs:
             _choice("sections", s, COLDSTART_SECTIONS)
         self.sections = [s for s in COLDSTART_SECTIONS if s in secs]
         rts = _listish(self.runtimes)
         rts = [rts] if isinstance(rts, str) else rts
-        if not isinstance(rts, (list, tuple)) or not rts or len(set(rts)) != len(rts):
+        if not isinstance(rts, (list, tuple)) or not rts or not all(isinstance(x, str) for x in rts) \
+                or len(set(rts)) != len(rts):
             raise ParamError("runtimes", self.runtimes, "a non-empty list of distinct " + " | ".join(RUNTIMES))
         for r in rts:
             _choice("runtimes", r, RUNTIMES)
@@ -678,6 +689,8 @@ class TrafficParams(Common):
         self.timeout_s = _num("timeout_s", self.timeout_s, 0, lo_open=True)
         self.cpu_isolation = _bool("cpu_isolation", self.cpu_isolation)
         self.trace = _optional(self.trace)
+        if self.trace is not None and not isinstance(self.trace, (str, os.PathLike)):
+            raise ParamError("trace", self.trace, "a path to a CSV file of offset_s,model rows, or None")
         if self.arrival == "trace":
             if self.trace is None:
                 raise ParamError("trace", None, "a CSV file of offset_s,model rows (arrival: trace)")
