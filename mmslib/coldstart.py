@@ -23,16 +23,16 @@ Sections (``sections`` picks them; each finished part is on disk at once, so
    answered correctly within ``slo_ms``, with a Wilson 95% interval.
 3. ``lazy``: a kserve host that loads on first request and keeps at most
    ``capacity`` models (LRU), ``models`` models behind it, Poisson traffic at
-   ``qps`` with Zipf popularity (:func:`mmslib.arrivals.make_schedule`) for each ``zipf_alpha`` x ``capacity`` cell
+   ``lazy_qps`` with Zipf popularity (:func:`mmslib.arrivals.make_schedule`) for each ``zipf_alpha`` x ``capacity`` cell
    (a fresh host per cell). The client here is a small asyncio open-loop
    replayer (:func:`replay`), not k6: it needs each response's
    ``x-mms-cold-start`` header, which k6's records do not keep. Cold starts are
    counted by the client (that header) and by the server (``/v2/mms/lazy``),
    over every request of the cell; the two must be equal.
-4. The simulator (:mod:`mmslib.simulate`) is calibrated on half the lazy
-   cells (alternating in the grid order) with the *measured* inference times
-   (hits' latencies) and load times (the server's own load durations), and
-   replays the other half's exact recorded schedules: simulated vs measured
+4. The simulator (:mod:`mmslib.simulate`) is calibrated with *measured*
+   times (:func:`calibration`: hits' latencies in the largest-capacity cells,
+   the cold-start penalty seen by clients) and replays the exact recorded requests of the
+   cells not used to calibrate it (:func:`lazy_cells` says which): simulated vs measured
    hit rate and SLO attainment (:func:`validate_simulator`). Then the cluster
    questions (:func:`cluster_questions`).
 """
@@ -465,16 +465,18 @@ def lazy_name(alpha: float, capacity: int) -> str:
 
 
 def lazy_cells(p: ColdstartParams) -> List[dict]:
-    """The sweep, in run order: alpha-major, capacities ascending; every other
-    cell (0, 2, ...) calibrates the simulator, the rest validate it."""
+    """The sweep, in run order: alpha-major, capacities ascending. Per alpha the
+    largest capacity (few loads: hits' latency is the inference time) and, with
+    three capacities or more, the smallest calibrate the simulator; the cells in
+    between (or, with two, the smaller) validate it."""
     out = []
-    counts = p.capacity_counts()
+    caps = sorted(zip(p.capacity_counts(), p.capacity))
     for a in p.zipf_alpha:
-        for spec, c in sorted(zip(p.capacity, counts), key=lambda t: t[1]):
-            i = len(out)
-            out.append({"name": lazy_name(a, c), "index": i, "alpha": float(a), "capacity": int(c),
+        for j, (c, spec) in enumerate(caps):
+            cal = j == len(caps) - 1 or (j == 0 and len(caps) >= 3)
+            out.append({"name": lazy_name(a, c), "index": len(out), "alpha": float(a), "capacity": int(c),
                         "capacity_spec": str(spec), "capacity_ratio": c / p.models,
-                        "role": "calibration" if i % 2 == 0 else "validation"})
+                        "role": "calibration" if cal else "validation"})
     return out
 
 
@@ -578,7 +580,7 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
                 backend.register_lazy(names)
                 by_model = {ep.model: ep.infer_url for ep in backend.endpoints()}
                 urls = [by_model[m] for m in names]
-                sched = arrivals.make_schedule(names, p.qps, p.duration_s, p.warmup_s, arrival="poisson",
+                sched = arrivals.make_schedule(names, p.lazy_qps, p.duration_s, p.warmup_s, arrival="poisson",
                                                popularity="zipf", zipf_alpha=cell["alpha"],
                                                seed=p.seed + 1000 + cell["index"])
                 t_start = time.time()
@@ -595,7 +597,7 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
             rundir.save(f"lazy_loads/{cell['name']}", pd.DataFrame({
                 "name": cell["name"], "load_s": pd.Series(loads, dtype=float)}))
             _append(rundir, "lazy_cells", {
-                **cell, "hosts": p.hosts, "models": p.models, "qps": p.qps, "t_start": t_start,
+                **cell, "hosts": p.hosts, "models": p.models, "qps": p.lazy_qps, "t_start": t_start,
                 "schedule_hash": sched.hash(),
                 "requests_sent": len(recs),
                 "server_requests": sum(s["requests"] for s in server),
@@ -648,16 +650,30 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> p
 
 # --------------------------------------------------------------------------- section 4: the simulator
 
-def calibration(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame):
-    """(service, load) distributions measured in the calibration cells: the
-    latency of hits (client side) and the server's own load durations."""
-    cal = set(cells.loc[cells["role"] == "calibration", "name"])
-    r = records[records["name"].isin(cal) & records["ok"] & (records["cold"] == 0)]
-    ld = loads[loads["name"].isin(cal)]["load_s"] if len(loads) else pd.Series(dtype=float)
-    if not len(r) or not len(ld):
-        raise MmsError("the calibration cells have no hits or no loads to calibrate the simulator with")
-    return (simulate.Empirical(r["latency_ms"].to_numpy() / 1e3, "hit latency"),
-            simulate.Empirical(ld.to_numpy(), "load time"))
+def calibration(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame = None):
+    """The simulator's measured inputs, from the calibration cells only:
+
+    - ``service``: the latency of hits in the largest-capacity calibration
+      cells (fewest loads to queue behind), client side;
+    - ``load``: the cost of a cold start as clients saw it, the latency of each
+      cold request minus the median hit latency of its cell (at least 0): the
+      load, the eviction and the thread hand-off, where the server's own load
+      timer (``lazy_loads``, kept for reference) sees only the load itself;
+    - ``occupancy``: how long a request holds the server, the 5th percentile
+      of the hits' latency (the rest of a hit's latency, the client's and the
+      machine's noise, holds no server).
+    """
+    cal = cells[cells["role"] == "calibration"]
+    top = set(cal.loc[cal.groupby("alpha")["capacity"].idxmax(), "name"]) if len(cal) else set()
+    meas = records[records["name"].isin(set(cal["name"])) & records["ok"] & ~records["warmup"]]
+    hits = meas[meas["name"].isin(top) & (meas["cold"] == 0)]["latency_ms"].to_numpy() / 1e3
+    med = meas[meas["cold"] == 0].groupby("name")["latency_ms"].median()
+    cold = meas[(meas["cold"] == 1) & meas["name"].isin(med.index)]
+    penalty = (cold["latency_ms"] - cold["name"].map(med)).clip(lower=0).to_numpy() / 1e3
+    if not len(hits) or not len(penalty):
+        raise MmsError("nothing to calibrate the simulator with: the calibration cells need hits and cold starts")
+    return (simulate.Empirical(hits, "hit latency"), simulate.Empirical(penalty, "cold-start penalty"),
+            simulate.Constant(float(np.percentile(hits, 5))))
 
 
 def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame,
@@ -667,7 +683,7 @@ def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.Dat
     attainment in percentage points (``within``: <= 2 and <= 5 points)."""
     if not len(records) or not (cells["role"] == "validation").any():
         return pd.DataFrame()
-    service, load = calibration(records, cells, loads)
+    service, load, occupancy = calibration(records, cells, loads)
     measured = lazy_summary(records, cells, p.slo_ms).set_index("name")
     out = []
     for c in cells[cells["role"] == "validation"].sort_values("index").itertuples():
@@ -675,7 +691,8 @@ def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.Dat
         names = [f"m{i:05d}" for i in range(int(c.models))]
         sched = simulate.replayed_schedule(g["t_sched"].to_numpy(), g["model_index"].to_numpy(), names,
                                            p.warmup_s + p.duration_s, p.warmup_s)
-        res = simulate.simulate(sched, int(c.hosts), int(c.capacity), service, load, seed=seed)
+        res = simulate.simulate(sched, int(c.hosts), int(c.capacity), service, load, seed=seed,
+                                occupancy=occupancy)
         meas_mask = ~g["warmup"].to_numpy()
         sim_hit = float(1 - res.cold[meas_mask].mean())
         sim_att = float((res.latency_s[meas_mask] <= p.slo_ms / 1e3).mean())
@@ -700,16 +717,17 @@ def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] =
     validation error beside it."""
     from .planner import parse_memory
     p = result.params
-    service, load = calibration(result.lazy_records, result.lazy_cells, result.lazy_loads)
+    service, load, occupancy = calibration(result.lazy_records, result.lazy_cells, result.lazy_loads)
     host_mem = parse_memory(p.cluster_host_memory)
     rows = []
     for n in (models if models is not None else p.cluster_models):
-        r = simulate.hosts_needed(int(n), p.cluster_alpha, p.cluster_qps, p.slo_ms, service, load,
+        r = simulate.hosts_needed(int(n), p.cluster_alpha, p.cluster_qps, p.cluster_slo_ms, service, load,
                                   host_memory=host_mem, model_memory=p.model_memory_bytes(),
-                                  duration_s=duration_s or p.cluster_duration_s, seed=p.seed)
+                                  duration_s=duration_s or p.cluster_duration_s, seed=p.seed,
+                                  occupancy=occupancy)
         rows.append({"models": int(n), "host_memory": p.cluster_host_memory,
                      "models_per_host": int(host_mem // p.model_memory_bytes()), "alpha": p.cluster_alpha,
-                     "qps": p.cluster_qps, "slo_ms": p.slo_ms, "hosts_needed": r["hosts"],
+                     "qps": p.cluster_qps, "slo_ms": p.cluster_slo_ms, "hosts_needed": r["hosts"],
                      "attainment": r.get("attainment"), "note": r.get("reason", ""),
                      "host_counts_simulated": len(r["tried"])})
     return pd.DataFrame(rows)

@@ -434,17 +434,19 @@ class ColdstartParams(Common):
     resident_models: int = 4              # section 2: models taking traffic
     churn_models: int = 4                 # section 2: other models loaded and unloaded in turn
     churn_per_s: float = 2.0              # section 2: loads per second (each unloads the previous one)
-    qps: float = 50.0                     # sections 2-3: request rate
+    qps: float = 50.0                     # section 2: request rate (k6, constant)
     duration_s: float = 20.0              # sections 2-3: measured seconds per run / cell
     warmup_s: float = 2.0
     repeats: int = 2                      # section 2: runs per condition, interleaved A B B A
-    slo_ms: float = 10.0                  # a request meets the SLO when its latency is at most this
+    slo_ms: float = 25.0                  # a request meets the SLO when its latency is at most this
     models: int = 40                      # section 3: models behind the lazy host(s)
     capacity: List[Any] = field(default_factory=lambda: ["10%", "25%", "50%", "100%"])  # count, "N%", or memory
     zipf_alpha: List[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
+    lazy_qps: float = 20.0                # section 3: request rate (Poisson)
     cluster_models: List[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     cluster_host_memory: str = "10Gi"     # simulated host's memory for models (capacity = this / model memory)
     cluster_alpha: float = 1.0
+    cluster_slo_ms: float = 50.0          # the simulated cluster's SLO (hosts needed for 99% within it)
     cluster_qps: float = 1000.0
     cluster_duration_s: float = 600.0
 
@@ -481,6 +483,7 @@ class ColdstartParams(Common):
         self.churn_models = _int("churn_models", self.churn_models, 1, 10_000)
         self.churn_per_s = _num("churn_per_s", self.churn_per_s, 0)
         self.qps = _num("qps", self.qps, 0, lo_open=True)
+        self.lazy_qps = _num("lazy_qps", self.lazy_qps, 0, lo_open=True)
         self.duration_s = _num("duration_s", self.duration_s, 0, lo_open=True)
         self.warmup_s = _num("warmup_s", self.warmup_s, 0)
         if self.warmup_s >= self.duration_s:
@@ -509,6 +512,7 @@ class ColdstartParams(Common):
         if _quantity("cluster_host_memory", self.cluster_host_memory, "memory") <= 0:
             raise ParamError("cluster_host_memory", self.cluster_host_memory, "a positive memory quantity")
         self.cluster_alpha = _num("cluster_alpha", self.cluster_alpha, 0, 10)
+        self.cluster_slo_ms = _num("cluster_slo_ms", self.cluster_slo_ms, 0, lo_open=True)
         self.cluster_qps = _num("cluster_qps", self.cluster_qps, 0, lo_open=True)
         self.cluster_duration_s = _num("cluster_duration_s", self.cluster_duration_s, 0, lo_open=True)
         return self

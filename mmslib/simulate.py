@@ -149,9 +149,16 @@ class SimResult:
 
 
 def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, servers: int = 1,
-             seed: int = 0) -> SimResult:
+             seed: int = 0, occupancy=None) -> SimResult:
     """Run ``schedule`` through ``hosts`` hosts of ``capacity`` models each;
-    ``service`` and ``load`` are distributions (``draw(rng, n)`` in seconds)."""
+    ``service`` and ``load`` are distributions (``draw(rng, n)`` in seconds).
+
+    ``occupancy`` (a distribution, or None: the service time itself): how long
+    a request holds its host's server, when that is less than its latency --
+    e.g. a measured client-side latency whose tail is the client's and the
+    network's, not the server's. A request then finishes ``service`` (plus the
+    load, if cold) after it starts, and frees the server after ``occupancy``
+    (plus the load)."""
     if not isinstance(hosts, (int, np.integer)) or hosts < 1:
         raise ParamError("hosts", hosts, "an integer >= 1")
     if not isinstance(capacity, (int, np.integer)) or capacity < 1:
@@ -165,6 +172,7 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
     host_of = model % hosts
     svc = service.draw(rng, n)
     ld = load.draw(rng, n)
+    occ = svc if occupancy is None else np.minimum(occupancy.draw(rng, n), svc)
     cold = np.zeros(n, dtype=bool)
     start = np.empty(n)
     finish = np.empty(n)
@@ -175,6 +183,7 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
         free = [0.0] * int(hosts)
         # the per-request loop: plain Python lists and locals for speed
         tl, ml, hl, sl, ll = t.tolist(), model.tolist(), host_of.tolist(), svc.tolist(), ld.tolist()
+        ol = occ.tolist()
         cl = [False] * n
         st = [0.0] * n
         fi = [0.0] * n
@@ -183,11 +192,13 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
             c = caches[h]
             m = ml[i]
             s = sl[i]
+            o = ol[i]
             if m in c:
                 c.move_to_end(m)
             else:
                 cl[i] = True
                 s += ll[i]
+                o += ll[i]
                 if len(c) >= cap:
                     c.popitem(last=False)
                     evictions += 1
@@ -196,7 +207,8 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
             b = free[h]
             b = a if a > b else b
             st[i] = b
-            free[h] = fi[i] = b + s
+            fi[i] = b + s
+            free[h] = b + o
         cold[:] = cl
         start[:] = st
         finish[:] = fi
@@ -206,12 +218,13 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
             h = int(host_of[i])
             c = caches[h]
             m = int(model[i])
-            s = svc[i]
+            s, o = svc[i], occ[i]
             if m in c:
                 c.move_to_end(m)
             else:
                 cold[i] = True
                 s += ld[i]
+                o += ld[i]
                 if len(c) >= cap:
                     c.popitem(last=False)
                     evictions += 1
@@ -219,7 +232,7 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
             b = max(t[i], heapq.heappop(pools[h]))
             start[i] = b
             finish[i] = b + s
-            heapq.heappush(pools[h], finish[i])
+            heapq.heappush(pools[h], b + o)
     return SimResult(latency_s=finish - t, cold=cold, wait_s=start - t, evictions=evictions,
                      hosts=int(hosts), capacity=cap)
 
@@ -274,7 +287,8 @@ def _capacity(host_memory: Optional[float], model_memory: Optional[float], capac
 def cluster(n_models: int, hosts: int, alpha: float, rate: float, slo_ms: float, service, load,
             host_memory: Optional[float] = None, model_memory: Optional[float] = None,
             capacity: Optional[int] = None, duration_s: float = 600.0, servers: int = 1,
-            seed: int = 0, warmup_frac: float = 0.1, schedule: Optional[Schedule] = None) -> Dict[str, float]:
+            seed: int = 0, warmup_frac: float = 0.1, schedule: Optional[Schedule] = None,
+            occupancy=None) -> Dict[str, float]:
     """One cluster: ``n_models`` models over ``hosts`` hosts (each holding
     ``capacity`` models, or ``host_memory // model_memory``), Poisson traffic
     at ``rate`` with Zipf ``alpha``. Returns hit rate, cold starts, p99 and SLO
@@ -282,11 +296,11 @@ def cluster(n_models: int, hosts: int, alpha: float, rate: float, slo_ms: float,
     start empty), and the Che estimate of the hit rate."""
     cap = _capacity(host_memory, model_memory, capacity)
     sched = schedule if schedule is not None else arrival_schedule(rate, duration_s, n_models, alpha, seed)
-    res = simulate(sched, hosts, cap, service, load, servers=servers, seed=seed + 1)
+    res = simulate(sched, hosts, cap, service, load, servers=servers, seed=seed + 1, occupancy=occupancy)
     skip = int(len(sched) * warmup_frac)
     out = {"n_models": int(n_models), "hosts": int(hosts), "capacity_per_host": cap,
            "alpha": float(alpha), "rate": float(rate), "slo_ms": float(slo_ms),
-           "duration_s": float(sched.span_s), "utilization": float(rate * service.mean / hosts / servers),
+           "duration_s": float(sched.span_s), "utilization": float(rate * (occupancy or service).mean / hosts / servers),
            **res.summary(slo_ms / 1e3, skip=skip)}
     return out
 
@@ -295,7 +309,7 @@ def hosts_needed(n_models: int, alpha: float, rate: float, slo_ms: float, servic
                  target: float = 0.99, host_memory: Optional[float] = None,
                  model_memory: Optional[float] = None, capacity: Optional[int] = None,
                  duration_s: float = 600.0, servers: int = 1, seed: int = 0,
-                 max_hosts: int = 100_000) -> Dict[str, object]:
+                 max_hosts: int = 100_000, occupancy=None) -> Dict[str, object]:
     """The fewest hosts whose simulated SLO attainment is >= ``target`` (one
     schedule for every host count: common random numbers), found by doubling
     then bisection. ``tried``: every (hosts, attainment) simulated."""
@@ -305,7 +319,8 @@ def hosts_needed(n_models: int, alpha: float, rate: float, slo_ms: float, servic
     def att(h: int) -> float:
         if h not in tried:
             tried[h] = cluster(n_models, h, alpha, rate, slo_ms, service, load, host_memory, model_memory,
-                               capacity, duration_s, servers, seed, schedule=sched)["attainment"]
+                               capacity, duration_s, servers, seed, schedule=sched,
+                               occupancy=occupancy)["attainment"]
         return tried[h]
     cap = _capacity(host_memory, model_memory, capacity)
     lo, hi = 0, 1

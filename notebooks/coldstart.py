@@ -40,17 +40,19 @@ leak_bound_mib = None  # section 1: "grows" also beyond this drift (MiB); None: 
 resident_models = 4  # section 2: models taking traffic
 churn_models = 4  # section 2: other models, loaded and unloaded in turn
 churn_per_s = 2.0  # section 2: loads per second (each unloads the model loaded before)
-qps = 50.0  # sections 2-3: requests per second (open loop)
+qps = 50.0  # section 2: requests per second to the resident models (k6, open loop)
 duration_s = 20.0  # sections 2-3: measured seconds per run / cell
 warmup_s = 2.0  # sections 2-3: first seconds, sent but left out of the statistics
 repeats = 2  # section 2: runs per condition, interleaved A B B A
-slo_ms = 10.0  # a request meets the SLO when answered correctly within this many ms
+slo_ms = 25.0  # sections 2-4: a request meets the SLO when answered correctly within this many ms
 models = 40  # section 3: models behind the lazy host(s)
 capacity = ["10%", "25%", "50%", "100%"]  # section 3: models a host keeps: counts, % of models, or memory (64Mi)
 zipf_alpha = [0.5, 1.0, 1.5, 2.0]  # section 3: Zipf exponents of popularity (0: uniform)
+lazy_qps = 20.0  # section 3: requests per second (Poisson arrivals)
 cluster_models = [10000, 100000, 1000000]  # section 4: models in the simulated cluster
 cluster_host_memory = "10Gi"  # section 4: each simulated host's memory for models
 cluster_alpha = 1.0  # section 4: Zipf exponent of the simulated traffic
+cluster_slo_ms = 50.0  # section 4: the SLO the simulated cluster must meet for 99% of requests
 cluster_qps = 1000.0  # section 4: total simulated requests per second
 cluster_duration_s = 600.0  # section 4: simulated seconds per host count
 # Where and how
@@ -154,8 +156,8 @@ fig = coldstart.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
 
 # %% [markdown]
 # ## 4. The simulator, validated, then at cluster scale
-# Calibrated on the `calibration` cells above (hits' latencies, the server's load times), it replays
-# each `validation` cell's recorded requests. Target: hit rate within 2 points, SLO attainment within
+# Calibrated with measured times (the latency of hits in the largest-capacity `calibration` cells,
+# section 1's load latencies), it replays each `validation` cell's recorded requests. Target: hit rate within 2 points, SLO attainment within
 # 5 points.
 
 # %%

@@ -163,7 +163,7 @@ def test_notebook_end_to_end_small_then_resume(tmp_path, no_leftovers):
     assert lz.loc[2, "hit_rate"] < lz.loc[6, "hit_rate"]
     # the simulator was validated on the other cell
     v = r.validation()
-    assert len(v) == 1 and v["name"].iloc[0] == "a1_c6"
+    assert len(v) == 1 and v["name"].iloc[0] == "a1_c2"
     assert 0 <= v["hit_rate_simulated"].iloc[0] <= 1
     # the executed notebook glued its tables
     nb = json.loads((tmp_path / "out.ipynb").read_text())
