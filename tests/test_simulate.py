@@ -140,3 +140,14 @@ def test_reference_lru_agrees_with_simulator():
             c.append(m)
             cold.append(True)
     assert res.cold.tolist() == cold
+
+
+def test_occupancy_apart_from_latency():
+    """Server held for a deterministic 1/mu, answer delayed by a further d: the wait
+    is M/D/1's, and latency = wait + 1/mu + d."""
+    mu, lam, d = 200.0, 120.0, 0.004
+    sched = sim.arrival_schedule(lam, 2000.0, 1, 0.0, seed=21)
+    res = sim.simulate(sched, 1, 1, sim.Constant(1 / mu + d), sim.Constant(0.0), occupancy=sim.Constant(1 / mu))
+    rho = lam / mu
+    assert res.wait_s.mean() == pytest.approx(rho / (2 * mu * (1 - rho)), rel=0.08)
+    assert np.allclose(res.latency_s - res.wait_s, 1 / mu + d)
