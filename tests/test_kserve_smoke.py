@@ -61,7 +61,9 @@ def test_rbac_forbidden(make_k8s_cluster, tmp_path):
         smoke(c, tmp_path / "o")
 
 
-def test_ingress_unreachable(k8s_cluster, tmp_path):
+def test_ingress_unreachable(k8s_cluster, tmp_path, monkeypatch):
+    from mmslib.backends import kserve
+    monkeypatch.setattr(kserve, "INGRESS_GRACE_S", 1.0)       # (5 s in a real run)
     with socket.socket() as s:          # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
