@@ -27,7 +27,7 @@ def test_params_sets_validate(path, tmp_path):
         from mmslib.planner import load_cluster_limits
         assert load_cluster_limits(path).nodes == 6
         return
-    build = params.performance if path.name.startswith("perf") else params.stress
+    build = params.performance if path.name.startswith(("perf", "soak")) else params.stress
     build = params.coldstart if path.name.startswith("coldstart") else build
     build = params.traffic if path.name.startswith("traffic") else build
     p = build(**data, output_dir=str(tmp_path / "o"))
