@@ -28,7 +28,7 @@
 # - [Stress: how many models, at what cost](#stress)
 # - [Performance: latency vs rate](#performance)
 # - [Latency distributions per level](#distributions)
-# - [Traffic: SLO attainment](#traffic)
+# - [SLO attainment](#traffic)
 # - [Cold starts](#cold-starts)
 # - [Comparing two runs](#comparison)
 # - [Capacity planner: the seed's cluster](#capacity)
@@ -148,9 +148,10 @@ for run in R:
 html.table(R.levels, "every level: percentiles with intervals, attainment") if len(R.levels) else None
 
 # %% [markdown]
-# ## <a id="traffic"></a>Traffic: SLO attainment
+# ## <a id="traffic"></a>SLO attainment
 # Attainment of the SLO (requests ok and within it) with its interval, against what each
-# experiment's levels vary (rate, arrival CV, model density, ...), when such runs exist.
+# experiment's levels vary: rate, arrival CV, model density (traffic runs), cache size (cold starts),
+# client rate (performance runs, judged by their p99 SLO).
 
 # %%
 fig = figures.attainment(R)
@@ -170,7 +171,7 @@ if "coldstart" in R.experiments:
 # %% [markdown]
 # ## <a id="comparison"></a>Comparing two runs
 # Per level and mode, the difference in p50, p99 and SLO attainment between two runs (`compare`,
-# or the two latest performance runs of the same workload, runtime and backend), with a 95%
+# or the two performance runs of the same workload, runtime and backend sharing the most levels), with a 95%
 # interval and whether it exceeds the run-to-run spread (`mmslib compare RUN_A RUN_B` prints the same).
 
 # %%

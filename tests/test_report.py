@@ -74,6 +74,9 @@ def test_report_reads_the_mix(mixed):
     assert lv.loc[("script/run", "mms", 50.0), "p50"] == pytest.approx(750.75)
     assert lv.loc[("nb/run", "mms", 20.0), "n"] == (~runs.get("nb/run").records["warmup"].astype(bool)).sum()
     assert len(runs.performance) == 5 and len(runs.stress) == 2
+    assert report.comparison(runs) is None  # the two performance runs share no (mode, rate)
+    c = report.comparison(runs, ["script/run", "nb/run"])
+    assert set(c["table"]["verdict"]) == {"unknown (only in run A)", "unknown (only in run B)"}
 
 
 def test_report_from_run_directories_alone(tmp_path):

@@ -43,8 +43,9 @@ __all__ = [
 
 
 def pick_comparison(runs: Runs, which: Optional[Sequence[str]] = None) -> Optional[List[Run]]:
-    """The two runs to compare: ``which`` (two run keys, run ids or paths), else the two latest
-    performance runs of the same workload, runtime and backend; None when there are not two."""
+    """The two runs to compare: ``which`` (two run keys, run ids or paths), else, among performance
+    runs of the same workload, runtime and backend, the pair sharing the most levels (mode, rate),
+    the latest first; None when no two share a level."""
     if which:
         which = list(which)
         if len(which) != 2:
@@ -58,12 +59,19 @@ def pick_comparison(runs: Runs, which: Optional[Sequence[str]] = None) -> Option
                 out.append(read(w))
         return out
     perf = runs.of("performance")
-    for i in range(len(perf) - 1, 0, -1):
-        b = perf[i]
-        for a in reversed(perf[:i]):
-            if all(a.row[k] == b.row[k] for k in ("workload", "runtime", "backend")):
-                return [a, b]
-    return None
+
+    def levels(r):
+        return set(map(tuple, r.performance[["mode", "qps"]].drop_duplicates().to_numpy().tolist())) \
+            if len(r.performance) else set()
+    best, best_key = None, (0, -1, -1)
+    for j, b in enumerate(perf):
+        for i, a in enumerate(perf[:j]):
+            if any(a.row[k] != b.row[k] for k in ("workload", "runtime", "backend")):
+                continue
+            key = (len(levels(a) & levels(b)), j, i)  # most shared levels, then the latest
+            if key[0] and key > best_key:
+                best, best_key = [a, b], key
+    return best
 
 
 def comparison(runs: Runs, which: Optional[Sequence[str]] = None) -> Optional[Dict[str, object]]:
