@@ -51,6 +51,12 @@ demo: stress performance traffic report
 test: venv envs
 	$(VENV)/bin/pytest -q -ra
 
+# Longer reliability checks (not in `make test`): 20 interruptions per runtime over every
+# experiment, 400 kills mid-write, every runtime for ports/server deaths/loopback; prints figures.
+.PHONY: check-long
+check-long: venv envs
+	MMSLIB_LONG=1 MMSLIB_CHAOS_N=20 MMSLIB_WRITE_KILLS=400 $(PY) benchmarks/reliability_bench.py
+
 bench: venv
 	$(PY) benchmarks/stress_bench.py
 
