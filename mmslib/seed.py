@@ -21,10 +21,13 @@ check_against_markdown(path)                 verify RAW_TABLES against BENCHMARK
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where used: model servers import this module (MODEL_SIZE_BYTES)
+    import pandas as pd  # in environments without pandas (the Triton runtime's)
 
 __all__ = [
     "LATENCY_COLUMNS", "RAW_TABLES", "notes", "seed_notes",
@@ -137,6 +140,7 @@ def _parse_table(workload: str, mode: str, raw: str) -> pd.DataFrame:
     if "unitless" in unit_notes:
         notes.append(f"{workload}/{mode}: the seed gives no unit; values read as milliseconds "
                      "(vegeta's latency unit; magnitudes match the ms of the BERT tables)")
+    import pandas as pd
     df = pd.DataFrame(rows, columns=LATENCY_COLUMNS)
     return df.astype({c: "float64" for c in LATENCY_COLUMNS[2:-1]})
 
@@ -162,17 +166,22 @@ def _build() -> dict[tuple[str, str], pd.DataFrame]:
     return tables
 
 
-_TABLES = _build()
+@functools.lru_cache(maxsize=None)
+def _tables() -> dict[tuple[str, str], pd.DataFrame]:
+    """The parsed tables, built on first use (model servers import this module for
+    MODEL_SIZE_BYTES in environments without pandas: the Triton runtime's)."""
+    return _build()
 
 
 def seed_notes() -> list[str]:
     """A copy of the cleaning/interpretation notes."""
+    _tables()  # parsing the tables adds its notes
     return list(notes)
 
 
 def seed_latency_tables() -> dict[tuple[str, str], pd.DataFrame]:
     """``{(workload, mode): DataFrame}`` for the four tables (copies)."""
-    return {k: v.copy() for k, v in _TABLES.items()}
+    return {k: v.copy() for k, v in _tables().items()}
 
 
 def seed_latency(workload: str | None = None, mode: str | None = None) -> pd.DataFrame:
@@ -182,35 +191,36 @@ def seed_latency(workload: str | None = None, mode: str | None = None) -> pd.Dat
     qps_per_isvc, qps_per_model, mean, p50, p90, p95, p99, max (ms, float),
     source ("seed").
     """
-    workloads = {w for w, _ in _TABLES}
-    modes = {m for _, m in _TABLES}
+    workloads = {w for w, _ in _tables()}
+    modes = {m for _, m in _tables()}
     if workload is not None and workload not in workloads:
         raise ValueError(f"workload {workload!r}: allowed {sorted(workloads)}")
     if mode is not None and mode not in modes:
         raise ValueError(f"mode {mode!r}: allowed {sorted(modes)}")
-    frames = [df for (w, m), df in _TABLES.items()
+    frames = [df for (w, m), df in _tables().items()
               if (workload is None or w == workload) and (mode is None or m == mode)]
+    import pandas as pd
     return pd.concat(frames, ignore_index=True)
 
 
 def simple_string_traditional() -> pd.DataFrame:
     """Simple string, traditional serving, 5 InferenceServices (11 rows)."""
-    return _TABLES[("simple_string", "traditional")].copy()
+    return _tables()[("simple_string", "traditional")].copy()
 
 
 def simple_string_mms() -> pd.DataFrame:
     """Simple string, multi-model serving, 1 InferenceService + 5 TrainedModels (7 rows)."""
-    return _TABLES[("simple_string", "mms")].copy()
+    return _tables()[("simple_string", "mms")].copy()
 
 
 def bert_traditional() -> pd.DataFrame:
     """BERT (GPU), traditional serving, 5 InferenceServices (8 rows)."""
-    return _TABLES[("bert", "traditional")].copy()
+    return _tables()[("bert", "traditional")].copy()
 
 
 def bert_mms() -> pd.DataFrame:
     """BERT (GPU), multi-model serving, 1 InferenceService + 5 TrainedModels (5 rows)."""
-    return _TABLES[("bert", "mms")].copy()
+    return _tables()[("bert", "mms")].copy()
 
 
 _STRESS = [
@@ -238,6 +248,7 @@ def seed_stress_summary() -> pd.DataFrame:
     the seed's 'GB' is loose, see :data:`notes`), published (the seed's
     words), approximate (bool: '~' or rounded), source.
     """
+    import pandas as pd
     df = pd.DataFrame(
         [{"mode": m, "quantity": q, "value": float(v), "unit": u, "published": p, "approximate": a,
           "source": "seed"} for m, q, v, u, p, a in _STRESS],
@@ -266,6 +277,7 @@ def seed_saturation() -> pd.DataFrame:
          "Multi-model serving with 1 inferenceservice and 5 trainedModels is able to handle up to "
          "`40 queries per second` without scaling"),
     ]
+    import pandas as pd
     return pd.DataFrame(
         [dict(zip(["workload", "mode", "isvcs", "trained_models", "client_qps", "behaviour", "published"], r),
               source="seed") for r in rows],
