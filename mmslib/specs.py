@@ -202,6 +202,8 @@ def for_params(p: Any, **kw) -> Dict[str, ServiceSpec]:
     :func:`service_spec` (e.g. ``k8s_services``)."""
     s = seed.STRESS_SPECS
     sc, sm = _get(p, "sidecar_cpu", s["queue_proxy"]["cpu"]), _get(p, "sidecar_memory", s["queue_proxy"]["memory"])
+    if _get(p, "deployment_mode", "Serverless") in ("RawDeployment", "Standard"):
+        sc = sm = None          # KServe's raw deployment: no Knative, no queue-proxy sidecar
     trad = service_spec("traditional", _get(p, "traditional_predictor_cpu", s["traditional_predictor"]["cpu"]),
                         _get(p, "traditional_predictor_memory", s["traditional_predictor"]["memory"]), sc, sm, **kw)
     mms = service_spec("mms-host", _get(p, "mms_predictor_cpu", s["mms_predictor"]["cpu"]),

@@ -60,8 +60,9 @@ def answers(ep) -> bool:
 def test_risk1_trainedmodel_ready_is_not_loaded(make_k8s_cluster):
     """Deploy time = the model answering through the ingress; the agent loads after Ready, or never."""
     c = make_k8s_cluster(config=Config(agent_load_delay_s=0.6, agent_fail_models=("m00002",)))
-    b = backend(c, deploy_timeout_s=3)
+    b = backend(c)
     assert all(h.ok for h in b.start_hosts(1))
+    b.deploy_timeout_s = 3.0
     evs = {e.model: e for e in b.deploy_mms(["m00000", "m00001", "m00002"])}
     for m in ("m00000", "m00001"):
         e = evs[m]
@@ -111,7 +112,8 @@ def test_risk2_host_model_config_full(make_k8s_cluster):
 def test_risk3_deployment_mode_raw(make_k8s_cluster):
     """RawDeployment: explicit annotation, no queue-proxy, raw host names; unschedulable pods stop it early."""
     c = make_k8s_cluster(capacity=Capacity(nodes=1, cpu="1", memory="8Gi", pods=110))
-    b = backend(c, deployment_mode="RawDeployment", traditional_spec=spec("400m", "100Mi"), deploy_timeout_s=60)
+    b = backend(c, deployment_mode="RawDeployment", traditional_spec=spec("400m", "100Mi"), deploy_timeout_s=60,
+                deploy_concurrency=1)
     evs = list(b.deploy_traditional(["m00000", "m00001", "m00002", "m00003"]))
     assert [e.ok for e in evs[:2]] == [True, True]
     bad = evs[2]
@@ -126,6 +128,12 @@ def test_risk3_deployment_mode_raw(make_k8s_cluster):
     assert eps[0].headers["Host"] == "m00000-default.example.com" and answers(eps[0])
     u = b.usage()
     assert u.extra["reserved_sidecar_cpu"] == 0 and u.reserved_cpu == pytest.approx(0.8)   # no queue-proxy
+    # ... and the planner's / stress summary's reserved resources leave the sidecar out in raw mode
+    from mmslib import params
+    from mmslib.backends import specs
+    raw = specs(params.stress(backend="kserve", runtime="kserve", deployment_mode="RawDeployment"))
+    assert all(not c.sidecar for sp in raw for c in sp.containers)
+    assert any(c.sidecar for c in specs(params.stress(backend="kserve", runtime="kserve"))[0].containers)
     # Serverless (the seed's) is written explicitly too: KServe's own default is Standard
     s = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=Path(c.kubeconfig).parent / "dry")
     list(s.deploy_traditional(["m00000"]))

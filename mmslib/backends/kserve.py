@@ -345,6 +345,9 @@ class KServeBackend(Backend):
     """Deploys the benchmark's models as KServe objects (see the module docstring)."""
 
     name = "kserve"
+    on_cluster = True
+    servers_are = "pods"
+    memory_measure = "working set of the pods (PodMetrics)"
 
     def __init__(self, workload, *, run_id: str, namespace: str = "default", kubeconfig=None,
                  context: Optional[str] = None, runtime: str = "kserve-tritonserver",
@@ -1266,3 +1269,16 @@ class _Lazy:
 
     def __len__(self):
         return self._n
+
+
+def from_params(p, workload, workdir, supervisor, run_id: str) -> KServeBackend:
+    """The backend for validated experiment params ``p`` (``mmslib.backends.make_backend``)."""
+    from . import model_memory, specs
+    trad, mms = specs(p)      # (raw deployment: no queue-proxy in them)
+    return KServeBackend(workload, run_id=run_id, namespace=p.namespace, kubeconfig=p.kubeconfig,
+                         runtime=p.serving_runtime, storage_uri_prefix=p.storage_uri,
+                         traditional_spec=trad, mms_spec=mms, model_memory=model_memory(p, workload),
+                         deploy_timeout_s=p.deploy_timeout_s, deploy_concurrency=p.deploy_concurrency,
+                         ingress_host=p.ingress_host, ingress_port=p.ingress_port,
+                         mms_engine=p.mms_engine, dry_run=p.dry_run, deployment_mode=p.deployment_mode,
+                         dry_run_dir=Path(p.output_dir) / "manifests")

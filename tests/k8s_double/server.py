@@ -267,6 +267,9 @@ class K8sDouble:
         """KServe's four resources, validated with schemas from the installed kserve SDK (schema.py).
 
         ``crds_dir`` is ignored: the double needs nothing outside the repository."""
+        warm = schema.validator("V1beta1InferenceService")   # build the schemas now, not in a timed create
+        warm.admit({"spec": {"predictor": {"model": {"modelFormat": {"name": "x"}, "storageUri": "gs://x",
+                                                     "resources": {"limits": {"cpu": "1"}}}}}})
         for rt, model in KSERVE:
             rt = ResourceType(**{**rt.__dict__, "validator": schema.validator(model)})
             self._register(rt)
