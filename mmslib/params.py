@@ -288,7 +288,7 @@ class Common:
 class StressParams(Common):
     output_dir: str = "outputs/stress"
     models: int = 10000
-    memory_budget: Optional[str] = None   # None: half the memory available at start
+    memory_budget: Optional[str] = None   # None: half the memory available at start (none on a cluster)
     time_limit_s: float = 600.0           # per mode
     verify_sample: int = 100
     measure_every: int = 0                # 0: automatic

@@ -59,7 +59,7 @@ def _classify(error: str) -> str:
     return STOP_FAILURE
 
 
-def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: RunDir,
+def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], rundir: RunDir,
              prior_steps: List[dict], progress: bool = True, on_step=None) -> Dict:
     """Deploy one mode until a limit; appends rows to ``prior_steps`` (flushed) and returns the summary."""
     trad_spec, mms_spec = specs(p)
@@ -98,7 +98,7 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
                 used = usage.memory_mib * resources.MiB
                 per_server = used / max(1, usage.servers)
                 nxt = used + (per_server if mode == "traditional" else 0)
-                if nxt > budget_bytes and deployed < p.models:
+                if budget_bytes is not None and nxt > budget_bytes and deployed < p.models:
                     stop = STOP_BUDGET
                     stop_detail = (f"{used / 2**20:.0f} MiB used (+{(nxt - used) / 2**20:.0f} MiB for the next "
                                    f"server) > budget {budget_bytes / 2**20:.0f} MiB")
@@ -141,7 +141,7 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: int, rundir: Run
         "rss_mib": m["rss_mib"], "pss_mib": m["pss_mib"], "uss_mib": m["uss_mib"],
         "pss_per_model_mib": m["pss_mib"] / deployed if deployed else np.nan,
         "deploy_cpu_s": m["cpu_seconds"], "idle_cpu_cores": idle,
-        "memory_budget_mib": budget_bytes / 2**20,
+        "memory_budget_mib": budget_bytes / 2**20 if budget_bytes is not None else np.nan,
         **res,
         "reserved_cpu_per_model": res["reserved_cpu"] / deployed if deployed else np.nan,
         "reserved_memory_mib_per_model": res["reserved_memory_mib"] / deployed if deployed else np.nan,
@@ -188,7 +188,7 @@ def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, 
     rundir = RunDir(p.output_dir, "stress", p.to_dict(), p.key(), resume=p.resume)
     workload = get_workload(p.workload, p)
     avail = resources.machine_memory()["available"]
-    budget = p.memory_budget_bytes(avail)
+    budget = memory_budget(p, avail)
     rundir.meta["memory_budget_bytes"] = budget
     rundir.write_meta()
     prior = rundir.load("steps") if p.resume else None
@@ -221,6 +221,19 @@ def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, 
             shutil.rmtree(tmp, ignore_errors=True)
     export.write_run_summary(rundir)  # summary.csv / summary.json beside the records
     return StressResult(pd.DataFrame(steps), pd.DataFrame(summaries), rundir)
+
+
+def memory_budget(p: StressParams, available: int) -> Optional[int]:
+    """Bytes of measured memory the servers may use, or None for no budget.
+
+    ``memory_budget`` when given, on any backend. Not given: half the memory
+    available on this machine when the servers run here; none when they run on
+    a cluster (this machine's memory says nothing about it; the cluster's own
+    limits stop the run)."""
+    from .backends import describe
+    if p.memory_budget is None and describe(p.backend)["on_cluster"]:
+        return None
+    return p.memory_budget_bytes(available)
 
 
 def _empty_steps() -> pd.DataFrame:

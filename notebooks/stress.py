@@ -30,7 +30,7 @@
 # Parameters (papermill: -p NAME VALUE, or -f params/<set>.yaml); `papermill --help-notebook` lists them.
 # The stress test
 models = 10000  # models to deploy per mode (the target)
-memory_budget = None  # stop when measured memory would exceed this (e.g. 8Gi); None: half the memory available at start
+memory_budget = None  # stop when measured memory would exceed this (e.g. 8Gi); None: half this machine's available memory (local), none on a cluster
 time_limit_s = 600.0  # time limit per mode, seconds
 verify_sample = 100  # models sampled for a correct-inference check after deploying (0: none)
 measure_every = 0  # measure memory every this many models; 0: every model (traditional), every 1/200 of the target (mms)

@@ -148,3 +148,12 @@ def test_more_models_has_one_definition():
     c = stress.compare(summary)
     assert c["more_models_pct"] == 4900.0 and c["mms_over_traditional"] == 50.0
 
+
+def test_memory_budget_applies_on_any_backend_and_defaults_to_none_on_a_cluster(tmp_path):
+    local = params.stress(output_dir=str(tmp_path / "a"))
+    assert stress.memory_budget(local, 8 << 30) == 4 << 30                     # half this machine's
+    cluster = params.stress(backend="kserve", output_dir=str(tmp_path / "b"))
+    assert stress.memory_budget(cluster, 8 << 30) is None                        # this machine says nothing
+    given = params.stress(backend="kserve", memory_budget="3Gi", output_dir=str(tmp_path / "c"))
+    assert stress.memory_budget(given, 8 << 30) == 3 << 30
+
