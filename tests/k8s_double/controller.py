@@ -774,7 +774,8 @@ class Controller:
             conds.append({"type": "Ready", "status": "False", "reason": bad[-1]["reason"],
                           "message": bad[-1]["message"]})
             self._set_status(self.TM, ns, name, dict(status, conditions=conds))
-            return            # updateConditions returned conditionErr: no status url, no ModelConfig
+            self.after(2.0, key)   # updateConditions returned conditionErr: requeued; no status url, no ModelConfig
+            return
         conds.append({"type": "Ready", "status": "True"})
         hst = host.get("status") or {}
         path = predict_path(name, host)
@@ -783,7 +784,8 @@ class Controller:
         if (hst.get("address") or {}).get("url"):
             status["address"] = {"url": f"{hst['address']['url']}{path}"}
         self._set_status(self.TM, ns, name, dict(status, conditions=conds))
-        self._model_config(ns, host_name, tm)
+        if not self._model_config(ns, host_name, tm):
+            self.after(1.0, key)      # Reconcile returned the error: controller-runtime requeues (with backoff)
 
     def _model_config(self, ns: str, host: str, tm: dict, delete: bool = False) -> bool:
         """pkg/controller/v1alpha1/trainedmodel/reconcilers/modelconfig ModelConfigReconciler.Reconcile with
