@@ -192,6 +192,9 @@ class Common:
     storage_uri: str = "gs://kfserving-examples/models/triton/simple_string"
     dry_run: Any = False                  # false | true (manifests only, no cluster) | server (API server dry run)
     deployment_mode: str = "Serverless"   # kserve: serving.kserve.io/deploymentMode, set explicitly
+    ingress_path_template: str = ""       # kserve: the ingress config's pathTemplate ("" = routed by Host)
+    ingress_domain: str = "example.com"   # kserve: the ingress config's ingressDomain (Host with a path template)
+    modelmesh_rest_url: str = ""          # kserve ModelMesh: its REST proxy, e.g. after a port-forward
     # Gate: false | true (every level) | the levels that must meet the SLO (e.g. 25,50); a miss
     # makes the run fail (papermill exits non-zero) after everything is saved.
     fail_on_slo: Any = False
@@ -253,13 +256,19 @@ class Common:
         self.fail_on_slo = _gate(self.fail_on_slo)
         # The kserve backend's parameters are checked for their kind on every backend:
         # a mistyped value is refused even where it would not be used.
-        for n in ("namespace", "ingress_host", "serving_runtime", "storage_uri"):
+        for n in ("namespace", "ingress_host", "serving_runtime", "storage_uri", "ingress_path_template",
+                  "ingress_domain", "modelmesh_rest_url"):
             if not isinstance(getattr(self, n), str):
                 raise ParamError(n, getattr(self, n), "a string")
         self.kubeconfig = _optional(self.kubeconfig)
         if self.kubeconfig is not None and not isinstance(self.kubeconfig, (str, os.PathLike)):
             raise ParamError("kubeconfig", self.kubeconfig, "a path to a kubeconfig file, or None")
         self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
+        if self.ingress_path_template and not self.ingress_path_template.startswith("/"):
+            raise ParamError("ingress_path_template", self.ingress_path_template,
+                             "'' or a path template such as /serving/{namespace}/{name}")
+        if self.modelmesh_rest_url and not self.modelmesh_rest_url.startswith(("http://", "https://")):
+            raise ParamError("modelmesh_rest_url", self.modelmesh_rest_url, "'' or a URL such as http://127.0.0.1:8008")
         if self.backend == "local":
             if self.dry_run:
                 raise ParamError("dry_run", self.dry_run, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")

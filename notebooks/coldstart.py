@@ -85,6 +85,9 @@ serving_runtime = "kserve-tritonserver"  # not used (kserve backend)
 storage_uri = "gs://kfserving-examples/models/triton/simple_string"  # not used (kserve backend)
 dry_run = False  # not used (kserve backend)
 deployment_mode = "Serverless"  # not used (kserve backend)
+ingress_path_template = ""  # not used (kserve backend)
+ingress_domain = "example.com"  # not used (kserve backend)
+modelmesh_rest_url = ""  # not used (kserve backend)
 fail_on_slo = False  # not used (the performance notebook's gate)
 
 # %%

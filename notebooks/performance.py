@@ -69,6 +69,9 @@ serving_runtime = "kserve-tritonserver"  # the cluster's ServingRuntime for the 
 storage_uri = "gs://kfserving-examples/models/triton/simple_string"  # storageUri prefix of the models
 dry_run = False  # true: write the manifests to output_dir/manifests, deploy nothing; server: also send each as a server-side dry run
 deployment_mode = "Serverless"  # kserve: serving.kserve.io/deploymentMode: Serverless | RawDeployment | Standard
+ingress_path_template = ""  # kserve: the ingress pathTemplate, e.g. /serving/{namespace}/{name} ("" = by Host)
+ingress_domain = "example.com"  # kserve: the ingress domain (the Host with a path template)
+modelmesh_rest_url = ""  # kserve ModelMesh: its REST proxy URL (after kubectl port-forward)
 
 # %%
 # %matplotlib inline

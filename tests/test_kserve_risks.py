@@ -177,3 +177,20 @@ def test_risk5_path_based_ingress_template(make_k8s_cluster):
     r = requests.get(f"http://{c.ingress_host}:{c.ingress_port}/serving/default/nope/v2/models/simple_string/ready",
                      headers={"Host": "example.com"})
     assert r.status_code == 404
+
+
+def test_risk5_path_template_from_the_experiment_params(make_k8s_cluster, tmp_path):
+    """The same through the notebooks' parameters (ingress_path_template, ingress_domain)."""
+    from mmslib import params
+    from mmslib.backends import make_backend
+    c = make_k8s_cluster(config=Config(path_template="/serving/{namespace}/{name}", ingress_domain="models.test"))
+    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+                      ingress_path_template="/serving/{namespace}/{name}", ingress_domain="models.test",
+                      models=1, output_dir=str(tmp_path / "o"), deploy_timeout_s=20)
+    b = make_backend(p, W, tmp_path, None, "risk-params")
+    _OPEN.append(b)
+    assert all(e.ok for e in b.deploy_traditional(["m00000"]))
+    (ep,) = b.endpoints()
+    assert ep.headers == {"Host": "models.test"} and answers(ep)
+    with pytest.raises(Exception, match="ingress_path_template"):
+        params.stress(backend="kserve", runtime="kserve", ingress_path_template="serving/{name}")

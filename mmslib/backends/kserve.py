@@ -1281,4 +1281,5 @@ def from_params(p, workload, workdir, supervisor, run_id: str) -> KServeBackend:
                          deploy_timeout_s=p.deploy_timeout_s, deploy_concurrency=p.deploy_concurrency,
                          ingress_host=p.ingress_host, ingress_port=p.ingress_port,
                          mms_engine=p.mms_engine, dry_run=p.dry_run, deployment_mode=p.deployment_mode,
-                         dry_run_dir=Path(p.output_dir) / "manifests")
+                         ingress_path_template=p.ingress_path_template, ingress_domain=p.ingress_domain,
+                         modelmesh_rest_url=p.modelmesh_rest_url, dry_run_dir=Path(p.output_dir) / "manifests")
