@@ -1,6 +1,6 @@
-"""A server dies, as the out-of-memory killer would kill it: SIGKILL of the
-largest process of a host's tree (tritonserver under its launcher, the KServe
-or MLServer Python server), for every runtime.
+"""A server dies, as the out-of-memory killer would kill it: SIGKILL of a
+host's server process (tritonserver under its launcher, the KServe or MLServer
+Python server), for every runtime.
 
 - mid-deploy (stress): the mode stops with the failure recorded as its stop
   reason and as a failed step; the next mode is still measured;
@@ -32,18 +32,21 @@ RUNTIMES = ["kserve", pytest.param("triton", marks=pytest.mark.long),
 ALL_RUNTIMES = ["kserve", "triton", "mlserver"]
 
 
-def oom_kill(backend, server: str) -> int:
-    """SIGKILL the process of ``server``'s tree with the most resident memory."""
-    pids = tree_pids(backend.server(server).proc.pid)
-    rss = {}
-    for p in pids:
+def kill_host(backend, server: str) -> int:
+    """SIGKILL, as the out-of-memory killer sends it, of ``server``'s server process: the
+    process of its tree listening on its HTTP port (tritonserver under its launcher, the
+    KServe or MLServer Python server)."""
+    srv = backend.server(server)
+    for pid in tree_pids(srv.proc.pid):
         try:
-            rss[p] = psutil.Process(p).memory_info().rss
+            proc = psutil.Process(pid)
+            conns = (getattr(proc, "net_connections", None) or proc.connections)(kind="inet")
         except psutil.Error:
-            pass
-    victim = max(rss, key=rss.get)
-    psutil.Process(victim).send_signal(signal.SIGKILL)
-    return victim
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == srv.http_port for c in conns):
+            proc.send_signal(signal.SIGKILL)
+            return pid
+    raise AssertionError(f"no process of {server} listens on {srv.http_port}")
 
 
 def _runtime(name):
@@ -61,7 +64,7 @@ def test_host_killed_mid_deploy_next_mode_measured(name, tmp_path, no_leftovers)
 
     def fault(mode, n, backend):
         if mode == "mms" and n == 4:
-            killed.append(oom_kill(backend, "host-0"))
+            killed.append(kill_host(backend, "host-0"))
     t0 = time.monotonic()
     r = stress.run(p, progress=False, on_step=fault)
     took = time.monotonic() - t0
@@ -91,7 +94,7 @@ def test_server_killed_mid_level_other_mode_measured(name, tmp_path, no_leftover
     def fault(cell, backend):
         if cell.index == 0:
             server = "host-0" if cell.mode == "mms" else backend.servers()[0]
-            killed[cell.mode] = oom_kill(backend, server)
+            killed[cell.mode] = kill_host(backend, server)
     res = performance.run(p, progress=False, on_level=fault)
     assert len(killed) == 1
     hit = next(iter(killed))
