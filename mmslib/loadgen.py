@@ -62,8 +62,9 @@ Replaying a schedule (:func:`replay`): a precomputed
 sent by one VU's timers with asynchronous requests, each at its offset,
 whatever earlier requests are doing (open loop, no VU pool). The script logs
 one short line per request (index, send time, duration, status, ok), in
-batches; no k6 metrics output is written, which roughly halves k6's CPU per
-request against the CSV output above (``benchmarks/generator_cpu_bench.py``).
+batches; no k6 metrics output is written, which cut k6's CPU per request by
+about a third against the CSV output above on this project's 2-core machine
+(``benchmarks/generator_cpu_bench.py`` prints both).
 k6's JavaScript clock has a 1 ms resolution: send times and lateness are to
 the millisecond (REST durations are k6's, to the microsecond; gRPC durations
 are to the millisecond).
