@@ -20,7 +20,8 @@ def main() -> None:
     d = K8sDouble(kserve=not a.no_kserve, metrics=not a.no_metrics,
                   capacity=Capacity(a.nodes, a.node_cpu, a.node_memory, a.pods_per_node)).start()
     d.write_kubeconfig(a.kubeconfig)
-    print(f"API {d.url}  ingress 127.0.0.1:{d.ingress.port}  kubeconfig {a.kubeconfig}", flush=True)
+    print(f"API {d.url}  ingress 127.0.0.1:{d.ingress.port}  modelmesh-serving REST 127.0.0.1:{d.ingress.modelmesh_port}  "
+          f"kubeconfig {a.kubeconfig}", flush=True)
     try:
         while True:
             time.sleep(3600)

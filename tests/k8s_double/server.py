@@ -1,18 +1,22 @@
-"""A Kubernetes API server double with KServe's CRDs, for the unmodified ``kubernetes`` client.
+"""A Kubernetes API server double with KServe's resources, for the unmodified ``kubernetes`` client.
 
-It speaks the REST protocol over HTTP on 127.0.0.1 (a kubeconfig points the
-client at it): discovery, namespaces, nodes, pods, events, services,
-apiextensions CRDs, KServe's InferenceServices / TrainedModels /
-ServingRuntimes / ClusterServingRuntimes (validated against the real CRD
-schemas), and metrics.k8s.io PodMetrics. Verbs: create, get, list (label and
-field selectors, limit/continue), watch (chunked JSON lines), patch (merge,
-strategic-as-merge, JSON patch), update, delete, deletecollection.
+It speaks the REST protocol over HTTP on 127.0.0.1 (a kubeconfig points the client at it):
+discovery, namespaces, nodes, pods, events, services, configmaps, apiextensions CRDs, KServe's
+InferenceServices / TrainedModels / ServingRuntimes / ClusterServingRuntimes, and metrics.k8s.io
+PodMetrics. Verbs: create (with ``dryRun=All``), get, list (label and field selectors,
+limit/continue), watch (chunked JSON lines), patch (merge, strategic-as-merge, JSON patch), update,
+delete, deletecollection.
 
-A simulated controller (``controller.py``) plays KServe + Knative + the
-scheduler; an ingress (``ingress.py``) answers V2 inference by Host header.
-Knobs for tests: capacity, delays, metrics on/off, forbidden namespaces,
-injected failures (``fail_next``), dropped watches (``drop_watches``), and a
-request log (``requests``).
+Admission (``_admit``) as the API server and KServe's webhooks: ObjectMeta validation; unknown
+fields pruned with a ``Warning`` header (``fieldValidation=Strict``: 400); schema errors 422 (the
+schemas come from the installed kserve SDK, schema.py); ConfigMaps over 1 MiB refused; KServe's
+mutating webhook defaults (default_inference_service) and validating webhook name checks (403).
+Finalizers are added by the controllers, not here.
+
+The controllers (``controller.py``) play KServe + Knative + the scheduler; the ingress
+(``ingress.py``) answers V2 inference. Knobs for tests: capacity, delays, agent failures, path
+template, metrics on/off, forbidden namespaces, default runtimes on/off, injected failures
+(``fail_next``), dropped watches (``drop_watches``), and a request log (``requests``).
 """
 from __future__ import annotations
 
