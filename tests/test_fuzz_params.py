@@ -14,12 +14,13 @@ Properties:
   naming ``trace``; never another exception;
 - nothing is started meanwhile: no child process.
 
-At least 1,000 invalid inputs are tried (counted, and asserted); the count is
-printed (``-s``).
+At least 1,000 invalid inputs are tried (counted, and asserted; ten times as
+many in ``make check-long``); the count is printed (``-s``).
 """
 from __future__ import annotations
 
 import math
+import os
 import string
 from dataclasses import fields
 
@@ -33,6 +34,7 @@ from mmslib.errors import ParamError
 
 EXPERIMENTS = dict(params.EXPERIMENTS)
 FIELDS = {k: [f.name for f in fields(c) if not f.name.startswith("_")] for k, c in EXPERIMENTS.items()}
+SCALE = 10 if os.environ.get("MMSLIB_LONG") == "1" else 1  # make check-long: 10x the examples
 SETTINGS = dict(deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 COUNTS = {"rejected": 0, "accepted": 0, "tracebacks": 0}
@@ -75,7 +77,7 @@ ABSURD = st.one_of(
 )
 
 
-@settings(max_examples=700, **SETTINGS)
+@settings(max_examples=700 * SCALE, **SETTINGS)
 @given(data=st.data())
 def test_a_value_of_no_parameter_type_is_one_param_error_naming_it(data, tmp_path_factory):
     experiment = data.draw(st.sampled_from(sorted(EXPERIMENTS)), "experiment")
@@ -90,7 +92,7 @@ def test_a_value_of_no_parameter_type_is_one_param_error_naming_it(data, tmp_pat
 IDENT = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=20)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=150 * SCALE, **SETTINGS)
 @given(experiment=st.sampled_from(sorted(EXPERIMENTS)), name=IDENT, value=st.integers())
 def test_an_unknown_parameter_is_one_param_error_naming_it(experiment, name, value, tmp_path_factory):
     if name in FIELDS[experiment]:
@@ -111,7 +113,7 @@ EDGY = st.one_of(
 )
 
 
-@settings(max_examples=400, **SETTINGS)
+@settings(max_examples=400 * SCALE, **SETTINGS)
 @given(data=st.data())
 def test_any_mix_of_values_is_valid_or_one_param_error(data, tmp_path_factory):
     experiment = data.draw(st.sampled_from(sorted(EXPERIMENTS)), "experiment")
@@ -136,7 +138,7 @@ HEADER = st.one_of(st.just("offset_s,model"), st.sampled_from(["model,offset_s",
                    st.text(max_size=20))
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=300 * SCALE, **SETTINGS)
 @given(data=st.data())
 def test_any_trace_file_is_read_or_one_param_error_naming_trace(data, tmp_path_factory):
     path = tmp_path_factory.mktemp("trace") / "t.csv"
