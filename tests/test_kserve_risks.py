@@ -194,3 +194,14 @@ def test_risk5_path_template_from_the_experiment_params(make_k8s_cluster, tmp_pa
     assert ep.headers == {"Host": "models.test"} and answers(ep)
     with pytest.raises(Exception, match="ingress_path_template"):
         params.stress(backend="kserve", runtime="kserve", ingress_path_template="serving/{name}")
+
+
+def test_risk2_stress_summary_says_host_model_config_full(make_k8s_cluster, tmp_path):
+    from mmslib import params
+    c = make_k8s_cluster()
+    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+                      models=8, hosts=1, modes=["mms"], output_dir=str(tmp_path / "o"), model_memory="1Mi",
+                      storage_uri="gs://b/" + "p" * 200_000 + "/{model}", deploy_timeout_s=20, verify_sample=2)
+    s = stress.run(p, progress=False).summary.set_index("mode")
+    assert s.loc["mms", "stop_reason"] == "host model config full" and s.loc["mms", "models_deployed"] == 5
+    assert "add hosts" in s.loc["mms", "stop_detail"] and bool(s.loc["mms", "verify_ok"])
