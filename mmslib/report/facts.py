@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import seed as seedmod
 from .collection import Run, Runs, read
-from .labels import _VERSION_KEYS, MODES, gpu_count, workload_facts
+from .labels import _VERSION_KEYS, MODES, gpu_count, on_cluster, workload_facts
 from .seedside import seed_setting
 
 def _as_run(run: Union[Run, str, Path], runs: Optional[Runs] = None) -> Run:
@@ -43,7 +43,7 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
     env = seedmod.seed_environment()
     kind = "stress" if run.experiment == "stress" else "performance"
     seed = seed_setting(kind)
-    local = p.get("backend") != "kserve"
+    local = not on_cluster(p)
     where_ours = (f"one machine, {row['machine']}: {m.get('cpu_model', '?')}, "
                   f"{'GPU ' + str(m.get('gpu')).splitlines()[0] if gpu_count(m) else 'no GPU'}"
                   if local else f"Kubernetes cluster (size not recorded), namespace {p.get('namespace')}; "
@@ -79,7 +79,7 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
     seed_specs = (seed["setting"].split("; ", 1)[1] if "; " in seed["setting"] else "")
     rows = [
         ("where", seed["machine"], where_ours),
-        ("serving stack", f"KServe (kfserving) serverless: knative + istio, queue-proxy sidecar per pod",
+        ("serving stack", "KServe (kfserving) serverless: knative + istio, queue-proxy sidecar per pod",
          stack_ours),
         ("model server", env["model_server"], runtime_ours),
         ("model", seed_model, _workload_text(p)),
@@ -124,7 +124,7 @@ def _mode_numbers(run: Run) -> Dict[str, Dict[str, Any]]:
 def _ips(run: Run, servers) -> Any:
     if servers is None or (isinstance(servers, float) and math.isnan(servers)):
         return np.nan
-    if run.params.get("backend") == "kserve":
+    if on_cluster(run.params):
         return int(servers) * 3
     return int(servers) * 2
 
@@ -144,7 +144,7 @@ def run_facts(run: Union[Run, str, Path]) -> pd.DataFrame:
     p, m = run.params, run.machine
     nums = _mode_numbers(run)
     modes = [x for x in MODES if x in nums] + [x for x in nums if x not in MODES] or list(p.get("modes") or MODES)
-    local = p.get("backend") != "kserve"
+    local = not on_cluster(p)
     mem_gib = m.get("memory_total_bytes", 0) / 2**30 if m.get("memory_total_bytes") else np.nan
     gpus = gpu_count(m)
 
@@ -192,14 +192,14 @@ def run_facts(run: Union[Run, str, Path]) -> pd.DataFrame:
 
 
 def row_cluster(run: Run) -> str:
-    if run.params.get("backend") == "kserve":
+    if on_cluster(run.params):
         return f"Kubernetes cluster (client {run.row['machine']})"
     return f"one machine: {run.row['machine']}"
 
 
 def _assumptions(run: Run) -> List[str]:
     p = run.params
-    local = p.get("backend") != "kserve"
+    local = not on_cluster(p)
     out = []
     if local:
         out += ["Local processes stand in for pods and each server for an InferenceService; no Kubernetes "

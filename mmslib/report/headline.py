@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import seed as seedmod
 from .collection import Run, Runs
-from .labels import MODE_LABEL, MODES, fmt as _fmt, ms as _ms
+from .labels import MODE_LABEL, MODES, on_cluster, fmt as _fmt, ms as _ms
 from .seedside import _seed_saturation_rows, _seed_stress_rows
 from .tables import _aggregate
 
@@ -122,7 +122,7 @@ def headline(runs: Runs) -> str:
                        f"{held('traditional')} and multi-model {held('mms')}"
                        + (f" (seed: {seed_sat})." if seed_sat else "."))
     n_other = len(runs) - len([r for r in (st, pf) if r is not None])
-    local = (runs.runs["backend"] != "kserve").any()
+    local = any(not on_cluster(r.params) for r in runs)
     tail = []
     if local:
         tail.append("these are one-machine measurements (server processes on loopback, not pods on a cluster): "

@@ -65,8 +65,15 @@ def gpu_count(m: Dict[str, Any]) -> int:
     return len([ln for ln in str(g).splitlines() if ln.strip()])
 
 
+def on_cluster(params: Dict[str, Any]) -> bool:
+    """Whether the run's backend declares it runs on a cluster (:func:`mmslib.backends.describe`)."""
+    from ..backends import BACKENDS, describe
+    name = params.get("backend")
+    return bool(describe(name)["on_cluster"]) if name in BACKENDS else False
+
+
 def runtime_label(params: Dict[str, Any]) -> str:
-    if params.get("backend") == "kserve":
+    if on_cluster(params):
         return str(params.get("serving_runtime") or params.get("runtime") or "?")
     return str(params.get("runtime") or "?")
 
@@ -81,7 +88,7 @@ def versions_label(versions: Dict[str, Any], params: Dict[str, Any], experiment:
     keys = ["mmslib"]
     rt = params.get("runtime", "kserve")
     keys += _VERSION_KEYS.get(rt, [rt])
-    if params.get("backend") == "kserve" and "kubernetes" not in keys:
+    if on_cluster(params) and "kubernetes" not in keys:
         keys.append("kubernetes")
     keys += workload_packages(params.get("workload"))
     if experiment != "stress":
