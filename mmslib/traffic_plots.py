@@ -171,6 +171,7 @@ def lateness_over_time(lateness: pd.DataFrame, bound_ms: float, models=None):
     ax.set(title="Generator lateness p99 per second, every level", xlabel="seconds into the level",
            ylabel="lateness (ms)")
     ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
