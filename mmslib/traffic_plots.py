@@ -93,6 +93,7 @@ def p99_vs_models(density: pd.DataFrame, slo_ms: float):
                     linestyle=_STYLES[i % len(_STYLES)], label=f"{rate:g}/s, {_cv_label(cv)}")
     ax.axhline(slo_ms, color="grey", linestyle="--", linewidth=1, label=f"SLO {slo_ms:g} ms")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set(title="Multi-model host: p99 vs models loaded", xlabel="models loaded on the host",
            ylabel="p99 latency from scheduled time (ms)")
     ax.grid(alpha=0.3)
