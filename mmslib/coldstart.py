@@ -615,7 +615,9 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
 
 def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> pd.DataFrame:
     """Per cell: hit rate and latency over measured requests; cold starts counted
-    by client and server over every request of the cell (they must agree)."""
+    by client and server over every request of the cell (they must agree).
+    ``valid``: the replayer sent 99% of the requests less than ``slo_ms`` after
+    their scheduled time (else the machine, not the server, set the latency)."""
     if not len(records):
         return pd.DataFrame()
     out = []
@@ -645,6 +647,8 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> p
             "attainment": float(met.mean()) if len(m) else np.nan,
             "attainment_lo": lo, "attainment_hi": hi,
             "late_p99_ms": float(np.percentile(m["late_ms"], 99)) if len(m) else np.nan})
+        # the replayer kept its schedule: 99% of requests sent less than the SLO late
+        out[-1]["valid"] = bool(len(m)) and out[-1]["late_p99_ms"] <= slo_ms
     return pd.DataFrame(out)
 
 
@@ -703,9 +707,31 @@ def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.Dat
                "attainment_measured": m["attainment"], "attainment_simulated": sim_att,
                "attainment_diff_pts": 100 * (sim_att - m["attainment"]),
                "p99_measured_ms": m["p99_ms"], "p99_simulated_ms": float(np.percentile(res.latency_s[meas_mask], 99) * 1e3)}
+        row["measurement_valid"] = bool(m["valid"])
         row["within"] = abs(row["hit_rate_diff_pts"]) <= 2 and abs(row["attainment_diff_pts"]) <= 5
         out.append(row)
     return pd.DataFrame(out)
+
+
+def validation_sentence(validation: pd.DataFrame) -> str:
+    """The simulator's validation error in words (cells whose measurement was
+    not valid are counted apart)."""
+    if not len(validation):
+        return "No validation cells."
+    v = validation[validation["measurement_valid"]]
+    bad = len(validation) - len(v)
+    if not len(v):
+        return f"**Simulation, not validated**: none of the {len(validation)} validation cells was measured validly."
+    out = (f"**Simulation**, validated on {len(v)} cells: hit rate within "
+           f"{v['hit_rate_diff_pts'].abs().max():.2f} points (target 2), SLO attainment within "
+           f"{v['attainment_diff_pts'].abs().max():.2f} points (target 5) of the measurement; "
+           f"{int(v['within'].sum())} of {len(v)} cells meet both targets.")
+    if bad:
+        w = validation[~validation["measurement_valid"]]
+        out += (f" {bad} cell(s) left out, measured while the client fell behind its schedule: "
+                + ", ".join(f"{r.name} (attainment {100 * r.attainment_measured:.1f}% measured, "
+                            f"{100 * r.attainment_simulated:.1f}% simulated)" for r in w.itertuples()) + ".")
+    return out
 
 
 def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] = None,

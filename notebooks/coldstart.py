@@ -148,7 +148,8 @@ result.churn_compare() if len(churn) else None
 # ## 3. More models than memory (lazy loading, LRU eviction)
 # One cell per Zipf exponent x capacity, a fresh host each. Cold starts are counted by the client
 # (the `x-mms-cold-start` header on each response) and by the server (`GET /v2/mms/lazy`), over
-# every request of the cell: `counts_agree` says they are equal.
+# every request of the cell: `counts_agree` says they are equal. A cell is `valid` when the client kept
+# its schedule (99% of requests sent less than `slo_ms` late).
 
 # %%
 lazy = result.lazy_summary()
@@ -172,10 +173,7 @@ fig = coldstart.plot_validation(validation) if len(validation) else None
 
 # %%
 if len(validation):
-    display(Markdown(
-        f"**Simulation**, validation error on {len(validation)} cells: hit rate at most "
-        f"{validation['hit_rate_diff_pts'].abs().max():.2f} points, SLO attainment at most "
-        f"{validation['attainment_diff_pts'].abs().max():.2f} points off the measurement."))
+    display(Markdown(coldstart.validation_sentence(validation)))
     cluster = coldstart.cluster_questions(result)
 else:
     cluster = pd.DataFrame()
