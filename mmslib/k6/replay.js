@@ -133,11 +133,13 @@ export default async function () {
           () => finish(k, sent, Date.now() - t0 - sent, 14, false));
       }
     }
+    // k6's clock ticks in whole milliseconds: a request goes out at the tick nearest its
+    // offset (half a millisecond either side), not at the next one (half a millisecond late on average).
     function tick() {
       const now = Date.now() - t0;
       if (lines.length && next < n && OFF[next] - now > 50) flush();  // idle: write what is pending
-      while (next < n && OFF[next] <= now) fire(next++);
-      if (next < n) setTimeout(tick, Math.max(0, OFF[next] - (Date.now() - t0)));
+      while (next < n && OFF[next] <= now + 0.5) fire(next++);
+      if (next < n) setTimeout(tick, Math.max(0, OFF[next] - 0.5 - (Date.now() - t0)));
     }
     tick();
   });
