@@ -46,7 +46,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -190,7 +190,8 @@ def _section_cycles(p, rundir, workload, tmp, sup, progress):
             rundir.save(f"cycles/{rt}", pd.DataFrame(rows))
             _append(rundir, "cycle_runs", run_row, "runtime")
     finally:
-        bar.close() if bar is not None else None
+        if bar is not None:
+            bar.close()
 
 
 def _cycles(p, rt, workload, workdir, sup, n, bar):
@@ -401,7 +402,8 @@ def _section_churn(p, rundir, workload, tmp, sup, progress):
             finally:
                 backend.close()
     finally:
-        bar.close() if bar is not None else None
+        if bar is not None:
+            bar.close()
 
 
 def wilson(k: int, n: int, conf: float = 0.95):
@@ -610,7 +612,8 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
             if bar is not None:
                 bar.update(1)
     finally:
-        bar.close() if bar is not None else None
+        if bar is not None:
+            bar.close()
 
 
 def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> pd.DataFrame:

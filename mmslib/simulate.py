@@ -32,7 +32,6 @@ seconds (``benchmarks/simulate_bench.py`` prints it).
 from __future__ import annotations
 
 import heapq
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
