@@ -291,6 +291,9 @@ class Common:
             self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
             if self.runtime != "kserve":
                 raise ParamError("runtime", self.runtime, "kserve with backend 'kserve' (the cluster's ServingRuntime is 'serving_runtime')")
+            if self.mms_engine == "lazy":
+                raise ParamError("mms_engine", "lazy", "trainedmodel | modelmesh with backend 'kserve' "
+                                 "(on a cluster, ModelMesh is the engine that loads on first request)")
 
 
 @dataclass
@@ -461,9 +464,9 @@ class ColdstartParams(Common):
 
     def validate(self, machine_memory: Optional[int] = None) -> "ColdstartParams":
         from .runtimes import RUNTIMES
-        self._check_common(machine_memory)
         if self.backend != "local":
             raise ParamError("backend", self.backend, "local (cold starts are measured on this machine's servers)")
+        self._check_common(machine_memory)
         secs = _listish(self.sections)
         secs = [secs] if isinstance(secs, str) else secs
         if not isinstance(secs, (list, tuple)) or not secs or not all(isinstance(x, str) for x in secs) \
