@@ -665,6 +665,11 @@ class Controller:
                 self.enqueue(("isvc", ns, isvc["metadata"]["name"]))
 
     def _modelmesh_isvc(self, isvc: dict) -> None:
+        """KServe's controller skips a ModelMesh InferenceService (controller.go Reconcile: "Skipping
+        reconciliation", conditions only initialised); its status comes from the separate
+        modelmesh-serving controller, which this imitates from its documentation only (not its code):
+        Ready once a multiModel ServingRuntime's pods run, reached at ``modelmesh-serving:8033`` (gRPC)
+        and ``:8008`` (REST proxy). The conditions and reasons here are therefore approximate."""
         ns, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
         base = {"observedGeneration": isvc["metadata"].get("generation", 1), "deploymentMode": "ModelMesh"}
         sr = self._runtime_for(isvc)
