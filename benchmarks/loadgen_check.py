@@ -152,6 +152,14 @@ def main():
         for q in ("p50", "p99"):
             d = (o[q] - m[q]) / m[q]
             print(f"    {q}: ours / LoadGen - 1 = {d:+.1%} -> {'within' if abs(d) <= 0.10 else 'NOT within'} 10%")
+    if len(rows) > 1:
+        print(f"median of {len(rows)} runs (and run-to-run range):")
+        for q in ("p50", "p99"):
+            o = [r[0][q] for r in rows]
+            m = [r[1][q] for r in rows]
+            d = (np.median(o) - np.median(m)) / np.median(m)
+            print(f"    {q}: ours {np.median(o):.3f} [{min(o):.3f}, {max(o):.3f}] ms, LoadGen {np.median(m):.3f} "
+                  f"[{min(m):.3f}, {max(m):.3f}] ms: {d:+.1%} -> {'within' if abs(d) <= 0.10 else 'NOT within'} 10%")
 
 
 if __name__ == "__main__":
