@@ -3,6 +3,7 @@ servers' memory slope and whether the generator kept up.
 
     .venv/bin/python benchmarks/soak_bench.py                      # params/soak.yaml: 1 h per mode, per runtime
     .venv/bin/python benchmarks/soak_bench.py --duration 120 --runtimes kserve,mlserver   # a short one
+    .venv/bin/python benchmarks/soak_bench.py --from /tmp/mmslib-soak-XXXX   # figures again, from the records
 
 Per runtime and mode (one performance level each, from ``params/soak.yaml``):
 
@@ -11,7 +12,9 @@ Per runtime and mode (one performance level each, from ``params/soak.yaml``):
   level (after the warm-up), in MiB per hour, with its 95% confidence interval;
   the bound is stated: **growth <= max(5 MiB/h, 1% of the servers' PSS per
   hour)**, judged on the interval's lower end (a slope is "growth" only when
-  the data rule out the bound);
+  the data rule out the bound) and only when the fitted growth over the span
+  exceeds 2 MiB (PSS noise); the first 10% of the level is left out (memory
+  settles first);
 - generator kept up: the level is valid (achieved >= 99% of the target rate,
   <= 1% dropped iterations; mmslib.stats).
 
@@ -35,6 +38,7 @@ from mmslib import params, performance
 ROOT = Path(__file__).resolve().parents[1]
 BOUND_MIB_H = 5.0
 BOUND_FRAC_H = 0.01
+NOISE_MIB = 2.0   # growth smaller than this over the fitted span is PSS noise, whatever the slope
 
 
 def slope(t_s: np.ndarray, y: np.ndarray):
@@ -47,23 +51,37 @@ def slope(t_s: np.ndarray, y: np.ndarray):
     return r.slope, (r.slope - q * r.stderr, r.slope + q * r.stderr)
 
 
-def soak(runtime: str, raw: dict, out: Path) -> list:
-    p = params.performance(**dict(raw, runtime=runtime, output_dir=str(out)))
-    t0 = time.time()
-    res = performance.run(p, progress=False)
+def analyse(run_dir: Path) -> list:
+    """The figures of one soak run, recomputed from its run directory (records, samples, levels)."""
+    from mmslib.rundir import Run
+    run = Run.load(run_dir)
+    warmup, duration = float(run.params["warmup_s"]), float(run.params["duration_s"])
+    levels, samples, records, summary = run.table("levels"), run.table("samples"), run.records, run.summary
     rows = []
-    for s in res.summary.itertuples():
-        recs = res.records[(res.records["mode"] == s.mode) & ~res.records["warmup"]]
-        smp = res.samples[(res.samples["mode"] == s.mode) & (res.samples["second"] >= p.warmup_s)]
+    for s in summary.itertuples():
+        recs = records[(records["mode"] == s.mode) & ~records["warmup"]]
+        # memory settles during the first minutes: the slope is fitted after the first 10% of the level
+        skip = max(warmup, warmup + 0.1 * duration)
+        smp = samples[(samples["mode"] == s.mode) & (samples["second"] >= skip)]
         b, (lo, hi) = slope(smp["second"].to_numpy(float), smp["pss_mib"].to_numpy(float))
         pss = float(smp["pss_mib"].mean()) if len(smp) else math.nan
         bound = max(BOUND_MIB_H, BOUND_FRAC_H * pss)
-        rows.append(dict(runtime=runtime, mode=s.mode, hours=p.duration_s / 3600, requests=len(recs),
+        hours = (duration + warmup - skip) / 3600
+        lv = levels[levels["mode"] == s.mode].iloc[0]
+        rows.append(dict(runtime=run.params["runtime"], mode=s.mode, hours=duration / 3600, requests=len(recs),
                          errors=int((~recs["ok"]).sum()), pss_mib=pss, slope=b, lo=lo, hi=hi, bound=bound,
-                         growth=bool(lo > bound), achieved=float(s.achieved_qps), target=float(s.qps),
-                         dropped=int(s.dropped), kept_up=bool(s.valid), p99=float(s.p99)))
-    print(f"  {runtime}: {time.time() - t0:.0f} s, records in {out}", flush=True)
+                         growth=bool(lo > bound and lo * hours > NOISE_MIB), achieved=float(lv["achieved_qps"]),
+                         target=float(s.qps), dropped=int(lv["dropped_iterations"]), kept_up=bool(s.valid),
+                         p99=float(s.p99)))
     return rows
+
+
+def soak(runtime: str, raw: dict, out: Path) -> list:
+    p = params.performance(**dict(raw, runtime=runtime, output_dir=str(out)))
+    t0 = time.time()
+    performance.run(p, progress=False)
+    print(f"  {runtime}: {time.time() - t0:.0f} s, records in {out}", flush=True)
+    return analyse(out)
 
 
 def main() -> int:
@@ -73,6 +91,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, help="seconds per mode (default: the params file's duration_s)")
     ap.add_argument("--warmup", type=float, help="warm-up seconds (default: the params file's)")
     ap.add_argument("--out", help="folder for the run directories (default: a temporary one)")
+    ap.add_argument("--from", dest="from_dir", help="recompute the figures from this --out folder, run nothing")
     a = ap.parse_args()
     raw = params.load_yaml(a.params)
     if a.duration:
@@ -83,10 +102,13 @@ def main() -> int:
     rows = []
     for rt in a.runtimes.split(","):
         try:
-            rows += soak(rt, raw, out / rt)
+            rows += analyse(Path(a.from_dir) / rt) if a.from_dir else soak(rt, raw, out / rt)
         except Exception as e:  # noqa: BLE001 - one runtime failing is a figure too
             print(f"  {rt}: FAILED: {type(e).__name__}: {e}", flush=True)
             rows.append(dict(runtime=rt, mode="-", failed=str(e)))
+    if a.from_dir:
+        from mmslib.rundir import Run
+        raw = Run.load(Path(a.from_dir) / a.runtimes.split(",")[0]).params
     print(f"\nsoak: {raw.get('qps')} QPS, {raw['duration_s'] / 3600:.2f} h per mode, models {raw.get('models')}; "
           f"load average now {os.getloadavg()[0]:.2f}; memory bound max({BOUND_MIB_H:g} MiB/h, "
           f"{BOUND_FRAC_H:.0%} of PSS per hour)")
