@@ -39,15 +39,7 @@ def backend_class(name: str) -> type:
 def describe(name: str) -> dict:
     """What a backend declares for reports: ``on_cluster``, ``servers_are``, ``memory_measure``."""
     cls = backend_class(name)
-    out = {k: getattr(cls, k) for k in ("on_cluster", "servers_are", "memory_measure")}
-    if "on_cluster" not in vars(cls):  # not declared by the class itself yet
-        out.update(_DECLARED_HERE.get(name, {}))
-    return out
-
-
-# Until mmslib/backends/kserve.py declares these on KServeBackend itself (then this goes).
-_DECLARED_HERE = {"kserve": {"on_cluster": True, "servers_are": "pods",
-                             "memory_measure": "working set of the pods (PodMetrics)"}}
+    return {k: getattr(cls, k) for k in ("on_cluster", "servers_are", "memory_measure")}
 
 
 def model_memory(p, workload) -> int:
@@ -61,21 +53,5 @@ def make_backend(p, workload, workdir: Path, supervisor: Supervisor, run_id: str
     if p.backend not in BACKENDS:
         raise ParamError("backend", p.backend, " | ".join(BACKENDS))
     mod = importlib.import_module(f"{__name__}.{p.backend}")
-    build = getattr(mod, "from_params", None) or _FROM_PARAMS[p.backend]
-    return build(p, workload, Path(workdir), supervisor, run_id)
+    return mod.from_params(p, workload, Path(workdir), supervisor, run_id)
 
-
-def _kserve_from_params(p, workload, workdir: Path, supervisor: Supervisor, run_id: str) -> Backend:
-    # Here until mmslib/backends/kserve.py offers from_params itself (then this goes).
-    from .kserve import KServeBackend
-    trad, mms = specs(p)
-    return KServeBackend(workload, run_id=run_id, namespace=p.namespace, kubeconfig=p.kubeconfig,
-                         runtime=p.serving_runtime, storage_uri_prefix=p.storage_uri,
-                         traditional_spec=trad, mms_spec=mms, model_memory=model_memory(p, workload),
-                         deploy_timeout_s=p.deploy_timeout_s, deploy_concurrency=p.deploy_concurrency,
-                         ingress_host=p.ingress_host, ingress_port=p.ingress_port,
-                         mms_engine=p.mms_engine, dry_run=p.dry_run, deployment_mode=p.deployment_mode,
-                         dry_run_dir=Path(p.output_dir) / "manifests")
-
-
-_FROM_PARAMS = {"kserve": _kserve_from_params}

@@ -89,17 +89,17 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 
-from .. import k8s, planner
+from .. import k8s, planner, specs
 from ..errors import DeployError, MmsError, ParamError
 from ..params import KSERVE_DEPLOYMENT_MODES
-from ..resources import ContainerSpec, ServerSpec
+from ..resources import ServerSpec
 from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE_URI = "gs://kfserving-examples/models/triton/simple_string"
-SEED_TRADITIONAL = ServerSpec([ContainerSpec("predictor", "100m", "100Mi"), ContainerSpec("queue-proxy", "1", "500Mi")])
-SEED_MMS = ServerSpec([ContainerSpec("predictor", "10", "10Gi"), ContainerSpec("queue-proxy", "1", "500Mi")])
+SEED_TRADITIONAL = specs.SEED["traditional"]   # the seed's specs (mmslib.seed, via mmslib.specs)
+SEED_MMS = specs.SEED["mms"]
 MMS_ENGINES = ("trainedmodel", "modelmesh")
 DEPLOYMENT_MODES = KSERVE_DEPLOYMENT_MODES
 MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
@@ -1273,8 +1273,9 @@ class _Lazy:
 
 def from_params(p, workload, workdir, supervisor, run_id: str) -> KServeBackend:
     """The backend for validated experiment params ``p`` (``mmslib.backends.make_backend``)."""
-    from . import model_memory, specs
-    trad, mms = specs(p)      # (raw deployment: no queue-proxy in them)
+    from . import model_memory
+    both = specs.for_params(p)      # (raw deployment: no queue-proxy in them)
+    trad, mms = both["traditional"], both["mms"]
     return KServeBackend(workload, run_id=run_id, namespace=p.namespace, kubeconfig=p.kubeconfig,
                          runtime=p.serving_runtime, storage_uri_prefix=p.storage_uri,
                          traditional_spec=trad, mms_spec=mms, model_memory=model_memory(p, workload),
