@@ -33,7 +33,7 @@ __all__ = [
     "LATENCY_COLUMNS", "RAW_TABLES", "notes", "seed_notes",
     "seed_latency", "seed_latency_tables", "simple_string_traditional", "simple_string_mms",
     "bert_traditional", "bert_mms", "seed_stress_summary", "seed_saturation", "seed_environment",
-    "seed_cluster_limits", "check_against_markdown", "STRESS_SPECS", "MODEL_SIZE_BYTES",
+    "seed_cluster_limits", "check_against_markdown", "STRESS_SPECS", "MODEL_SIZE_BYTES", "PUBLISHED_WORKLOADS",
 ]
 
 LATENCY_COLUMNS = ["workload", "mode", "client_qps", "qps_per_isvc", "qps_per_model",
@@ -92,6 +92,9 @@ RAW_TABLES: dict[tuple[str, str], str] = {
 | 40 | 40 | 8 | 34.087ms | 24.483ms | 50.588ms | 87.01ms | 155.853ms | 801.393ms |
 """,
 }
+
+#: The workloads the seed published latency tables for (in its order).
+PUBLISHED_WORKLOADS: tuple[str, ...] = tuple(dict.fromkeys(w for w, _ in RAW_TABLES))
 
 #: Cleaning and interpretation notes, filled when the tables are parsed at import.
 notes: list[str] = []

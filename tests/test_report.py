@@ -228,3 +228,15 @@ def test_report_notebook_parameters_are_the_report_params_defaults():
     assert params.report(**values).percentiles == [50.0, 90.0, 95.0, 99.0, "max"]
     with pytest.raises(Exception, match="compare"):
         params.report(compare="only-one")
+
+
+def test_seed_sentences_read_the_seed_figures():
+    """The headline's seed figures come from mmslib.seed; expected words as BENCHMARK.md publishes them."""
+    import importlib
+    h = importlib.import_module("mmslib.report.headline")
+    assert h._seed_stress_sentence() == ("deployed ~10,000 models on 6 InferenceServices against 352 (28x) "
+                                         "on a 6-node cluster")
+    assert (h._seed_reserved("traditional"), h._seed_reserved("mms")) == ("387 CPU / 211 GB", "66 CPU / 63 GB")
+    assert h._seed_held("simple_string") == "traditional 2,500 QPS without scaling vs multi-model scaling up at 500 QPS"
+    assert h._seed_held("bert") == "traditional 200 QPS without scaling vs multi-model 40 QPS without scaling"
+    assert h._seed_held("no-such-workload") is None

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import planner
 from .. import seed as seedmod
+from .. import specs as specsmod
 from .collection import Runs
 from .facts import _model_memory
 from .labels import MODES, resolve as _resolve
@@ -50,18 +51,10 @@ def _plan_row(scenario: str, res: planner.PlanResult) -> Dict[str, Any]:
 
 
 def _run_mode_specs(p: Dict[str, Any]) -> Dict[str, planner.ModeSpec]:
-    def isvc(name, cpu, mem):
-        cs = [planner.Container("kserve-container", cpu, mem)]
-        if p.get("sidecar_cpu") not in (None, "", "0"):
-            cs.append(planner.Container("queue-proxy", p.get("sidecar_cpu"), p.get("sidecar_memory") or "0",
-                                        sidecar=True))
-        return planner.ServiceSpec(name, tuple(cs))
+    sp = specsmod.for_params(p)
     return {
-        "traditional": planner.ModeSpec("traditional", isvc("traditional", p.get("traditional_predictor_cpu", "100m"),
-                                                            p.get("traditional_predictor_memory", "100Mi"))),
-        "mms": planner.ModeSpec("mms", isvc("mms-host", p.get("mms_predictor_cpu", "10"),
-                                            p.get("mms_predictor_memory", "10Gi")),
-                                hosts=int(p.get("hosts") or 1), model_memory=_model_memory(p)),
+        "traditional": planner.ModeSpec("traditional", sp["traditional"]),
+        "mms": planner.ModeSpec("mms", sp["mms"], hosts=int(p.get("hosts") or 1), model_memory=_model_memory(p)),
     }
 
 
@@ -116,7 +109,8 @@ def capacity_section(limits_path: Union[str, Path] = "params/seed-cluster.yaml",
 
     # predictions vs the seed's published numbers ("211 GB" = 211,200 MiB / 1000; "63 GB" read as GiB: see seed notes)
     checks = []
-    published_mem = {"traditional": 211_200 * planner.MiB, "mms": 63 * planner.GiB}
+    published_mem = {"traditional": int(seed_sum[("traditional", "memory_total")] * 1000 * planner.MiB),
+                     "mms": int(seed_sum[("mms", "memory_total")] * planner.GiB)}
     scen_lims = [("seed limits as published", limits)]
     if scen2:
         scen_lims.append((scen2, lim2))

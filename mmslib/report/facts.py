@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import seed as seedmod
+from .. import specs as specsmod
 from .collection import Run, Runs, read
 from .labels import _VERSION_KEYS, MODES, gpu_count, on_cluster, workload_facts
 from .seedside import seed_setting
@@ -93,12 +94,8 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
 
 
 def _spec_reserved(p: Dict[str, Any], mode: str, servers) -> Dict[str, float]:
-    from ..resources import ServerSpec, reserved
-    pre = "traditional" if mode == "traditional" else "mms"
     try:
-        spec = ServerSpec.from_params(p.get(f"{pre}_predictor_cpu", "0"), p.get(f"{pre}_predictor_memory", "0"),
-                                      p.get("sidecar_cpu"), p.get("sidecar_memory"))
-        return reserved(spec, int(servers))
+        return specsmod.for_params(p)["traditional" if mode == "traditional" else "mms"].reserved(int(servers))
     except (ValueError, TypeError):
         return {"reserved_cpu": np.nan, "reserved_memory_mib": np.nan}
 

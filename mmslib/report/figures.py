@@ -77,7 +77,7 @@ def latency_vs_rate(runs: Runs, stats_shown: Sequence[str] = ("p50", "p99")):
             for s, ls in zip(stats_shown, ("-", "--", ":")):
                 ax.plot(g["qps"], g[s], marker="o", linestyle="-", label=f"{run} {s}")
         for w in workloads:
-            if w not in ("simple_string", "bert") or mode not in MODES:
+            if w not in seedmod.PUBLISHED_WORKLOADS or mode not in MODES:
                 continue
             sd = seedmod.seed_latency(w, mode)
             for s in stats_shown:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import seed as seedmod
+from ..stress import more_models
 from .collection import Run, Runs
 from .labels import MODE_LABEL, MODES, on_cluster, fmt as _fmt, ms as _ms
 from .seedside import _seed_saturation_rows, _seed_stress_rows
@@ -27,6 +28,38 @@ def _primary(runs: Runs, experiment: str) -> Optional[Run]:
                            float(r.performance["qps"].max()), float(r.params.get("duration_s") or 0),
                            str(r.row.get("started") or ""))
     return max(cands, key=score) if cands else None
+
+
+def _seed_stress_sentence() -> str:
+    """The seed's stress result in words, from :mod:`mmslib.seed` (e.g. "deployed ~10,000 models on 6
+    InferenceServices against 352 (28x) on a 6-node cluster")."""
+    s = seedmod.seed_stress_summary().set_index(["mode", "quantity"])
+    t, m = s.loc[("traditional", "models")], s.loc[("mms", "models")]
+    ratio = more_models(t["value"], m["value"])["mms_over_traditional"]
+    return (f"deployed {'~' if m['approximate'] else ''}{m['value']:,.0f} models on "
+            f"{s.loc[('mms', 'isvcs'), 'value']:,.0f} InferenceServices against {t['value']:,.0f} ({ratio:.0f}x) "
+            f"on a {seedmod.seed_cluster_limits()['nodes']}-node cluster")
+
+
+def _seed_reserved(mode: str) -> str:
+    """The seed's total requests of one mode as published (e.g. "387 CPU / 211 GB")."""
+    s = seedmod.seed_stress_summary().set_index(["mode", "quantity"])
+    cpu, mem = s.loc[(mode, "cpu_total")], s.loc[(mode, "memory_total")]
+    return f"{cpu['value']:g} {cpu['unit']} / {mem['value']:g} {mem['unit']}"
+
+
+def _seed_held(workload: str) -> Optional[str]:
+    """The rates the seed's modes held for ``workload`` (:func:`mmslib.seed.seed_saturation`), in words."""
+    sat = seedmod.seed_saturation()
+    rows = sat[sat["workload"] == workload].set_index("mode")
+    if not {"traditional", "mms"} <= set(rows.index):
+        return None
+
+    def held(mode):
+        r = rows.loc[mode]
+        return (f"{r['client_qps']:,.0f} QPS without scaling" if r["behaviour"] == "no_scaling_up_to"
+                else f"scaling up at {r['client_qps']:,.0f} QPS")
+    return f"traditional {held('traditional')} vs multi-model {held('mms')}"
 
 
 def _seed_point(workload: str, q: float) -> Optional[float]:
@@ -70,12 +103,13 @@ def headline(runs: Runs) -> str:
                  f"and {st.row['workload']} models")
         if {"traditional", "mms"} <= set(s.index):
             t, m = s.loc["traditional"], s.loc["mms"]
-            ratio = (f"{m['models_deployed'] / t['models_deployed']:,.1f}x" if t["models_deployed"] else "n/a")
+            ratio = (f"{more_models(t['models_deployed'], m['models_deployed'])['mms_over_traditional']:,.1f}x"
+                     if t["models_deployed"] else "n/a")
             out.append(
                 f"{where}, multi-model serving deployed **{int(m['models_deployed']):,} models** on "
                 f"{int(m['servers'])} server(s) against **{int(t['models_deployed']):,}** with one server per "
                 f"model ({ratio}; stopped by *{t['stop_reason']}* vs *{m['stop_reason']}*), where the seed "
-                f"deployed ~10,000 models on 6 InferenceServices against 352 (28x) on a 6-node cluster.")
+                f"{_seed_stress_sentence()}.")
             if t["pss_per_model_mib"] and m["pss_per_model_mib"] and not pd.isna(m["pss_per_model_mib"]):
                 out.append(
                     f"The cost per model was {_fmt(t['pss_per_model_mib'], 1)} MiB of measured memory (PSS) "
@@ -83,7 +117,7 @@ def headline(runs: Runs) -> str:
                     f"({t['pss_per_model_mib'] / m['pss_per_model_mib']:,.0f}x less), and the seed's Kubernetes "
                     f"requests would reserve {_fmt(t['reserved_cpu'])} CPU / {_fmt(t['reserved_memory_mib'], 0)} MiB "
                     f"vs {_fmt(m['reserved_cpu'])} CPU / {_fmt(m['reserved_memory_mib'], 0)} MiB "
-                    f"(seed: 387 CPU / 211 GB vs 66 CPU / 63 GB).")
+                    f"(seed: {_seed_reserved('traditional')} vs {_seed_reserved('mms')}).")
         else:
             for mode, r in s.iterrows():
                 out.append(f"{where}, {MODE_LABEL.get(mode, mode)} serving deployed "
@@ -97,7 +131,7 @@ def headline(runs: Runs) -> str:
             sent = (f"At {q:g} client QPS ({w}, {pf.params.get('models')} models; {pf.row['runtime']} runtime), "
                     f"p50/p99 latency was {_ms(t['p50'])}/{_ms(t['p99'])} ms traditional vs "
                     f"{_ms(m['p50'])}/{_ms(m['p99'])} ms multi-model")
-            sq = _seed_point(w, q) if w in ("simple_string", "bert") else None
+            sq = _seed_point(w, q) if w in seedmod.PUBLISHED_WORKLOADS else None
             if sq is not None:
                 lat = seedmod.seed_latency(w).set_index(["mode", "client_qps"])
                 sent += (f" (seed at {sq:g} QPS: {_ms(lat.loc[('traditional', sq), 'p50'])}/"
@@ -116,8 +150,7 @@ def headline(runs: Runs) -> str:
                     return "no tested rate"
                 return (f"at least {r['max_ok_qps']:g} QPS" if pd.isna(r["first_fail_qps"])
                         else f"{r['max_ok_qps']:g} QPS")
-            seed_sat = {"simple_string": "2,500 QPS traditional without scaling vs multi-model scaling up at 500",
-                        "bert": "200 QPS traditional vs 40 multi-model, without scaling"}.get(w)
+            seed_sat = _seed_held(w)
             out.append(f"Within p99 <= {sat['slo_p99_ms'].iloc[0]:g} ms with no errors, traditional serving held "
                        f"{held('traditional')} and multi-model {held('mms')}"
                        + (f" (seed: {seed_sat})." if seed_sat else "."))
@@ -163,7 +196,7 @@ def headline_table(runs: Runs, include_seed: bool = True) -> pd.DataFrame:
             t.loc["measured memory per model (MiB PSS)", c] = r.get("pss_per_model_mib")
             t.loc["reserved CPU per model", c] = r.get("reserved_cpu_per_model")
             t.loc["reserved memory per model (MiB)", c] = r.get("reserved_memory_mib_per_model")
-    workload = "simple_string"
+    workload = seedmod.seed_environment()["stress_test"]["model"]["name"]   # the seed's stress-test model
     q = None
     if pf is not None:
         workload = pf.row["workload"]
@@ -186,7 +219,7 @@ def headline_table(runs: Runs, include_seed: bool = True) -> pd.DataFrame:
             t.loc["pods (processes)", c] = r["processes"]
             t.loc["reserved CPU per model", c] = r["reserved_cpu_per_model"]
             t.loc["reserved memory per model (MiB)", c] = r["reserved_memory_mib_per_model"]
-        if workload in ("simple_string", "bert"):
+        if workload in seedmod.PUBLISHED_WORKLOADS:
             lat = seedmod.seed_latency(workload).set_index(["mode", "client_qps"])
             sq = _seed_point(workload, q) if q else None
             if sq is not None:
@@ -213,7 +246,7 @@ def answer(runs: Runs) -> str:
         if {"traditional", "mms"} <= set(s.index):
             t, m = s.loc["traditional"], s.loc["mms"]
             if t["models_deployed"]:
-                ratio = m["models_deployed"] / t["models_deployed"]
+                ratio = more_models(t["models_deployed"], m["models_deployed"])["mms_over_traditional"]
                 txt = f"multi-model serving fit **{ratio:,.1f}x as many models** ({int(m['models_deployed']):,} vs " \
                       f"{int(t['models_deployed']):,})"
                 tp, mp = t.get("pss_per_model_mib"), m.get("pss_per_model_mib")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import planner
 from .. import seed as seedmod
+from ..stress import more_models
 from .collection import Runs
 from .labels import LATENCY_STATS
 from .tables import performance_side_by_side, saturation_side_by_side, stress_side_by_side
@@ -52,7 +53,9 @@ def _seed_stress_rows() -> pd.DataFrame:
     s = seedmod.seed_stress_summary().set_index(["mode", "quantity"])["value"]
     specs = planner.seed_specs()
     rows = []
-    for mode, published_mem in (("traditional", "211 GB"), ("mms", "63 GB")):
+    unit = seedmod.seed_stress_summary().set_index(["mode", "quantity"])["unit"]
+    for mode in ("traditional", "mms"):
+        published_mem = f"{s[(mode, 'memory_total')]:g} {unit[(mode, 'memory_total')]}"
         models = s[(mode, "models")]
         isvcs = s[(mode, "isvcs")]
         spec = specs[mode].isvc
@@ -68,7 +71,8 @@ def _seed_stress_rows() -> pd.DataFrame:
             "reserved_cpu_per_model": cpu / models, "reserved_memory_mib_per_model": mem_mib / models,
             "deploy_rate_per_s": np.nan, "ready_p50_s": np.nan, "ready_p99_s": np.nan,
             "host_start_s": np.nan, "idle_cpu_cores": np.nan, "verify_ok": None,
-            "mms_over_traditional": (s[("mms", "models")] / s[("traditional", "models")]) if mode == "mms" else np.nan,
+            "mms_over_traditional": (more_models(s[("traditional", "models")], s[("mms", "models")])["mms_over_traditional"]
+                                     if mode == "mms" else np.nan),
             "published": (f"{int(models):,} {'InferenceServices' if mode == 'traditional' else 'models on 6 ISVCs'}, "
                           f"{s[(mode, 'cpu_total')]:g} CPU, {published_mem}"),
         })

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import seed as seedmod
 from .. import stats
+from ..stress import more_models
 from .collection import Runs
 from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_KEYS, STRESS_COLUMNS, mode_order
 
@@ -27,7 +28,7 @@ def stress_side_by_side(runs: Runs) -> pd.DataFrame:
     for run, g in df.groupby("run", sort=False):
         m = g.set_index("mode")["models_deployed"]
         if {"traditional", "mms"} <= set(m.index) and m["traditional"]:
-            ratio[run] = float(m["mms"]) / float(m["traditional"])
+            ratio[run] = more_models(m["traditional"], m["mms"])["mms_over_traditional"]
     out["mms_over_traditional"] = [ratio.get(r) if mode == "mms" else np.nan
                                    for r, mode in zip(out["run"], out["mode"])]
     order = {r: i for i, r in enumerate(runs.runs["run"])}
@@ -111,7 +112,7 @@ def performance_tables(runs: Runs, include_seed: bool = True) -> List[Dict[str, 
             title = (f"{run.key}: {MODE_LABEL.get(mode, mode)}, {layout} - {run.row['workload']}, "
                      f"{run.row['backend']}/{run.row['runtime']}, {run.row['machine']}")
             seed_t, seed_title = None, None
-            if include_seed and run.row["workload"] in ("simple_string", "bert") and mode in MODES:
+            if include_seed and run.row["workload"] in seedmod.PUBLISHED_WORKLOADS and mode in MODES:
                 seed_t = _seed_layout(seedmod.seed_latency(run.row["workload"], mode), mode)
                 env = seedmod.seed_environment()["performance_test"]["layout"][mode]
                 seed_title = (f"seed: {MODE_LABEL[mode]}, {env['isvcs']} InferenceService(s)"
