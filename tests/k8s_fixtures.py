@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -63,6 +63,7 @@ class Cluster:
     ingress_host: str          # 127.0.0.1
     ingress_port: int          # V2 REST by Host header
     namespace: str = "default"
+    opened: list = field(default_factory=list)   # backends to close before the double stops
 
     def backend_kwargs(self, **over) -> Dict[str, Any]:
         """KServeBackend keyword arguments that point it at this double."""
@@ -70,6 +71,17 @@ class Cluster:
                   ingress_port=self.ingress_port)
         kw.update(over)
         return kw
+
+    def backend(self, workload, run_id: str, **kw):
+        """A KServeBackend pointed at this double (``kw`` over :meth:`backend_kwargs`); whatever the
+        test asserts, it is closed (watch threads stopped) before the double stops."""
+        from mmslib.backends.kserve import KServeBackend
+        return self.closing(KServeBackend(workload, run_id=run_id, **self.backend_kwargs(**kw)))
+
+    def closing(self, backend):
+        """``backend``, closed when the test ends, before the double stops."""
+        self.opened.append(backend)
+        return backend
 
     def api_client(self):
         from kubernetes import config
@@ -94,7 +106,16 @@ def make_k8s_cluster(tmp_path):
         return c
     yield make
     for c in started:
+        while c.opened:
+            c.opened.pop().close()
+    for c in started:
         c.double.stop()
+
+
+def server_spec(cpu, mem, scpu="1", smem="500Mi"):
+    """A server spec: predictor ``cpu``/``mem`` plus a queue-proxy ``scpu``/``smem`` (the seed's by default)."""
+    from mmslib.resources import ContainerSpec, ServerSpec
+    return ServerSpec([ContainerSpec("predictor", cpu, mem), ContainerSpec("queue-proxy", scpu, smem)])
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from k8s_double import Capacity, Config  # noqa: E402
 from k8s_fixtures import k8s_cluster, kserve_crds, make_k8s_cluster, shared_crds  # noqa: E402,F401
+from k8s_fixtures import server_spec as spec  # noqa: E402
 
 from mmslib import k8s as mk  # noqa: E402
 from mmslib import v2  # noqa: E402
 from mmslib.backends.base import Usage, model_names  # noqa: E402
 from mmslib.backends.kserve import KServeBackend  # noqa: E402
 from mmslib.errors import DeployError, MmsError, ParamError  # noqa: E402
-from mmslib.resources import ContainerSpec, ServerSpec  # noqa: E402
 from mmslib.workloads import get_workload  # noqa: E402
 
 pytest.importorskip("kubernetes")
@@ -33,25 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(deploy_timeout_s=20, retry_backoff_s=0.01, cleanup_timeout_s=20)
 
 
-def spec(cpu, mem, scpu="1", smem="500Mi"):
-    return ServerSpec([ContainerSpec("predictor", cpu, mem), ContainerSpec("queue-proxy", scpu, smem)])
-
-
-_OPEN = []
-
-
-@pytest.fixture(autouse=True)
-def _close_backends(make_k8s_cluster):
-    """Whatever a test asserts, its backends are closed (watch threads stopped) before its double stops."""
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
-
-
 def backend(cluster, run_id="run-1", **kw) -> KServeBackend:
-    b = KServeBackend(W, run_id=run_id, **cluster.backend_kwargs(**{**FAST, **kw}))
-    _OPEN.append(b)
-    return b
+    return cluster.backend(W, run_id, **{**FAST, **kw})
 
 
 def labelled(cluster, run_id):

@@ -19,34 +19,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from k8s_double import Capacity, Config  # noqa: E402
 from k8s_fixtures import make_k8s_cluster  # noqa: E402,F401
+from k8s_fixtures import server_spec as spec  # noqa: E402
 
 from mmslib import planner, stress, v2  # noqa: E402
 from mmslib.backends.kserve import CONFIG_FULL, KServeBackend  # noqa: E402
-from mmslib.resources import ContainerSpec, ServerSpec  # noqa: E402
 from mmslib.workloads import get_workload  # noqa: E402
 
 pytest.importorskip("kubernetes")
 
 W = get_workload("simple_string")
-FAST = dict(retry_backoff_s=0.01, cleanup_timeout_s=20)
-_OPEN = []
-
-
-@pytest.fixture(autouse=True)
-def _close_backends(make_k8s_cluster):
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
+FAST = dict(retry_backoff_s=0.01, cleanup_timeout_s=20, deploy_timeout_s=20)
 
 
 def backend(cluster, run_id="risk", **kw) -> KServeBackend:
-    b = KServeBackend(W, run_id=run_id, **cluster.backend_kwargs(**{**FAST, "deploy_timeout_s": 20, **kw}))
-    _OPEN.append(b)
-    return b
-
-
-def spec(cpu, mem, scpu="1", smem="500Mi"):
-    return ServerSpec([ContainerSpec("predictor", cpu, mem), ContainerSpec("queue-proxy", scpu, smem)])
+    return cluster.backend(W, run_id, **{**FAST, **kw})
 
 
 def answers(ep) -> bool:
@@ -187,8 +173,7 @@ def test_risk5_path_template_from_the_experiment_params(make_k8s_cluster, tmp_pa
     p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
                       ingress_path_template="/serving/{namespace}/{name}", ingress_domain="models.test",
                       models=1, output_dir=str(tmp_path / "o"), deploy_timeout_s=20)
-    b = make_backend(p, W, tmp_path, None, "risk-params")
-    _OPEN.append(b)
+    b = c.closing(make_backend(p, W, tmp_path, None, "risk-params"))
     assert all(e.ok for e in b.deploy_traditional(["m00000"]))
     (ep,) = b.endpoints()
     assert ep.headers == {"Host": "models.test"} and answers(ep)
