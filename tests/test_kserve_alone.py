@@ -41,6 +41,17 @@ def test_nothing_outside_the_repository_is_referenced():
     assert bad == []
 
 
+def test_no_file_names_a_path_of_one_machine():
+    """No file in the repository (code, tests, notebooks, README links, Makefile) names an absolute
+    /work path or links to a folder beside the repository; what lies beside it is an extra check only
+    (tests/test_seed.py, tests/k8s_fixtures.py), found relative to the repository root."""
+    pat = re.compile(r"/work/|\]\(\.\./")
+    text = (".py", ".md", ".ipynb", ".yaml", ".yml", ".toml", ".js", ".sh", ".cfg", ".txt", "Makefile")
+    bad = [f for f in _repo_files() if f.endswith(text) and f != "tests/test_kserve_alone.py"   # (this file names them)
+           and pat.search((ROOT / f).read_text(errors="replace"))]
+    assert bad == []
+
+
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
 def test_k8s_tests_pass_in_a_clone_with_nothing_beside_it(tmp_path):
     clone = tmp_path / "clone"
