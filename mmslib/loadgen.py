@@ -572,7 +572,7 @@ class LevelResult:
     cpu_affinity: Optional[List[int]] = None
     pre_allocated_vus: int = 0
     max_vus: int = 0
-    k6_exit_code: int = 0
+    k6_exit_code: int = 0    # the generator's exit code (k6 or go)
     workdir: Optional[str] = None  # where script, CSV and summary are (None: deleted)
     wall_s: float = 0.0
     cpu_s: float = float("nan")  # k6's own CPU seconds (user + system), whole run
@@ -644,11 +644,13 @@ def _children_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _run_k6(cmd: List[str], wd: Path, deadline: float, cpus: Optional[List[int]]):
-    """Run k6 (own process group, killed if this process dies, pinned to
-    ``cpus``); return (exit code, wall seconds, k6's CPU seconds). The CPU is
-    this process's reaped-children CPU before and after k6 is reaped, i.e.
-    k6's user + system time (it starts no processes of its own)."""
+def _run_k6(cmd: List[str], wd: Path, deadline: float, cpus: Optional[List[int]], what: str = "k6",
+            stdout: str = STDOUT_FILE, stderr: str = STDERR_FILE):
+    """Run k6 (or ``what``: another generator, files ``stdout``/``stderr`` in
+    ``wd``) in its own process group, killed if this process dies, pinned to
+    ``cpus``; return (exit code, wall seconds, its CPU seconds). The CPU is
+    this process's reaped-children CPU before and after it is reaped, i.e.
+    its user + system time (it starts no processes of its own)."""
     taskset = shutil.which("taskset") if cpus else None
     if taskset:
         cmd = [taskset, "-c", ",".join(map(str, cpus))] + cmd
@@ -656,23 +658,23 @@ def _run_k6(cmd: List[str], wd: Path, deadline: float, cpus: Optional[List[int]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
     env["K6_NO_USAGE_REPORT"] = "true"
     t0, c0 = time.time(), _children_cpu_s()
-    with open(wd / STDOUT_FILE, "wb") as out, open(wd / STDERR_FILE, "wb") as err:
+    with open(wd / stdout, "wb") as out, open(wd / stderr, "wb") as err:
         try:
             # Own process group, and killed by the kernel if this process dies.
             proc = subprocess.Popen(cmd, cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     env=env, start_new_session=True, preexec_fn=die_with_parent)
         except OSError as e:
-            raise DependencyError(f"cannot start k6 ({cmd[0]}): {e}") from e
+            raise DependencyError(f"cannot start {what} ({cmd[0]}): {e}") from e
         try:
             if cpus and not taskset:
                 _pin_threads(proc.pid, cpus)
             try:
                 rc = proc.wait(timeout=deadline)
             except subprocess.TimeoutExpired:
-                raise MmsError(f"k6 did not finish within {deadline:.0f} s; stderr: "
-                               f"{_k6_error(_tail(wd / STDERR_FILE))}") from None
+                raise MmsError(f"{what} did not finish within {deadline:.0f} s; stderr: "
+                               f"{_k6_error(_tail(wd / stderr))}") from None
         finally:
-            stop_group(proc)  # k6 leads its own process group
+            stop_group(proc)  # the generator leads its own process group
     return rc, time.time() - t0, _children_cpu_s() - c0
 
 
@@ -752,6 +754,9 @@ SCHEDULE_FILE = "mms_schedule.json"
 LOG_FILE = "k6_requests.log"
 REPLAY_LOG_BATCH = 256  # request lines per log write
 _REPLAY_JS = _script("replay.js")
+GENERATORS = ("k6", "go")  # replay(generator=...): k6 and its script, or mmslib.gogen's Go program
+GO_STDOUT_FILE = "go_stdout.txt"
+GO_STDERR_FILE = "go_stderr.txt"
 
 
 @dataclass
@@ -769,10 +774,11 @@ class ReplayResult:
     cpu_s: float            # k6's CPU seconds (user + system), whole run
     wall_s: float
     schedule_hash: str
-    k6_exit_code: int = 0
-    k6_stderr_tail: str = ""
+    k6_exit_code: int = 0    # the generator's exit code (k6 or go)
+    k6_stderr_tail: str = ""  # the end of the generator's stderr
     cpu_affinity: Optional[List[int]] = None
     workdir: Optional[str] = None
+    generator: str = "k6"   # which generator sent it (GENERATORS)
 
     @property
     def unsent(self) -> int:
@@ -839,8 +845,6 @@ def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
         status, okv = t.column("status").to_numpy(), t.column("ok").to_numpy().astype(bool)
         if len(rid) and (rid.min() < 0 or rid.max() >= n or len(np.unique(rid)) != len(rid)):
             raise MmsError(f"{path}: request indices outside the schedule or repeated")
-    t0 = t0_ms / 1e3
-    off = schedule.offset_s
     send_ms = np.full(n, np.nan)
     lat_ms = np.full(n, np.nan)
     st = np.zeros(n, dtype=np.int64)
@@ -848,6 +852,17 @@ def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
     send_ms[rid], lat_ms[rid], st[rid], ok[rid] = sent, lat, status, okv
     got = np.zeros(n, dtype=bool)
     got[rid] = True
+    return replay_records(schedule, targets, t0_ms / 1e3, got, send_ms, lat_ms, st, ok), t0_ms / 1e3
+
+
+def replay_records(schedule, targets: Sequence[Target], t0: float, got, send_ms, lat_ms, status,
+                   ok) -> pd.DataFrame:
+    """The records (:data:`mmslib.records.REPLAY`) of a replayed schedule from
+    per-request arrays in schedule order (any generator): ``got`` (sent or not),
+    ``send_ms`` after ``t0`` (epoch s), ``lat_ms``, ``status``, ``ok``."""
+    n = len(schedule)
+    off = schedule.offset_s
+    st = status
     lateness = send_ms - off * 1e3
     models = np.array([tg.model for tg in targets], dtype=object)
     endpoints = np.array([tg.endpoint for tg in targets], dtype=object)
@@ -860,48 +875,91 @@ def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
         "scheduled_unix": t0 + off, "lateness_ms": lateness, "latency_sched_ms": lateness + lat_ms,
         "hot": schedule.hot,
     })
-    return schema.conform(df, schema.REPLAY), t0
+    return schema.conform(df, schema.REPLAY)
+
+
+def check_generator(generator: str, protocols: Sequence[str] = ("rest",)) -> str:
+    """``generator`` if it can replay requests of ``protocols`` here, else a
+    ParamError naming ``generator``: one of :data:`GENERATORS`; ``go`` needs
+    the Go toolchain (``apt-get install golang-go``) and sends REST only."""
+    from . import gogen
+
+    if generator not in GENERATORS:
+        raise ParamError("generator", generator, ", ".join(GENERATORS))
+    if generator == "go":
+        if any(p != "rest" for p in protocols):
+            raise ParamError("generator", generator, "k6 for gRPC (the Go generator sends REST only)")
+        if gogen.go_tool() is None:
+            raise ParamError("generator", generator,
+                             f"k6, or go once a Go toolchain is installed ({gogen.INSTALL_HINT})")
+    return generator
 
 
 def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir=None,
-           cpu_affinity: Optional[Sequence[int]] = None, k6_path: Optional[str] = None) -> ReplayResult:
-    """Send ``schedule`` (:class:`mmslib.arrivals.Schedule`) open loop with k6:
-    each request at its offset, asynchronously, from one VU's timers (no VU
-    pool to run out of). ``targets[i]`` serves ``schedule.models[i]``.
+           cpu_affinity: Optional[Sequence[int]] = None, k6_path: Optional[str] = None,
+           generator: str = "k6") -> ReplayResult:
+    """Send ``schedule`` (:class:`mmslib.arrivals.Schedule`) open loop: each
+    request at its offset, asynchronously, whatever earlier requests are doing.
+    ``targets[i]`` serves ``schedule.models[i]``.
 
-    Per-request records come from the script's own log lines (one short line
-    per request; no k6 metrics output is written or parsed), so the
-    generator's CPU per request stays low. Raises ParamError for bad input
-    (before anything starts), DependencyError without k6, MmsError when k6
+    ``generator``: ``k6`` (default) -- one VU's timers and asynchronous
+    requests (no VU pool to run out of); per-request records come from the
+    script's own log lines (one short line per request; no k6 metrics output is
+    written or parsed), send times to the millisecond. ``go`` --
+    :mod:`mmslib.gogen`, a Go program (standard library only, built on first
+    use) with one goroutine per request and kept-alive connections, REST only,
+    answers checked the same way, times to the nanosecond, at a fraction of
+    k6's CPU per request. Raises ParamError for bad input (before anything
+    starts), DependencyError without k6 / Go, MmsError when the generator
     fails (with its own message)."""
     script, data, sched = build_replay(targets, schedule, timeout_s)
+    check_generator(generator, [t.protocol for t in targets])
     cpus = _cpus(cpu_affinity)
-    k6 = k6_binary(k6_path)
+    if generator == "go":
+        from . import gogen
+        exe = gogen.binary()
+    else:
+        k6 = k6_binary(k6_path)
     tmp = None
     if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="mmslib-k6-")
+        tmp = tempfile.TemporaryDirectory(prefix=f"mmslib-{generator}-")
         wd = Path(tmp.name)
     else:
         wd = Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
     try:
-        (wd / REPLAY_SCRIPT_FILE).write_text(script)
-        (wd / DATA_FILE).write_text(json.dumps(data, separators=(",", ":")))
-        (wd / SCHEDULE_FILE).write_text(json.dumps(sched, separators=(",", ":")))
-        (wd / LOG_FILE).unlink(missing_ok=True)
-        cmd = [k6, "run", "--no-usage-report", "--no-color", "--quiet", "--no-summary", "--no-thresholds",
-               "--address", f"127.0.0.1:{free_port()}", "--log-format", "raw",
-               "--log-output", f"file={wd / LOG_FILE}", str(wd / REPLAY_SCRIPT_FILE)]
         deadline = schedule.span_s + timeout_s + 90.0
-        rc, wall, cpu_s = _run_k6(cmd, wd, deadline, cpus)
-        stderr_tail = _tail(wd / STDERR_FILE)
-        if rc not in (0, EXIT_THRESHOLDS_FAILED):
-            log_tail = _tail(wd / LOG_FILE)
-            raise MmsError(f"k6 failed (exit code {rc}): {_k6_error(stderr_tail + log_tail)}")
-        recs, t0 = parse_replay_log(wd / LOG_FILE, schedule, targets)
+        if generator == "go":
+            cfg = gogen.write_inputs(wd, data, schedule.offset_s, schedule.model, timeout_s)
+            rc, wall, cpu_s = _run_k6([exe, str(cfg)], wd, deadline, cpus, what="the Go generator",
+                                      stdout=GO_STDOUT_FILE, stderr=GO_STDERR_FILE)
+            stderr_tail = _tail(wd / GO_STDERR_FILE)
+            if rc != 0:
+                raise MmsError(f"the Go generator failed (exit code {rc}): {stderr_tail[-2000:]}")
+            g = gogen.read_records(wd / gogen.RECORDS_FILE)
+            if g["n"] != len(schedule):
+                raise MmsError(f"the Go generator wrote {g['n']} records for {len(schedule)} requests")
+            recs = replay_records(schedule, targets, g["t0_unix"], g["sent"], g["send_ms"], g["latency_ms"],
+                                  g["status"], g["ok"])
+            t0 = g["t0_unix"]
+        else:
+            (wd / REPLAY_SCRIPT_FILE).write_text(script)
+            (wd / DATA_FILE).write_text(json.dumps(data, separators=(",", ":")))
+            (wd / SCHEDULE_FILE).write_text(json.dumps(sched, separators=(",", ":")))
+            (wd / LOG_FILE).unlink(missing_ok=True)
+            cmd = [k6, "run", "--no-usage-report", "--no-color", "--quiet", "--no-summary", "--no-thresholds",
+                   "--address", f"127.0.0.1:{free_port()}", "--log-format", "raw",
+                   "--log-output", f"file={wd / LOG_FILE}", str(wd / REPLAY_SCRIPT_FILE)]
+            rc, wall, cpu_s = _run_k6(cmd, wd, deadline, cpus)
+            stderr_tail = _tail(wd / STDERR_FILE)
+            if rc not in (0, EXIT_THRESHOLDS_FAILED):
+                log_tail = _tail(wd / LOG_FILE)
+                raise MmsError(f"k6 failed (exit code {rc}): {_k6_error(stderr_tail + log_tail)}")
+            recs, t0 = parse_replay_log(wd / LOG_FILE, schedule, targets)
         sent = int(recs["latency_ms"].notna().sum())
         return ReplayResult(recs, len(schedule), sent, float(schedule.span_s), float(schedule.warmup_s), t0,
-                            cpu_s, wall, schedule.hash(), rc, stderr_tail, cpus, None if tmp else str(wd))
+                            cpu_s, wall, schedule.hash(), rc, stderr_tail, cpus, None if tmp else str(wd),
+                            generator)
     finally:
         if tmp is not None:
             tmp.cleanup()
