@@ -620,7 +620,11 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> p
     """Per cell: hit rate and latency over measured requests; cold starts counted
     by client and server over every request of the cell (they must agree).
     ``valid``: the replayer sent 99% of the requests less than ``slo_ms`` after
-    their scheduled time (else the machine, not the server, set the latency)."""
+    their scheduled time (else the machine, not the server, set the latency) and
+    every request was answered. ``no_header``: requests without an answer (client
+    timeout, refused connection); the server may have counted them, so with
+    ``no_header > 0`` the two counts can differ by up to that many. Hit rate and
+    hit latency are over answered requests."""
     if not len(records):
         return pd.DataFrame()
     out = []
@@ -628,6 +632,7 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> p
         g = records[records["name"] == c.name]
         m = g[~g["warmup"]]
         lat = m["latency_ms"].to_numpy()
+        answered = m["cold"].to_numpy() >= 0       # the response carried the flag
         cold = m["cold"].to_numpy() == 1
         okm = m["ok"].to_numpy()
         met = okm & (lat <= slo_ms)
@@ -636,7 +641,7 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> p
         out.append({
             "name": c.name, "role": c.role, "alpha": c.alpha, "capacity": c.capacity,
             "capacity_ratio": c.capacity_ratio, "requests": len(m), "errors": int((~okm).sum()),
-            "hit_rate": float(1 - cold.mean()) if len(m) else np.nan,
+            "hit_rate": float(1 - cold[answered].mean()) if answered.any() else np.nan,
             "cold_starts_client": client_cold, "cold_starts_server": int(c.server_cold_starts),
             "counts_agree": client_cold == int(c.server_cold_starts)
             and int((g["cold"] >= 0).sum()) == int(c.server_requests),
@@ -644,14 +649,15 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float) -> p
             "evictions": int(c.server_evictions),
             "cold_p50_ms": float(np.percentile(lat[cold], 50)) if cold.any() else np.nan,
             "cold_p99_ms": float(np.percentile(lat[cold], 99)) if cold.any() else np.nan,
-            "hit_p50_ms": float(np.percentile(lat[~cold], 50)) if (~cold).any() else np.nan,
+            "hit_p50_ms": float(np.percentile(lat[answered & ~cold], 50)) if (answered & ~cold).any() else np.nan,
             "p50_ms": float(np.percentile(lat, 50)) if len(lat) else np.nan,
             "p99_ms": float(np.percentile(lat, 99)) if len(lat) else np.nan,
             "attainment": float(met.mean()) if len(m) else np.nan,
             "attainment_lo": lo, "attainment_hi": hi,
             "late_p99_ms": float(np.percentile(m["late_ms"], 99)) if len(m) else np.nan})
-        # the replayer kept its schedule: 99% of requests sent less than the SLO late
-        out[-1]["valid"] = bool(len(m)) and out[-1]["late_p99_ms"] <= slo_ms
+        # the replayer kept its schedule (99% of requests sent less than the SLO late), and every
+        # request was answered (a client timeout leaves a cold start the server counted unseen)
+        out[-1]["valid"] = bool(len(m)) and out[-1]["late_p99_ms"] <= slo_ms and out[-1]["no_header"] == 0
     return pd.DataFrame(out)
 
 
