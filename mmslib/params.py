@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 from .errors import ParamError
 
 KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard")   # as mmslib.backends.kserve accepts
-from .loadgen import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator)
+from .loadgen import PROTOCOLS, TRAFFIC, check_generator  # noqa: F401  (their one home: the load generator)
 from .seed import STRESS_SPECS as _SEED_SPECS
 
 from .backends import BACKENDS  # noqa: E402,F401  (its one home: mmslib.backends)
@@ -646,6 +646,7 @@ class TrafficParams(Common):
     protocol: str = "rest"
     timeout_s: float = 10.0
     cpu_isolation: bool = False
+    generator: str = "k6"  # loadgen.GENERATORS: k6, or go (mmslib.gogen, REST, less CPU per request)
 
     def validate(self, machine_memory: Optional[int] = None) -> "TrafficParams":
         from .arrivals import check_cv, check_zipf_alpha, read_trace
@@ -704,6 +705,7 @@ class TrafficParams(Common):
             raise ParamError("protocol", "grpc", "rest with backend 'kserve' (the ingress is reached over HTTP)")
         self.timeout_s = _num("timeout_s", self.timeout_s, 0, lo_open=True)
         self.cpu_isolation = _bool("cpu_isolation", self.cpu_isolation)
+        self.generator = check_generator(self.generator, [self.protocol])
         self.trace = _optional(self.trace)
         if self.trace is not None and not isinstance(self.trace, (str, os.PathLike)):
             raise ParamError("trace", self.trace, "a path to a CSV file of offset_s,model rows, or None")

@@ -247,7 +247,7 @@ def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
     t_start = time.time()
     error = ""
     try:
-        res = replay(tg, sched, timeout_s=p.timeout_s, cpu_affinity=k6_cpus)
+        res = replay(tg, sched, timeout_s=p.timeout_s, cpu_affinity=k6_cpus, generator=p.generator)
         recs = res.records
         info = {"sent": res.sent, "unsent": res.unsent, "t0_unix": res.t0_unix, "cpu_s": res.cpu_s,
                 "cpu_ms_per_request": res.cpu_ms_per_request, "wall_s": res.wall_s,
@@ -266,7 +266,7 @@ def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
            "scheduled_rate": sched.rate, "span_s": sched.span_s, "warmup_s": sched.warmup_s,
            "measured_s": sched.measured_s, "hot_requests": int(sched.hot.sum()),
            "trace_rows_cut": sched.trace_rows_cut, "schedule_hash": sched.hash(), "t_start": t_start,
-           "k6_cpus": str(k6_cpus or ""), "error": error, **info}
+           "k6_cpus": str(k6_cpus or ""), "generator": p.generator, "error": error, **info}
     # the level's verdict on every row too, for readers that see only records (mmslib.summary)
     recs["valid"] = bool(level_summary(recs, row, p)["valid"])
     return row, recs

@@ -51,6 +51,7 @@ protocol = "rest"  # rest | grpc (Open Inference Protocol V2)
 timeout_s = 10.0  # request timeout (s): a request still waiting is a miss
 fail_on_slo = False  # false | true (every level) | the rates that must meet the SLO (e.g. 25,50): a miss fails the run
 cpu_isolation = False  # true: pin the servers and k6 to separate CPUs
+generator = "k6"  # k6 | go (mmslib.gogen: REST only, needs golang-go, less CPU per request)
 # Where and how
 backend = "local"  # local (server processes on 127.0.0.1) | kserve (a Kubernetes cluster)
 runtime = "kserve"  # model server on the local backend: kserve | triton | mlserver

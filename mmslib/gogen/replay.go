@@ -28,6 +28,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -208,8 +209,6 @@ func main() {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	client := &http.Client{Transport: transport, Timeout: timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	sentNs := make([]int64, n)
 	latNs := make([]int64, n)
@@ -226,14 +225,18 @@ func main() {
 	do := func(i int, t *target) {
 		defer wg.Done()
 		defer atomic.AddInt64(&inflight, -1)
-		req, err := http.NewRequest("POST", t.url, bytes.NewReader(t.body))
+		// the timeout covers the whole exchange (connect, send, answer, body) via the context:
+		// http.Client.Timeout would start a goroutine per request to enforce it
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "POST", t.url, bytes.NewReader(t.body))
 		if err != nil {
 			fail("request %d: %v", i, err)
 		}
 		req.Header = t.header.Clone()
 		start := time.Since(t0)
 		sentNs[i] = int64(start)
-		resp, err := client.Do(req)
+		resp, err := transport.RoundTrip(req) // no redirects followed, no cookies: one exchange
 		var body []byte
 		if err == nil {
 			if t.expect != nil {
