@@ -62,6 +62,25 @@ def test_no_experiment_branches_on_a_plugin_name():
             assert needle not in text, f"mmslib/{f} branches on a plug-in: {needle}"
 
 
+def test_no_module_compares_with_a_plugin_name_outside_the_plugin():
+    """Anywhere in mmslib but the plug-in's own module(s) and params validation: no ``== "bert"``,
+    ``"local" !=``, ``in ("simple_string", ...)`` (a declaration on the plug-in says it instead)."""
+    import re
+    from mmslib.backends import BACKENDS
+    names = "|".join(sorted(set(BACKENDS) | set(RUNTIMES) | set(WORKLOADS)))
+    q = rf"""["'](?:{names})["']"""
+    pat = re.compile(rf"""(?:==|!=)\s*{q}|{q}\s*(?:==|!=)|\bin\s*[\(\[\{{]\s*{q}""")
+    own = [f"mmslib/{kind}/{n}" for kind, ns in (("backends", BACKENDS), ("runtimes", RUNTIMES),
+                                                 ("workloads", WORKLOADS)) for n in ns]
+    found = []
+    for p in sorted((ROOT / "mmslib").rglob("*.py")):
+        rel = p.relative_to(ROOT).as_posix()
+        if rel == "mmslib/params.py" or any(rel == o + ".py" or rel.startswith(o + "_") for o in own):
+            continue
+        found += [f"{rel}:{i}: {ln.strip()}" for i, ln in enumerate(p.read_text().splitlines(), 1) if pat.search(ln)]
+    assert found == []
+
+
 def test_backend_base_offers_pids_metrics_and_typed_usage():
     class Nothing(Backend):
         def deploy_traditional(self, models): return iter(())
