@@ -46,7 +46,6 @@ import pandas as pd
 
 from . import arrivals, export, gate, records as schema, resources, slo, stats
 from .backends import make_backend, model_names
-from .backends.base import Usage
 from .errors import DeployError, MmsError
 from .loadgen import replay
 from .params import TrafficParams
@@ -231,7 +230,7 @@ def _deploy(p, mode, size, workload, workdir, sup, run_id):
         v = backend.verify(sample=min(len(names), 100), seed=p.seed)
         if not v.ok:
             raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
-        u = Usage.from_mapping(backend.usage())
+        u = backend.usage()
         info = {"mode": mode, "models": size, "servers": len(backend.servers()),
                 "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
         return backend, targets_for(backend, workload, p.protocol, p.seed), info

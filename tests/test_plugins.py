@@ -94,11 +94,6 @@ def test_backend_base_offers_pids_metrics_and_typed_usage():
     assert b.pids() == [] and b.metrics_urls() == [] and b.metric_spec() is None
     row = b.usage().as_row()
     assert row["servers"] == 0 and math.isnan(row["memory_mib"]) and row["pending"] == 0
-    # a backend still returning the former free-form dict reads the same
-    u = Usage.from_mapping({"pods": 3, "servers": 2, "memory_mib": 120.0, "reserved_cpu": 3.3,
-                            "pods_pending": 1, "metrics_available": True})
-    assert (u.servers, u.memory_mib, u.reserved_cpu, u.pending) == (3, 120.0, 3.3, 1)
-    assert u.extra == {"metrics_available": True}
 
 
 def test_backends_declare_what_reports_say_about_them():

@@ -91,29 +91,6 @@ class Usage:
             out.setdefault(prefix + str(k), v)
         return out
 
-    @classmethod
-    def from_mapping(cls, u: Mapping[str, Any]) -> "Usage":
-        """A :class:`Usage` from the free-form dict backends returned before it
-        existed (kept while a backend still returns one)."""
-        if isinstance(u, Usage):
-            return u
-        u = dict(u)
-
-        def num(*keys):
-            for k in keys:
-                if u.get(k) is not None:
-                    return float(u[k])
-            return None
-        known = {"servers", "pods", "memory_mib", "pss_mib", "rss_mib", "uss_mib", "cpu_seconds", "cpu_cores",
-                 "gpu_memory_mib", "reserved_cpu", "reserved_memory_mib", "pending", "pods_pending", "processes"}
-        return cls(servers=int(u.get("pods", u.get("servers", 0)) or 0),
-                   memory_mib=num("memory_mib", "pss_mib"), rss_mib=num("rss_mib"), uss_mib=num("uss_mib"),
-                   cpu_seconds=num("cpu_seconds"), cpu_cores=num("cpu_cores"), gpu_memory_mib=num("gpu_memory_mib"),
-                   reserved_cpu=num("reserved_cpu"), reserved_memory_mib=num("reserved_memory_mib"),
-                   pending=int(u.get("pending", u.get("pods_pending", 0)) or 0),
-                   processes=int(u["processes"]) if u.get("processes") is not None else None,
-                   extra={k: v for k, v in u.items() if k not in known})
-
 
 class Backend(abc.ABC):
     """Interface shared by the local and kserve backends."""
