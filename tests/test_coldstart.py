@@ -94,6 +94,32 @@ def test_lazy_host_loads_on_first_request_and_evicts_least_recently_used(tmp_pat
         backend.close()
 
 
+def test_lazy_host_under_a_burst_keeps_its_bound_and_its_counts(tmp_path, no_leftovers):
+    """300 requests in half a second over 8 models, capacity 2: every request is
+    answered (no deadlock between loads waiting for room and requests waiting for
+    loads), correctly, and client and server count the same cold starts."""
+    from mmslib import simulate
+    wl = get_workload("simple_string")
+    sample = wl.make_sample(np.random.default_rng(1))
+    names = [f"b{i}" for i in range(8)]
+    backend = LocalBackend(get_runtime("kserve"), wl, tmp_path, lazy_capacity=2)
+    try:
+        backend.start_hosts(1)
+        backend.register_lazy(names)
+        url = backend.server().rest_url
+        sched = simulate.arrival_schedule(600.0, 0.5, 8, 0.0, seed=3, models=names)
+        recs = coldstart.replay([f"{url}/v2/models/{m}/infer" for m in names], sched,
+                                v2.request_body(sample.inputs), lambda out: wl.check(out, sample.expected),
+                                timeout_s=60)
+        st = requests.get(url + STATS_PATH, timeout=10).json()
+    finally:
+        backend.close()
+    assert len(recs) == len(sched) and (recs["cold"] >= 0).all() and recs["ok"].all()
+    assert int((recs["cold"] == 1).sum()) == st["cold_starts"] and len(recs) == st["requests"]
+    assert len(st["loaded"]) == 2 and st["loads"] - st["evictions"] == 2
+    assert st["cold_starts"] >= st["loads"] > 2
+
+
 def test_lazy_mode_refused_where_it_cannot_work(tmp_path):
     for rt in ("triton", "mlserver"):
         with pytest.raises(ParamError, match="no lazy loading") as e:

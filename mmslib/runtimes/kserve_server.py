@@ -121,6 +121,7 @@ def main(config_path: str) -> None:
             self.evicted: "collections.deque[str]" = collections.deque(maxlen=1000)
             self._lock = None
             self._unpinned = None
+            self._loading: dict = {}  # model -> asyncio.Event set when its load ends
             self._m_req = Counter("mms_lazy_requests", "Inference requests by lazy-load result", ["result"])
             self._m_loads = Counter("mms_lazy_loads", "Models loaded by the lazy repository")
             self._m_evict = Counter("mms_lazy_evictions", "Models evicted (least recently used)")
@@ -167,12 +168,13 @@ def main(config_path: str) -> None:
 
         async def acquire(self, name: str):
             """Before an inference on ``name``: True (waited for a load: a cold
-            start), False (was loaded), None (not in the store). Pins the model
-            until :meth:`release`."""
+            start), False (was loaded), None (not in the store). On True/False
+            the model is pinned (not evictable) until :meth:`release`. A pin is
+            taken only once the model is loaded, never while waiting: a waiter
+            holding a pin could keep the loader from making room (deadlock)."""
             self._sync()
             if name in self.lru:
-                self.inflight[name] += 1
-                self.lru.move_to_end(name)
+                self._pin(name)
                 self.counts["requests"] += 1
                 self.counts["hits"] += 1
                 self._m_req.labels(result="hit").inc()
@@ -180,19 +182,31 @@ def main(config_path: str) -> None:
             if not (store / name).is_dir():
                 self.counts["unknown"] += 1
                 return None
-            self.inflight[name] += 1
             self.counts["requests"] += 1
             self.counts["cold_starts"] += 1
             self._m_req.labels(result="cold").inc()
-            try:
+            while name not in self.lru:
+                loading = self._loading.get(name)
+                if loading is not None:  # another request is loading it: wait for that load
+                    await loading.wait()
+                    continue
                 async with self._lock:
-                    if name not in self.lru:
+                    if name in self.lru:
+                        break
+                    done = self._loading[name] = asyncio.Event()
+                    try:
                         await self._load_locked(name)
-                    self.lru.move_to_end(name)
-            except BaseException:
-                self.release(name)
-                raise
+                        self._pin(name)  # no await between the load and the pin
+                        return True
+                    finally:
+                        del self._loading[name]
+                        done.set()
+            self._pin(name)
             return True
+
+        def _pin(self, name: str) -> None:
+            self.inflight[name] += 1
+            self.lru.move_to_end(name)
 
         def release(self, name: str) -> None:
             self.inflight[name] -= 1
