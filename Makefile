@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Separate environments for the Triton and MLServer runtimes (their pins clash with kserve's).
+# The Go load generator (traffic: generator go) needs a Go toolchain, not installed here:
+# apt-get install golang-go (its tests skip without it; .ci/run installs it).
 envs: venv
 	bash scripts/setup-runtime-env.sh triton
 	bash scripts/setup-runtime-env.sh mlserver
