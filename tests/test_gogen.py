@@ -46,6 +46,9 @@ ANSWERS = {
     "garbage": (200, "not json"),
     "error": (500, {"error": "boom"}),
     "slow": (200, {"outputs": [{"name": "y", "data": [1.0, 2.5]}]}),
+    "chunked": (200, {"outputs": [{"name": "y", "data": [1.0, 2.5]}]}),   # Transfer-Encoding: chunked
+    "close": (200, {"outputs": [{"name": "y", "data": [1.0, 2.5]}]}),     # Connection: close, then closes
+    "chunkedwrong": (200, {"outputs": [{"name": "y", "data": [2.5, 1.0]}]}),
 }
 EXPECT = {"y": [1.0, 2.5]}
 
@@ -68,6 +71,17 @@ def canned():
             out = (ans if isinstance(ans, str) else json.dumps(ans)).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
+            if model.startswith("chunked"):  # three chunks, a chunk extension, a trailer
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                k = len(out) // 3
+                for part, ext in ((out[:k], b""), (out[k:2 * k], b";x=1"), (out[2 * k:], b"")):
+                    self.wfile.write(b"%x%s\r\n%s\r\n" % (len(part), ext, part))
+                self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+                return
+            if model == "close":
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
             self.wfile.write(out)
@@ -125,24 +139,26 @@ def test_go_replay_keeps_a_gamma_schedule(kserve, tmp_path):
 @needs_go
 def test_go_replay_checks_answers(canned):
     """Exact answers are ok (numbers to a relative 1e-6, nested data flattened, other outputs
-    ignored); wrong, short, missing, unparsable answers and errors are not; a refused
-    connection is status 0; without expected outputs only the status counts."""
+    ignored, chunked bodies, servers closing the connection after each answer); wrong, short,
+    missing, unparsable answers and errors are not; a refused connection is status 0; without
+    expected outputs only the status counts."""
     port, got = canned
-    names = ["right", "ints", "nested", "wrong", "short", "missing", "garbage", "error", "dead", "nocheck"]
+    names = ["right", "ints", "nested", "chunked", "close", "wrong", "short", "missing", "garbage", "error",
+             "chunkedwrong", "dead", "nocheck"]
     dead_port = free_port()
-    targets = [_canned_target(port, m) for m in names[:8]]
+    targets = [_canned_target(port, m) for m in names[:11]]
     targets.append(Target(f"http://127.0.0.1:{dead_port}/v2/models/dead/infer", "dead", targets[0].body,
                           expect=EXPECT))
     targets.append(Target(f"http://127.0.0.1:{port}/v2/models/wrong/infer", "nocheck", targets[0].body))
-    s = arrivals.make_schedule(names, 40, 1.5, arrival="poisson", seed=2)
+    s = arrivals.make_schedule(names, 60, 1.5, arrival="poisson", seed=2)
     r = loadgen.replay(targets, s, generator="go", timeout_s=5)
     rec = r.records
     assert r.unsent == 0 and rec["latency_ms"].notna().all() and len(rec) == len(s)
     ok = rec.groupby("model")["ok"].agg(["all", "any", "size"])
     assert set(ok.index) == set(names), "every target got requests"
-    for m in ("right", "ints", "nested", "nocheck"):
+    for m in ("right", "ints", "nested", "chunked", "close", "nocheck"):
         assert ok.loc[m, "all"], m
-    for m in ("wrong", "short", "missing", "garbage", "error", "dead"):
+    for m in ("wrong", "short", "missing", "garbage", "error", "chunkedwrong", "dead"):
         assert not ok.loc[m, "any"], m
     st = rec.groupby("model")["status"].agg(set)
     assert st["error"] == {500} and st["dead"] == {0} and st["wrong"] == {200}
