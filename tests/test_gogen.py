@@ -49,6 +49,7 @@ ANSWERS = {
     "chunked": (200, {"outputs": [{"name": "y", "data": [1.0, 2.5]}]}),   # Transfer-Encoding: chunked
     "close": (200, {"outputs": [{"name": "y", "data": [1.0, 2.5]}]}),     # Connection: close, then closes
     "chunkedwrong": (200, {"outputs": [{"name": "y", "data": [2.5, 1.0]}]}),
+    "stale": (200, {"outputs": [{"name": "y", "data": [1.0, 2.5]}]}),     # closes without saying so
 }
 EXPECT = {"y": [1.0, 2.5]}
 
@@ -81,6 +82,8 @@ def canned():
                 return
             if model == "close":
                 self.send_header("Connection", "close")
+                self.close_connection = True
+            if model == "stale":  # as a server whose keep-alive timeout ran out: the client cannot know
                 self.close_connection = True
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
@@ -184,6 +187,16 @@ def test_go_open_loop_and_in_flight_bound(canned, tmp_path):
     assert (g["latency_ms"][:8] >= 450).all() and g["ok"][:8].all()
     # the first 8 went out on time although none had been answered yet
     assert (np.abs(g["send_ms"][:8] - offs[:8] * 1e3) < 40).all()
+
+
+@needs_go
+def test_go_resends_once_on_a_stale_connection(canned):
+    """A kept-alive connection the server closed without saying so: the request goes again on a
+    new connection (as net/http's client does), so no request fails for it."""
+    port, _ = canned
+    s = arrivals.make_schedule(["stale"], 20, 1, arrival="constant")
+    r = loadgen.replay([_canned_target(port, "stale")], s, generator="go", timeout_s=5)
+    assert r.unsent == 0 and len(r.records) == 20 and r.records["ok"].all(), r.k6_stderr_tail
 
 
 def test_bad_generator_is_a_param_error(monkeypatch, canned):

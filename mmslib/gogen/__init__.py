@@ -15,9 +15,11 @@ file back into numpy arrays (no per-row Python).
 
 Why: k6 (Go, plus a JavaScript VM per request callback) costs 0.5-0.8 ms of CPU
 per REST request here, and k6 running nothing but a bare timer script already
-0.36 ms at 1,000 requests/s; this program spends its CPU on the HTTP client and
-the answer check only (``benchmarks/generator_cpu_bench.py --generator both``).
-REST only: gRPC needs HTTP/2 and protobuf code outside Go's standard library.
+0.36 ms at 1,000 requests/s; this program spends its CPU on timers, its own
+small HTTP/1.1 client (one goroutine per exchange; net/http's client cost ~15%
+more) and the answer check (``benchmarks/generator_cpu_bench.py --generator both``).
+REST over plain HTTP/1.1 only: gRPC needs HTTP/2 and protobuf code outside Go's
+standard library.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ MAGIC = b"MMSGOR01"
 CONFIG_FILE = "mms_go.json"
 SCHEDULE_FILE = "mms_go_schedule.bin"
 RECORDS_FILE = "mms_go_records.bin"
-MAX_INFLIGHT = 20_000  # requests in flight at most; beyond it a request is counted unsent
+MAX_INFLIGHT = 10_000  # requests in flight at most (a connection each); beyond it a request is counted unsent
 INSTALL_HINT = "apt-get install golang-go"
 
 
