@@ -57,7 +57,12 @@ TRACE_COLUMNS = ("offset_s", "model")
 
 
 def _finite(x) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(float(x))
+    if not isinstance(x, (int, float, np.number)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an int beyond any float (10**400)
+        return False
 
 
 def check_cv(cv, name: str = "cv") -> float:

@@ -33,7 +33,7 @@ def _quantity(name, v, kind):
     from .quantity import parse_cpu, parse_memory
     try:
         return parse_cpu(v) if kind == "cpu" else parse_memory(v)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: e.g. "1E310" CPUs as a float
         ex = "e.g. 100m, 1, 2.5" if kind == "cpu" else "e.g. 100Mi, 10Gi, 500M, or bytes"
         raise ParamError(name, v, f"a Kubernetes {kind} quantity ({ex})") from None
 
@@ -62,6 +62,8 @@ def _number(v):
         except ValueError:
             return None
     if not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        return None
+    if isinstance(v, int) and not -1e308 < v < 1e308:  # beyond any float (10**400)
         return None
     return v
 

@@ -42,14 +42,21 @@ from .errors import ParamError
 CONFIDENCE = 0.95
 
 
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond any float (10**400)
+        return False
+
+
 def check_slo_ms(v, name: str = "slo_ms") -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) or v <= 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not _finite(v) or v <= 0:
         raise ParamError(name, v, "a number of milliseconds > 0")
     return float(v)
 
 
 def check_target(v, name: str = "attainment_target") -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) \
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not _finite(v) \
             or not 0 < v <= 1:
         raise ParamError(name, v, "a share in (0, 1], e.g. 0.99")
     return float(v)

@@ -104,6 +104,7 @@ def test_an_unknown_parameter_is_one_param_error_naming_it(experiment, name, val
 EDGY = st.one_of(
     st.none(), st.booleans(),
     st.integers(min_value=-10**12, max_value=10**12), st.sampled_from([0, -1, 1, 2**31, 2**63, -2**63]),
+    st.sampled_from([10**400, -10**400, "1E310", "9" * 400, "1e310Gi", "-1e-400"]),  # beyond any float
     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 1e-300]),
     st.text(max_size=12),
     st.sampled_from(["", " ", "0", "-1", "1e3", "1_000", "nan", "inf", "[1, 2]", "1,2", "[]", "[", "none",
