@@ -29,13 +29,17 @@ def main() -> int:
     print("environment:", {k: v for k, v in env.items() if k.startswith("MMSLIB_")}, flush=True)
     p = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s", "-ra", "-p", "no:cacheprovider", *TESTS],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    tail = []
-    for line in p.stdout:
-        if FIGURE.match(line):
-            print(line.strip(), flush=True)
-        tail = (tail + [line.rstrip()])[-15:]
+    log = Path(os.environ.get("MMSLIB_RELIABILITY_LOG", ROOT / "outputs" / "reliability-bench.log"))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as full:
+        for line in p.stdout:
+            full.write(line)
+            if FIGURE.match(line):
+                print(line.strip()[:600], flush=True)
     p.wait()
-    print("\n".join(t for t in tail if t and not FIGURE.match(t)))
+    text = log.read_text().splitlines()
+    print("\n".join(t for t in text if t.startswith(("FAILED", "ERROR", "SKIPPED")) or re.match(r"^=+ .* in ", t)))
+    print(f"pytest's whole output: {log}")
     return p.returncode
 
 
