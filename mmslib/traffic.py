@@ -251,7 +251,7 @@ def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
         info = {"sent": res.sent, "unsent": res.unsent, "t0_unix": res.t0_unix, "cpu_s": res.cpu_s,
                 "cpu_ms_per_request": res.cpu_ms_per_request, "wall_s": res.wall_s,
                 "k6_exit_code": res.k6_exit_code}
-    except MmsError as e:  # k6 itself failed: the level is recorded as failed, the run goes on
+    except MmsError as e:  # the generator itself failed: the level is recorded as failed, the run goes on
         error = str(e)
         recs = schema.empty(schema.REPLAY)
         info = {"sent": 0, "unsent": len(sched), "t0_unix": t_start, "cpu_s": float("nan"),
@@ -315,7 +315,7 @@ def level_summary(recs: pd.DataFrame, row, p: TrafficParams) -> dict:
     out["lateness_max"] = float(late.max()) if len(late) else float("nan")
     reasons = []
     if row.get("error"):
-        reasons.append("k6 failed")
+        reasons.append(f"{row.get('generator', 'k6')} failed")
     if int(row.get("unsent", 0)) > 0:
         reasons.append(f"{int(row['unsent'])} requests not sent")
     if not (out["lateness_p99"] <= p.lateness_p99_ms):

@@ -215,3 +215,25 @@ def test_bad_generator_is_a_param_error(monkeypatch, canned):
     with pytest.raises(ParamError, match="generator.*apt-get install golang-go"):
         loadgen.replay(t, s, generator="go")
     assert params.traffic().generator == "k6"
+
+
+@needs_go
+def test_traffic_experiment_with_the_go_generator(tmp_path, no_leftovers):
+    """traffic.run(generator='go'): a local multi-model server, the level's records written by
+    the Go generator (every request sent and answered correctly), the generator in levels."""
+    from mmslib import traffic
+
+    p = params.traffic(models=[2], modes=["mms"], rates=[30], cv=[2], duration_s=1.5, warmup_s=0.5,
+                       popularity="uniform", slo_ms=200, lateness_p99_ms=50, generator="go",
+                       output_dir=str(tmp_path / "traffic"))
+    res = traffic.run(p, progress=False)
+    lv = res.levels
+    assert len(lv) == 1 and lv["generator"].tolist() == ["go"] and lv["error"].tolist() == [""]
+    assert lv["unsent"].iloc[0] == 0 and lv["cpu_s"].iloc[0] > 0
+    rec = res.records
+    sched = traffic.schedule_for(p, traffic.Level(2, "mms", 30.0, 2.0, 0, False))
+    assert len(rec) == len(sched) > 20 and rec["rid"].tolist() == list(range(len(sched)))
+    assert rec["model"].tolist() == sched.frame()["model"].tolist()
+    assert rec["ok"].all() and rec["latency_ms"].notna().all()
+    assert (rec["lateness_ms"] >= -0.5).all()
+    assert bool(res.summary["valid"].iloc[0])

@@ -93,9 +93,9 @@ type pool struct {
 	addr string
 }
 
-func (p *pool) get(timeout time.Duration) (*conn, error) {
+func (p *pool) get(timeout time.Duration, fresh bool) (*conn, error) {
 	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
+	if n := len(p.idle); n > 0 && !fresh {
 		c := p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
@@ -431,7 +431,7 @@ func main() {
 		var err error
 		for attempt := 0; ; attempt++ {
 			var c *conn
-			c, err = t.pool.get(timeout)
+			c, err = t.pool.get(time.Until(deadline), attempt > 0) // a resend: on a new connection
 			if err != nil {
 				break
 			}
