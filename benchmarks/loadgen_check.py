@@ -41,13 +41,13 @@ from mmslib.v2 import request_body
 MODELS = ["m0", "m1"]
 
 
-def ours(backend, sample, rate, seconds, seed):
+def ours(backend, sample, rate, seconds, seed, generator="k6"):
     srv = backend.server()
     body = request_body(sample.inputs)
     expect = {k: np.asarray(v).ravel().tolist() for k, v in sample.expected.items()}
     targets = [loadgen.Target(f"{srv.rest_url}/v2/models/{m}/infer", m, body, expect=expect) for m in MODELS]
     s = arrivals.make_schedule(MODELS, rate, seconds, warmup_s=2.0, arrival="poisson", seed=seed)
-    r = loadgen.replay(targets, s)
+    r = loadgen.replay(targets, s, generator=generator)
     m = r.records[~r.records["warmup"]]
     lat = m.loc[m["ok"], "latency_sched_ms"].to_numpy()
     return {"n": len(m), "errors": int((~m["ok"]).sum()), "p50": float(np.percentile(lat, 50)),
@@ -129,13 +129,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--repeat", type=int, default=1, help="alternate ours / LoadGen this many times")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--generator", default="k6", choices=loadgen.GENERATORS, help="mmslib's generator")
     a = ap.parse_args()
+    loadgen.check_generator(a.generator)
+    label = f"mmslib ({a.generator} replay)"
     with tempfile.TemporaryDirectory(prefix="mmslib-loadgen-check-") as tmp:
         with serve("simple_string", MODELS, Path(tmp) / "server") as backend:
             sample = backend.workload.make_sample(np.random.default_rng(0))
             rows = []
             for i in range(a.repeat):
-                o = ours(backend, sample, a.rate, a.seconds, a.seed + i)
+                o = ours(backend, sample, a.rate, a.seconds, a.seed + i, a.generator)
                 w = Path(tmp) / f"mlperf{i}"
                 w.mkdir()
                 m = mlperf(backend, sample, a.rate, a.seconds, a.seed + i, w)
@@ -144,9 +147,9 @@ def main():
           f"{a.seconds:g} s per run, KServe ModelServer (simple_string, REST)")
     print(f"{'run':>3} {'generator':28} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  notes")
     for i, (o, m) in enumerate(rows):
-        print(f"{i:3d} {'mmslib (k6 replay)':28} {o['p50']:8.3f} {o['p99']:8.3f} {o['errors']:7d}  "
+        print(f"{i:3d} {label:28} {o['p50']:8.3f} {o['p99']:8.3f} {o['errors']:7d}  "
               f"{o['n']} requests, lateness p99 {o['lateness_p99']:.2f} ms, "
-              f"k6 CPU {o['cpu_ms_per_request']:.3f} ms/request")
+              f"generator CPU {o['cpu_ms_per_request']:.3f} ms/request")
         print(f"{i:3d} {'MLCommons LoadGen (Server)':28} {m['p50']:8.3f} {m['p99']:8.3f} {m['errors']:7d}  "
               f"{m['achieved_qps']:.1f} completed/s")
         for q in ("p50", "p99"):

@@ -8,7 +8,7 @@ was sent, and its latency counted from the scheduled time.
 
 =====================  ========  ================================================
 ``t_unix``             float64   request sent, epoch seconds
-``latency_ms``         float64   send -> response (k6's request duration); NaN: never sent
+``latency_ms``         float64   send -> response (the generator's request duration); NaN: never sent
 ``status``             int64     HTTP status (0: no response) or gRPC status code
 ``ok``                 bool      success status AND outputs equal the expected ones
 ``model``              object    model name (str)

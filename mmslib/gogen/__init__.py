@@ -8,6 +8,12 @@ only), compiled on first use with the machine's Go toolchain (Debian:
 ``~/.cache/mmslib``) ``/gogen/<hash of the source and go version>/replay``.
 A second build of the same source is a cache hit.
 
+Timing: the send time is taken just before the request takes an idle
+connection (or dials one); latency runs from then to the answer's last byte, so
+a new connection's set-up is in it (k6's ``http_req_duration`` leaves it out;
+with kept-alive connections both are the same exchange). Clocks: Go's monotonic
+clock, nanoseconds.
+
 What it does and writes is described at the top of ``replay.go``; this module
 writes its inputs (targets as :func:`mmslib.loadgen._tables` gives them to the
 k6 replay, the schedule as binary columns), runs it and reads its records
