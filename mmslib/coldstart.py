@@ -768,6 +768,20 @@ def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] =
     return pd.DataFrame(rows)
 
 
+SIMULATION_TABLES = ("simulator_validation", "cluster")  # what save_simulation writes (read by the report)
+
+
+def save_simulation(rundir: RunDir, validation: pd.DataFrame, cluster: pd.DataFrame) -> List[Path]:
+    """Write section 4's tables into the run directory (``simulator_validation.parquet``:
+    :func:`validate_simulator`; ``cluster.parquet``: :func:`cluster_questions`), so the report
+    reads them from the run, not from a notebook; an empty table is not written."""
+    out = []
+    for name, df in zip(SIMULATION_TABLES, (validation, cluster)):
+        if df is not None and len(df):
+            out.append(rundir.save(name, df))
+    return out
+
+
 # --------------------------------------------------------------------------- plots
 
 def plot_memory(cycles: pd.DataFrame):

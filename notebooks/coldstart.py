@@ -35,7 +35,7 @@
 # What to measure
 sections = ["load_unload", "churn", "lazy"]  # any of load_unload | churn | lazy
 runtimes = ["kserve", "triton", "mlserver"]  # sections 1-2: runtimes that load and unload
-cycles = None  # section 1: load/unload cycles per runtime; None: 1000 (simple_string), 100 (bert)
+cycles = None  # section 1: load/unload cycles per runtime; None: the workload's load_cycles_default
 leak_bound_mib = None  # section 1: "grows" also beyond this drift (MiB); None: 1% of this machine's memory only
 resident_models = 4  # section 2: models taking traffic
 churn_models = 4  # section 2: other models, loaded and unloaded in turn
@@ -177,6 +177,7 @@ if len(validation):
     cluster = coldstart.cluster_questions(result)
 else:
     cluster = pd.DataFrame()
+coldstart.save_simulation(result.rundir, validation, cluster)  # the report reads them from the run directory
 cluster
 
 # %% [markdown]

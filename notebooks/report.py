@@ -32,6 +32,7 @@
 # - [Cold starts](#cold-starts)
 # - [Comparing two runs](#comparison)
 # - [Capacity planner: the seed's cluster](#capacity)
+# - [Cold starts at cluster scale (simulation)](#simulation)
 # - [Each run: facts, setting and metadata](#each-run)
 # - [Exports](#exports)
 
@@ -193,6 +194,21 @@ display(Markdown(cap.text))
 html.table(cap.plans, "plans")
 html.table(cap.seed_check, "predictions vs the seed's published numbers")
 html.table(cap.measured, "predictions vs our stress runs") if len(cap.measured) else None
+
+# %% [markdown]
+# ## <a id="simulation"></a>Cold starts at cluster scale (simulation)
+# **Simulation, not measurement.** Beside the planner's count of what *fits*: what happens when a
+# cluster serves more models than its hosts hold (load on first use, LRU eviction), from the
+# discrete-event simulator (`mmslib.simulate`) each coldstart run calibrated with its own measured
+# times. First how far the simulator was from the measurement on the cells it was not calibrated
+# on (targets: hit rate within 2 points, SLO attainment within 5), then, for N models, the hosts
+# needed for >= 99% SLO attainment.
+
+# %%
+sim = report.simulation_section(R)
+display(Markdown(sim.text or "*No coldstart run with simulator tables.*"))
+html.table(sim.validation, "simulation vs measurement (validation cells)") if len(sim.validation) else None
+html.table(sim.cluster, "simulation: hosts needed for >= 99% SLO attainment") if len(sim.cluster) else None
 
 # %% [markdown]
 # ## <a id="each-run"></a>Each run: facts, setting and metadata

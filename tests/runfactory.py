@@ -77,3 +77,16 @@ def generic_run(path, experiment, levels, latencies, params=None, key="k-generic
         rd.save(f"requests/level{i}", recs)
     rd.finish("complete")
     return rd
+
+
+def coldstart_run(path, validation, cluster, key="k-coldstart", runtime="kserve", workload="bert"):
+    """A coldstart run as :func:`mmslib.coldstart.save_simulation` leaves it: the lazy cells (their
+    roles) and section 4's tables, ``validation`` and ``cluster`` (lists of dicts, typed by the test)."""
+    rd = RunDir(path, "coldstart", {"runtime": runtime, "runtimes": [runtime], "workload": workload,
+                                    "backend": "local", "slo_ms": 200.0, "models": 16}, key)
+    cells = [{"name": v["name"], "role": "validation"} for v in validation] + [{"name": "cal", "role": "calibration"}]
+    rd.save("lazy_cells", pd.DataFrame(cells))
+    from mmslib.coldstart import save_simulation
+    save_simulation(rd, pd.DataFrame(validation), pd.DataFrame(cluster))
+    rd.finish("complete")
+    return rd

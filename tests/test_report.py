@@ -17,7 +17,7 @@ from conftest import papermill
 from mmslib import report
 from mmslib.report import figures, html
 from mmslib.rundir import Run
-from runfactory import perf_run, stress_run
+from runfactory import coldstart_run, perf_run, stress_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -30,6 +30,29 @@ from mmslib import export
 rd = perf_run({out!r}, lambda m, q: np.arange(1, 1001) * (1.0 if m == "traditional" else 1.5), qps=(25.0, 50.0))
 export.write_run_summary(rd)   # what an experiment does at its end
 """
+
+
+# section 4 of a coldstart run, typed: two valid validation cells (errors 1.5/-3.0 and -0.5/4.0
+# points) and one measured while the client fell behind; two cluster sizes, one not reachable
+VALIDATION = [
+    {"name": "a1_c4", "alpha": 1.0, "capacity": 4, "hit_rate_measured": 0.600, "hit_rate_simulated": 0.615,
+     "hit_rate_diff_pts": 1.5, "attainment_measured": 0.900, "attainment_simulated": 0.870,
+     "attainment_diff_pts": -3.0, "p99_measured_ms": 400.0, "p99_simulated_ms": 420.0, "measurement_valid": True,
+     "within": True},
+    {"name": "a2_c4", "alpha": 2.0, "capacity": 4, "hit_rate_measured": 0.800, "hit_rate_simulated": 0.795,
+     "hit_rate_diff_pts": -0.5, "attainment_measured": 0.950, "attainment_simulated": 0.990,
+     "attainment_diff_pts": 4.0, "p99_measured_ms": 300.0, "p99_simulated_ms": 250.0, "measurement_valid": True,
+     "within": True},
+    {"name": "a0.5_c4", "alpha": 0.5, "capacity": 4, "hit_rate_measured": 0.400, "hit_rate_simulated": 0.500,
+     "hit_rate_diff_pts": 10.0, "attainment_measured": 0.200, "attainment_simulated": 0.600,
+     "attainment_diff_pts": 40.0, "p99_measured_ms": 900.0, "p99_simulated_ms": 500.0, "measurement_valid": False,
+     "within": False}]
+CLUSTER = [
+    {"models": 10000, "host_memory": "10Gi", "models_per_host": 80, "alpha": 1.0, "qps": 1000.0, "slo_ms": 200.0,
+     "hosts_needed": 12, "attainment": 0.995, "note": "", "host_counts_simulated": 5},
+    {"models": 1000000, "host_memory": "10Gi", "models_per_host": 80, "alpha": 1.0, "qps": 1000.0, "slo_ms": 200.0,
+     "hosts_needed": None, "attainment": None, "note": "not reachable: attainment levels off at 0.9",
+     "host_counts_simulated": 9}]
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +68,7 @@ def mixed(tmp_path_factory):
                             capture_output=True, text=True, timeout=120)
     assert script.returncode == 0, script.stderr[-2000:]
     stress_run(d / "stress" / "run", seconds=(0.5, 1.0, 1.5, 2.0))
+    coldstart_run(d / "coldstart" / "run", VALIDATION, CLUSTER)
     return d, nb
 
 
@@ -64,7 +88,7 @@ def test_gate_makes_papermill_fail_after_saving_everything(mixed):
 def test_report_reads_the_mix(mixed):
     d, _ = mixed
     runs = report.collect(d)
-    assert sorted(runs.runs["run"]) == ["nb/run", "script/run", "stress/run"]
+    assert sorted(runs.runs["run"]) == ["coldstart/run", "nb/run", "script/run", "stress/run"]
     assert set(runs.runs["format_version"]) == {2}
     assert runs.get("nb/run").row["gate"] == "failed (1 levels)" and runs.get("script/run").row["gate"] == ""
     assert list(d.rglob("*.ipynb"))  # an executed notebook is present, yet the run directories are read
@@ -181,7 +205,7 @@ def test_html_helpers_can_fail():
 
 
 TOC = ["the-answer", "runs", "stress", "performance", "distributions", "traffic", "cold-starts", "comparison",
-       "capacity", "each-run", "exports"]
+       "capacity", "simulation", "each-run", "exports"]
 
 
 def test_report_command_builds_offline_html(mixed, tmp_path):
@@ -196,7 +220,12 @@ def test_report_command_builds_offline_html(mixed, tmp_path):
     for a in TOC:
         assert f'href="#{a}"' in page and f'id="{a}"' in page, a
     assert "dt-container" in page or "itables" in page  # interactive tables embedded
-    assert "3 run(s)" in page and "p99.99" in page
+    assert "4 run(s)" in page and "p99.99" in page
+    # the simulator's answers beside the capacity planner, labelled, with their validation error
+    assert page.index('id="capacity"') < page.index('id="simulation"') < page.index('id="each-run"')
+    assert "Cold starts at cluster scale (simulation)" in page and "Simulation, not measurement." in page
+    assert "hit rate within 1.50 points (target 2), SLO attainment within 4.00 points (target 5)" in page
+    assert "10,000 models need <strong>12 hosts</strong> (99.5% within the SLO)" in page
     assert (d / "report" / "report_levels.csv").is_file()  # the report's tables, exported
     if shutil.which("chromium"):
         _chromium_sees(out / "report.html", tmp_path)
@@ -240,3 +269,28 @@ def test_seed_sentences_read_the_seed_figures():
     assert h._seed_held("simple_string") == "traditional 2,500 QPS without scaling vs multi-model scaling up at 500 QPS"
     assert h._seed_held("bert") == "traditional 200 QPS without scaling vs multi-model 40 QPS without scaling"
     assert h._seed_held("no-such-workload") is None
+
+
+def test_simulation_section_reads_the_coldstart_run_directory(tmp_path):
+    """The cold-start simulator's tables come from the run directory (no notebook), labelled as
+    simulation, with the validation error in words; a run without them is named, not skipped silently."""
+    coldstart_run(tmp_path / "cs", VALIDATION, CLUSTER)
+    coldstart_run(tmp_path / "old", VALIDATION[:1], [], key="k-old")
+    (tmp_path / "old" / "simulator_validation.parquet").unlink()  # a run made before the tables were written
+    sim = report.simulation_section(report.collect(tmp_path))
+    v = sim.validation.set_index("name")
+    assert list(sim.validation["run"]) == ["cs"] * 3
+    assert v.loc["a2_c4", "attainment_diff_pts"] == 4.0 and v.loc["a1_c4", "hit_rate_simulated"] == 0.615
+    assert list(sim.cluster["models"]) == [10000, 1000000] and sim.cluster["hosts_needed"].iloc[0] == 12
+    assert sim.missing == ["old"]
+    assert sim.text == (
+        "**cs** (kserve/bert): **Simulation**, validated on 2 cells: hit rate within 1.50 points (target 2), "
+        "SLO attainment within 4.00 points (target 5) of the measurement; 2 of 2 cells meet both targets. "
+        "1 cell(s) left out, measured while the client fell behind its schedule: a0.5_c4 (attainment 20.0% "
+        "measured, 60.0% simulated). Simulated cluster, hosts of 10Gi (80 models each), Zipf alpha 1, "
+        "1000 requests/s in all, SLO 200 ms for >= 99% of requests: 10,000 models need **12 hosts** (99.5% "
+        "within the SLO); 1,000,000 models: no host count reached 99% (not reachable: attainment levels off "
+        "at 0.9).\n\nColdstart run(s) with validation cells but no simulation tables in their directory (made "
+        "before `mmslib.coldstart.save_simulation` existed, or interrupted before section 4): old.")
+    empty = report.simulation_section(report.collect(tmp_path / "old"))
+    assert empty.empty and len(empty.cluster) == 0

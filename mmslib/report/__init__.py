@@ -9,6 +9,7 @@ One noun per module:
 - :mod:`.facts` one run: facts, setting vs the seed's, metadata
 - :mod:`.headline` the answer first (``answer``, ``headline``, ``headline_table``)
 - :mod:`.capacity` the capacity planner on the seed's cluster
+- :mod:`.simulation` cold starts at cluster scale: the coldstart runs' simulator tables, labelled
 - :mod:`.figures` figures with the seed overlaid; latency histogram and percentile spectrum
 - :mod:`.html` offline interactive tables, table of contents, offline HTML export
 - :mod:`.labels` labels and number formats
@@ -31,12 +32,14 @@ from .facts import differences_in_setting, run_facts, run_metadata
 from .headline import HEADLINE_ROWS, answer, headline, headline_table
 from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_COLUMNS, RUN_KEYS, STRESS_COLUMNS, format_table
 from .seedside import seed_setting, with_seed
+from .simulation import SimulationSection, simulation_section
 from .tables import performance_side_by_side, performance_tables, saturation_side_by_side, stress_side_by_side
 
 __all__ = [
     "Run", "Runs", "CapacitySection", "collect", "read", "stress_side_by_side", "performance_side_by_side",
     "performance_tables", "saturation_side_by_side", "with_seed", "seed_setting", "differences_in_setting",
     "run_facts", "run_metadata", "answer", "headline", "headline_table", "capacity_section", "format_table",
+    "SimulationSection", "simulation_section",
     "comparison", "pick_comparison", "write_tables", "RUN_KEYS", "RUN_COLUMNS", "MODES", "MODE_LABEL",
     "STRESS_COLUMNS", "LATENCY_STATS", "HEADLINE_ROWS",
 ]

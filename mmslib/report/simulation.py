@@ -1,0 +1,92 @@
+"""Cold starts at cluster scale: the simulator's answers (:mod:`mmslib.simulate`), beside the
+capacity planner, read from the coldstart runs' directories.
+
+A coldstart run writes section 4's tables into its directory
+(:func:`mmslib.coldstart.save_simulation`): ``simulator_validation`` (simulated vs measured hit
+rate and SLO attainment on the cells not used to calibrate) and ``cluster`` (N models, hosts,
+alpha, rate, SLO -> attainment and the hosts needed for >= 99%). These are *simulations*: each
+cluster table is shown with the validation error of the run it was calibrated on, in words
+(:func:`mmslib.coldstart.validation_sentence`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+import pandas as pd
+
+from ..coldstart import SIMULATION_TABLES, validation_sentence
+from .collection import Runs
+
+VALIDATION_COLUMNS = ["run", "name", "alpha", "capacity", "hit_rate_measured", "hit_rate_simulated",
+                      "hit_rate_diff_pts", "attainment_measured", "attainment_simulated", "attainment_diff_pts",
+                      "p99_measured_ms", "p99_simulated_ms", "measurement_valid", "within"]
+CLUSTER_COLUMNS = ["run", "models", "host_memory", "models_per_host", "alpha", "qps", "slo_ms", "hosts_needed",
+                   "attainment", "note", "host_counts_simulated"]
+
+
+@dataclass
+class SimulationSection:
+    """validation / cluster: every coldstart run's tables, a ``run`` column first; text: per run,
+    a labelled paragraph (the run, the validation error, what the cluster table answers);
+    missing: coldstart runs with validation cells but no simulation tables written."""
+
+    validation: pd.DataFrame
+    cluster: pd.DataFrame
+    text: str
+    missing: List[str]
+
+    @property
+    def empty(self) -> bool:
+        return not len(self.validation) and not len(self.cluster)
+
+
+def _table(run, name: str, columns: List[str]) -> pd.DataFrame:
+    df = run.directory.table(name) if run.directory is not None else None
+    if df is None or not len(df):
+        return pd.DataFrame(columns=columns)
+    df = df.copy()
+    df.insert(0, "run", run.key)
+    return df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
+
+
+def _cluster_sentence(cl: pd.DataFrame) -> str:
+    parts = []
+    for r in cl.itertuples():
+        if pd.notna(r.hosts_needed):
+            parts.append(f"{int(r.models):,} models need **{int(r.hosts_needed):,} hosts** "
+                         f"({100 * float(r.attainment):.1f}% within the SLO)")
+        else:
+            parts.append(f"{int(r.models):,} models: no host count reached 99%"
+                         + (f" ({r.note})" if isinstance(r.note, str) and r.note else ""))
+    r0 = cl.iloc[0]
+    return (f"Simulated cluster, hosts of {r0['host_memory']} ({int(r0['models_per_host']):,} models each), "
+            f"Zipf alpha {float(r0['alpha']):g}, {float(r0['qps']):g} requests/s in all, SLO {float(r0['slo_ms']):g} ms "
+            f"for >= 99% of requests: " + "; ".join(parts) + ".")
+
+
+def simulation_section(runs: Runs) -> SimulationSection:
+    """The simulator's validation and cluster tables of every coldstart run in ``runs``, with the
+    validation error stated per run."""
+    vals, clusters, text, missing = [], [], [], []
+    for run in runs.of("coldstart"):
+        v, c = (_table(run, n, cols) for n, cols in zip(SIMULATION_TABLES, (VALIDATION_COLUMNS, CLUSTER_COLUMNS)))
+        if not len(v) and not len(c):
+            cells = run.directory.table("lazy_cells") if run.directory is not None else None
+            if cells is not None and "role" in cells and (cells["role"] == "validation").any():
+                missing.append(run.key)
+            continue
+        vals.append(v)
+        clusters.append(c)
+        para = [f"**{run.key}** ({run.row.get('runtime')}/{run.row.get('workload')}): "
+                + (validation_sentence(v) if len(v) else "**Simulation, not validated**: no validation table.")]
+        if len(c):
+            para.append(_cluster_sentence(c))
+        text.append(" ".join(para))
+    if missing:
+        text.append("Coldstart run(s) with validation cells but no simulation tables in their directory (made before "
+                    "`mmslib.coldstart.save_simulation` existed, or interrupted before section 4): "
+                    + ", ".join(missing) + ".")
+    val = pd.concat(vals, ignore_index=True) if vals else pd.DataFrame(columns=VALIDATION_COLUMNS)
+    cl = pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame(columns=CLUSTER_COLUMNS)
+    return SimulationSection(validation=val, cluster=cl, text="\n\n".join(text), missing=missing)
