@@ -443,7 +443,7 @@ class ColdstartParams(Common):
     mms_engine: str = "lazy"
     sections: List[str] = field(default_factory=lambda: list(COLDSTART_SECTIONS))
     runtimes: List[str] = field(default_factory=lambda: ["kserve", "triton", "mlserver"])  # sections 1-2
-    cycles: Optional[int] = None          # load/unload cycles per runtime; None: 1000 (simple_string), 100 (bert)
+    cycles: Optional[int] = None          # load/unload cycles per runtime; None: the workload's load_cycles_default
     leak_bound_mib: Optional[float] = None  # "grows" beyond this drift too (besides 1% of the host's memory)
     resident_models: int = 4              # section 2: models taking traffic
     churn_models: int = 4                 # section 2: other models loaded and unloaded in turn
@@ -538,7 +538,10 @@ class ColdstartParams(Common):
         return int(get_workload(self.workload).memory_estimate_bytes)
 
     def cycles_count(self) -> int:
-        return self.cycles if self.cycles is not None else (100 if self.workload == "bert" else 1000)
+        if self.cycles is not None:
+            return self.cycles
+        from .workloads import get_workload
+        return int(get_workload(self.workload).load_cycles_default)
 
     def capacity_counts(self) -> List[int]:
         """``capacity`` as model counts: an integer is a count, "N%" a share of

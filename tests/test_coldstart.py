@@ -145,6 +145,17 @@ def test_bad_input_is_one_clear_error(raw, name):
     assert e.value.name == name
 
 
+def test_default_cycles_are_the_workloads_declaration(monkeypatch):
+    """``cycles`` None: the workload declares its default (no branch on its name in params)."""
+    assert params.coldstart(workload="simple_string").cycles_count() == 1000
+    assert params.coldstart(workload="bert").cycles_count() == 100
+    assert params.coldstart(workload="bert", cycles=7).cycles_count() == 7
+    import dataclasses
+    from mmslib.workloads import simple_string
+    monkeypatch.setattr(simple_string, "WORKLOAD", dataclasses.replace(simple_string.WORKLOAD, load_cycles_default=3))
+    assert params.coldstart(workload="simple_string").cycles_count() == 3
+
+
 def test_capacity_as_count_percentage_or_memory():
     p = params.coldstart(models=20, capacity="2, 25%, 8Mi, 100%")   # simple_string declares 1 MiB
     assert p.capacity_counts() == [2, 5, 8, 20]

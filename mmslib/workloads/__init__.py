@@ -69,6 +69,7 @@ class Workload:
     artifact_bytes: int = 0    # about what one model's artifact weighs on disk
     exact: bool = True         # answers comparable element by element, so the load generator checks each request
     packages: tuple = ()       # distributions that compute it (versions recorded with every run)
+    load_cycles_default: int = 1000  # coldstart: load/unload cycles per runtime when ``cycles`` is not given
 
     def write_artifact(self, model_dir: Path, model_name: str) -> Path:
         """Write the model's artifact directory; returns it."""

@@ -566,6 +566,7 @@ def make_workload(device: str = "auto") -> Workload:
         artifact_bytes=ARTIFACT_BYTES[device],
         exact=False,  # floats: checked to CHECK_ATOL by verify(), not per request by the load generator
         packages=("onnxruntime", "torch"),
+        load_cycles_default=100,  # a load reads and builds the model (0.1-1.5 s): 1,000 cycles take too long
     )
 
 

@@ -92,4 +92,5 @@ WORKLOAD = Workload(
     framework="triton",
     description="Triton's simple_string: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1 (BYTES [1,16])",
     artifact_bytes=ARTIFACT_BYTES,
+    load_cycles_default=1000,  # a load takes milliseconds: 1,000 cycles show a leak per cycle
 )
