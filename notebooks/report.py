@@ -166,7 +166,7 @@ for e in [x for x in R.experiments if x not in ("stress", "performance", "coldst
 # %%
 fig = figures.experiment_levels(R, "coldstart")
 plt.show() if fig else display(Markdown("*No cold-start runs.*"))
-if "coldstart" in R.experiments:
+if "coldstart" in R.experiments and "experiment" in R.levels:  # no column: no run had levels
     html.table(R.levels[R.levels["experiment"] == "coldstart"], "cold-start levels")
 
 # %% [markdown]

@@ -61,7 +61,7 @@ def _cluster_sentence(cl: pd.DataFrame) -> str:
                          + (f" ({r.note})" if isinstance(r.note, str) and r.note else ""))
     r0 = cl.iloc[0]
     return (f"Simulated cluster, hosts of {r0['host_memory']} ({int(r0['models_per_host']):,} models each), "
-            f"Zipf alpha {float(r0['alpha']):g}, {float(r0['qps']):g} requests/s in all, SLO {float(r0['slo_ms']):g} ms "
+            f"Zipf alpha {float(r0['alpha']):g}, {float(r0['qps']):,g} requests/s in all, SLO {float(r0['slo_ms']):g} ms "
             f"for >= 99% of requests: " + "; ".join(parts) + ".")
 
 
@@ -76,8 +76,8 @@ def simulation_section(runs: Runs) -> SimulationSection:
             if cells is not None and "role" in cells and (cells["role"] == "validation").any():
                 missing.append(run.key)
             continue
-        vals.append(v)
-        clusters.append(c)
+        vals += [v] if len(v) else []
+        clusters += [c] if len(c) else []
         para = [f"**{run.key}** ({run.row.get('runtime')}/{run.row.get('workload')}): "
                 + (validation_sentence(v) if len(v) else "**Simulation, not validated**: no validation table.")]
         if len(c):
@@ -87,6 +87,10 @@ def simulation_section(runs: Runs) -> SimulationSection:
         text.append("Coldstart run(s) with validation cells but no simulation tables in their directory (made before "
                     "`mmslib.coldstart.save_simulation` existed, or interrupted before section 4): "
                     + ", ".join(missing) + ".")
-    val = pd.concat(vals, ignore_index=True) if vals else pd.DataFrame(columns=VALIDATION_COLUMNS)
-    cl = pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame(columns=CLUSTER_COLUMNS)
+    val, cl = (pd.DataFrame([r for f in frames for r in f.to_dict("records")], columns=list(frames[0].columns))
+               if frames else pd.DataFrame(columns=cols)
+               for frames, cols in ((vals, VALIDATION_COLUMNS), (clusters, CLUSTER_COLUMNS)))  # rows, not concat:
+    # a run whose cluster sizes all missed 99% has all-NA columns, which pd.concat warns about
+    for c in ("models", "models_per_host", "hosts_needed", "host_counts_simulated"):
+        cl[c] = pd.to_numeric(cl[c], errors="coerce").round().astype("Int64")  # counts; missing: <NA>
     return SimulationSection(validation=val, cluster=cl, text="\n\n".join(text), missing=missing)
