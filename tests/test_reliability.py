@@ -93,11 +93,19 @@ def _triton_shm(pids):
     return [n for n in names if (m := re.match(r"mmslib_triton_(\d+)_", n)) and m.group(1) in pids]
 
 
+def _default_sigint():
+    """In the child: SIGINT as a terminal's foreground job has it. A shell without job control
+    starts background jobs (``make check-long &``) with SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler: the test would send SIGINT to a process that cannot receive it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(kind, runtime, out, token, resume=False):
     extra, _ = SMALL[kind]
     return subprocess.Popen([sys.executable, "-c", SCRIPT, kind, runtime, str(out), "1" if resume else "0",
                              json.dumps(extra)], cwd=ROOT, env=dict(os.environ, **{TOKEN_VAR: token}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _kinds_available():
@@ -128,7 +136,7 @@ def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
         shm |= set(_triton_shm(now))
         time.sleep(0.1)
     proc.send_signal(sig)
-    t_sig = time.monotonic()
+    t_sig, t_sig_wall = time.monotonic(), time.time()
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -160,6 +168,10 @@ def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
         assert status in allowed, f"{what}: meta status {status!r}; stderr: {err[-1500:]}"
         for f in out.rglob("*.parquet"):
             pd.read_parquet(f)  # every file on disk is whole
+        if status == "complete" and sig != signal.SIGKILL:  # it had finished: the signal was not ignored
+            from datetime import datetime
+            finished = datetime.fromisoformat(json.loads((out / "meta.json").read_text())["finished"]).timestamp()
+            assert finished <= t_sig_wall + 1.0, f"{what}: completed {finished - t_sig_wall:.0f} s after the signal"
     if sig != signal.SIGKILL and proc.returncode != -sig and status != "complete":
         # interrupted runs end with the KeyboardInterrupt, not another error
         assert "KeyboardInterrupt" in err and "Error" not in err.split("KeyboardInterrupt")[-1], \
@@ -216,7 +228,8 @@ def _papermill(out_nb, out_dir, token):
          "--no-progress-bar", "-p", "output_dir", str(out_dir), "-p", "models", "2", "-p", "qps", "[20, 30]",
          "-p", "duration_s", "1.5", "-p", "warmup_s", "0.3"],
         cwd=ROOT, env=dict(os.environ, **{TOKEN_VAR: token}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True)  # its own process group, as a shell gives a foreground job
+        text=True, start_new_session=True,  # its own process group, as a shell gives a foreground job
+        preexec_fn=_default_sigint)
 
 
 def _kernel(pm_pid):
