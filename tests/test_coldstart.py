@@ -207,6 +207,9 @@ def test_notebook_end_to_end_small_then_resume(tmp_path, no_leftovers):
     glued = {k for c in nb["cells"] for o in c.get("outputs", [])
              for k in o.get("metadata", {}).get("scrapbook", {}).values() if isinstance(k, str)}
     assert {"lazy_summary", "simulator_validation", "cluster"} <= glued
+    # ... and wrote section 4's tables into the run directory, where the report reads them
+    assert rd.load("simulator_validation")["name"].tolist() == ["a1_c2"]
+    assert rd.load("cluster")["models"].tolist() == [600]
 
     # resume: nothing is measured again (no server starts), the records are the same
     before = {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")}
