@@ -157,6 +157,11 @@ def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
         except OSError:
             pass
     assert not left, f"{what} left processes: {desc}"
+    # a killed multi-threaded server shows as a zombie while its other threads still exit with
+    # its sockets: the ports get a deadline too
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(port_in_use(p) for p in ports):
+        time.sleep(0.2)
     still = [p for p in ports if port_in_use(p)]
     assert not still, f"{what}: ports still listening: {still}"
     shm_left = [n for n in shm if os.path.exists(f"/dev/shm/{n}")]
@@ -164,7 +169,10 @@ def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
     status = "before start"
     if (out / "meta.json").exists():
         status = json.loads((out / "meta.json").read_text())["status"]
-        allowed = ("interrupted", "complete") + (("running",) if sig == signal.SIGKILL else ())
+        # "running": killed outright (SIGKILL; or SIGTERM in the instant between the run directory's
+        # creation and the experiment's handler, when nothing is started yet: the default action)
+        killed = sig == signal.SIGKILL or proc.returncode == -sig
+        allowed = ("interrupted", "complete") + (("running",) if killed else ())
         assert status in allowed, f"{what}: meta status {status!r}; stderr: {err[-1500:]}"
         for f in out.rglob("*.parquet"):
             pd.read_parquet(f)  # every file on disk is whole
