@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from . import stats
+from . import intervals
 from .rundir import Run
 
 STATS = ("p50", "p99", "attainment")
@@ -62,8 +62,8 @@ def diff_quantiles(x_a: np.ndarray, x_b: np.ndarray, q: float, conf: float = 0.9
     """Distribution-free interval for Q_b(q) - Q_a(q): each quantile's order-statistics interval at
     1 - (1 - conf)/2, combined (Bonferroni)."""
     c = 1 - (1 - conf) / 2
-    la, ha = stats.quantile_ci(x_a, q, conf=c)
-    lb, hb = stats.quantile_ci(x_b, q, conf=c)
+    la, ha = intervals.quantile_ci(x_a, q, conf=c)
+    lb, hb = intervals.quantile_ci(x_b, q, conf=c)
     return lb - ha, hb - la
 
 

@@ -7,7 +7,7 @@ rows as ``summary.csv`` / ``summary.json`` beside the records.
 
 Columns: the ``by`` keys, ``n`` (measured rows: warm-up excluded), ``errors`` (rows not ``ok``),
 ``error_rate``, ``n_ok``, ``mean``, then per percentile ``q`` of ``percentiles``: ``p<q>`` with
-``p<q>_lo``/``p<q>_hi`` (distribution-free order-statistics interval, :func:`mmslib.stats.quantile_ci`;
+``p<q>_lo``/``p<q>_hi`` (distribution-free order-statistics interval, :func:`mmslib.intervals.quantile_ci`;
 a bound the sample cannot give is NaN) and ``max`` (no interval exists for a maximum); ``valid`` and
 ``invalid_reason`` (the load generator kept its schedule: :func:`mmslib.stats.summarize`'s rule when
 the run saved generator counts, else "measured something"); with an SLO: ``slo_ms``, ``slo_target``,
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
-from . import stats
+from . import intervals, stats
 from .errors import ParamError
 
 #: The seed's columns: p50, p90, p95, p99 and max.
@@ -120,7 +120,7 @@ def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms
                 row[c] = float(x[-1]) if x.size else np.nan
                 continue
             row[c] = float(np.percentile(x, q)) if x.size else np.nan
-            lo, hi = stats.quantile_ci(x, q / 100, conf=conf) if x.size else (np.nan, np.nan)
+            lo, hi = intervals.quantile_ci(x, q / 100, conf=conf) if x.size else (np.nan, np.nan)
             row[f"{c}_lo"], row[f"{c}_hi"] = lo, hi
         if slo_ms is not None:
             v = g["_v"].to_numpy(float)
@@ -197,7 +197,7 @@ def spectrum(values: np.ndarray, percentiles: Sequence[float] = SPECTRUM) -> pd.
         if not x.size:
             break
         v = float(np.percentile(x, q)) if q > 0 else float(x[0])
-        lo, hi = stats.quantile_ci(x, q / 100) if 0 < q < 100 else (np.nan, np.nan)
+        lo, hi = intervals.quantile_ci(x, q / 100) if 0 < q < 100 else (np.nan, np.nan)
         rows.append({"percentile": float(q), "value": v, "lo": lo, "hi": hi, "one_in": 1 / (1 - q / 100)})
     rows.append({"percentile": 100.0, "value": float(x[-1]) if x.size else np.nan, "lo": np.nan, "hi": np.nan,
                  "one_in": float(x.size) if x.size else np.nan})

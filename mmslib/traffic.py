@@ -44,7 +44,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from . import arrivals, export, gate, records as schema, resources, slo, stats
+from . import arrivals, export, gate, records as schema, resources, slo
+from .intervals import quantile_ci
 from .backends import make_backend, model_names
 from .errors import DeployError, MmsError
 from .loadgen import replay
@@ -306,7 +307,7 @@ def level_summary(recs: pd.DataFrame, row, p: TrafficParams) -> dict:
         out[f"p{q}"] = float(np.percentile(lat, q)) if len(lat) else float("nan")
         out[f"p{q}_sched"] = float(np.percentile(lat_s, q)) if len(lat_s) else float("nan")
     if len(lat) >= 2:
-        lo, hi = stats.quantile_ci(lat_s, 0.99)
+        lo, hi = quantile_ci(lat_s, 0.99)
         out["p99_sched_lo"], out["p99_sched_hi"] = float(lo), float(hi)
     else:
         out["p99_sched_lo"] = out["p99_sched_hi"] = float("nan")
@@ -393,7 +394,7 @@ def noisy_neighbour(records: pd.DataFrame, p: TrafficParams) -> pd.DataFrame:
         a = slo.attainment(g["latency_sched_ms"], g["ok"], p.slo_ms)
         ok = g.loc[g["ok"].astype(bool), "latency_sched_ms"].to_numpy(dtype=float)
         p99 = float(np.percentile(ok, 99)) if len(ok) else float("nan")
-        lo, hi = stats.quantile_ci(ok, 0.99) if len(ok) >= 2 else (float("nan"), float("nan"))
+        lo, hi = quantile_ci(ok, 0.99) if len(ok) >= 2 else (float("nan"), float("nan"))
         per.append({**dict(zip(LEVEL_KEYS, key)), "n": a.n, "p99": p99, "p99_lo": float(lo), "p99_hi": float(hi),
                     "share": a.share, "share_lo": a.lo, "share_hi": a.hi})
     per = pd.DataFrame(per)
