@@ -76,14 +76,11 @@ of this backend.
 """
 from __future__ import annotations
 
-import atexit
 import concurrent.futures as cf
 import json
 import logging
 import threading
 import time
-import urllib.parse
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -91,6 +88,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import k8s, planner, specs
 from ..errors import DeployError, MmsError, ParamError
+from ..k8s.status import TERMINAL_REASONS  # noqa: F401 (re-exported: kserve.TERMINAL_REASONS)
+from ..k8s.status import ADMISSION_REASONS, conditions, describe_conditions, host_of, readiness
+from ..k8s.watch import Watcher
 from ..params import KSERVE_DEPLOYMENT_MODES
 from ..resources import ServerSpec
 from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
@@ -105,14 +105,6 @@ DEPLOYMENT_MODES = KSERVE_DEPLOYMENT_MODES
 MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
 CONFIG_FULL = "host model config full"
 INGRESS_GRACE_S = 5.0            # an ingress refusing connections this long is a setting to fix, not a wait
-
-# Condition reasons after which waiting longer does not help.
-ADMISSION_REASONS = frozenset({"MemoryResourceNotAvailable", "MemoryResourceUnavailable", "IsNotMMSPredictor",
-                               "NotMMSPredictor", "FrameworkNotSupported"})
-TERMINAL_REASONS = ADMISSION_REASONS | frozenset({
-    "RevisionFailed", "Unschedulable", "ProgressDeadlineExceeded", "ContainerMissing", "ExitCode",
-    "ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "InvalidSpec", "NoSupportingRuntime",
-    "RuntimeNotRecognized", "RuntimeDisabled", "InvalidPredictorSpec", "ModelLoadFailed", "ServingRuntimeNotFound"})
 
 
 def _spec_parts(spec: ServerSpec, what: str) -> Tuple[str, str, Optional[str], Optional[str]]:
@@ -130,197 +122,6 @@ def _spec_parts(spec: ServerSpec, what: str) -> Tuple[str, str, Optional[str], O
             except (ValueError, TypeError):
                 raise ParamError(what, f"{c.name}.{kind}={v!r}", f"a positive Kubernetes {kind} quantity") from None
     return pred.cpu, pred.memory, (side.cpu if side else None), (side.memory if side else None)
-
-
-def conditions(obj: Optional[dict]) -> List[dict]:
-    return list(((obj or {}).get("status") or {}).get("conditions") or [])
-
-
-def describe_conditions(obj: Optional[dict], only_bad: bool = True) -> str:
-    out = []
-    for c in conditions(obj):
-        if only_bad and c.get("status") == "True":
-            continue
-        why = ": ".join(x for x in (c.get("reason"), c.get("message")) if x)
-        out.append(f"{c.get('type')}={c.get('status')}" + (f" ({why})" if why else ""))
-    return "; ".join(out)
-
-
-def readiness(obj: Optional[dict]) -> Tuple[str, str]:
-    """("ready" | "failed" | "pending", why)."""
-    conds = conditions(obj)
-    ready = next((c for c in conds if c.get("type") == "Ready"), None)
-    if ready is not None and ready.get("status") == "True":
-        return "ready", ""
-    for c in conds:
-        if c.get("status") == "False" and c.get("reason") in TERMINAL_REASONS:
-            return "failed", describe_conditions(obj)
-    ms = ((obj or {}).get("status") or {}).get("modelStatus") or {}
-    if ms.get("transitionStatus") in ("BlockedByFailedLoad", "InvalidSpec"):
-        lf = ms.get("lastFailureInfo") or {}
-        return "failed", (f"modelStatus {ms['transitionStatus']}: {lf.get('reason', '')} {lf.get('message', '')}".strip()
-                          + (f"; {describe_conditions(obj)}" if conds else ""))
-    return "pending", describe_conditions(obj)
-
-
-def host_of(url: Optional[str]) -> str:
-    return urllib.parse.urlsplit(url or "").hostname or ""
-
-
-_LIVE_WATCHERS: "weakref.WeakSet[_Watcher]" = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_watchers() -> None:
-    """Stop watch threads before the interpreter finalizes (a daemon thread in a socket read can abort it)."""
-    for w in list(_LIVE_WATCHERS):
-        w.stop(join_s=0.5)
-
-
-class _Watcher:
-    """Keeps {name: object} for one resource kind and label selector, by list + watch.
-
-    A dropped or failed watch resumes from the last resourceVersion with
-    backoff; 410 Gone relists. After ``max_failures`` failures in a row,
-    ``error`` says why and the deploy loop reports it.
-    """
-
-    def __init__(self, backend: "KServeBackend", res: k8s.Res, label_selector: str, *,
-                 watch_timeout_s: int = 60, max_failures: int = 6):
-        self.b = backend
-        self.res = res
-        self.selector = label_selector
-        self.watch_timeout_s = watch_timeout_s
-        self.max_failures = max_failures
-        self.objects: Dict[str, dict] = {}
-        self.cond = threading.Condition()
-        self.error = ""
-        self.synced = threading.Event()
-        self.restarts = 0
-        self._stop = False
-        self._w = None
-        self._thread = threading.Thread(target=self._run, name=f"watch-{res.plural}", daemon=True)
-
-    def start(self) -> "_Watcher":
-        _LIVE_WATCHERS.add(self)
-        self._thread.start()
-        if not self.synced.wait(self.b.request_timeout_s * (self.b.api_retries + 2)):
-            raise DeployError(f"watch {self.res.plural}: no initial list from the API server")
-        if self.error and not self.objects:
-            raise DeployError(self.error)
-        return self
-
-    def get(self, name: str) -> Optional[dict]:
-        with self.cond:
-            return self.objects.get(name)
-
-    def snapshot(self) -> Dict[str, dict]:
-        with self.cond:
-            return dict(self.objects)
-
-    def wait(self, timeout: float) -> None:
-        with self.cond:
-            self.cond.wait(timeout)
-
-    def _set(self, fn) -> None:
-        with self.cond:
-            fn()
-            self.cond.notify_all()
-
-    def _run(self) -> None:
-        from kubernetes import client, watch
-        from kubernetes.client.exceptions import ApiException
-        co = client.CustomObjectsApi(self.b.api)
-        g, v, ns, plural = self.res.group, self.res.version, self.b.namespace, self.res.plural
-        rv: Optional[str] = None
-        failures = 0
-        delay = self.b.retry_backoff_s
-        while not self._stop:
-            try:
-                if rv is None:
-                    lst = k8s.call(f"list {self.res.kind}s", co.list_namespaced_custom_object, g, v, ns, plural,
-                                   label_selector=self.selector, retries=self.b.api_retries,
-                                   backoff_s=self.b.retry_backoff_s, request_timeout=self.b.request_timeout_s)
-                    items = {o["metadata"]["name"]: o for o in lst.get("items", [])}
-                    rv = lst.get("metadata", {}).get("resourceVersion") or "0"
-
-                    def replace():
-                        self.objects = items
-                    self._set(replace)
-                    self.synced.set()
-                w = watch.Watch()
-                self._w = w
-                for ev in w.stream(co.list_namespaced_custom_object, g, v, ns, plural,
-                                   label_selector=self.selector, resource_version=rv,
-                                   timeout_seconds=self.watch_timeout_s, allow_watch_bookmarks=True,
-                                   _request_timeout=(self.b.request_timeout_s, self.watch_timeout_s + 15)):
-                    if self._stop:
-                        break
-                    obj = ev.get("raw_object") or ev.get("object")
-                    if not isinstance(obj, dict):
-                        continue
-                    meta = obj.get("metadata") or {}
-                    rv = meta.get("resourceVersion") or rv
-                    if ev["type"] == "BOOKMARK":
-                        continue
-                    name = meta.get("name")
-
-                    def apply(typ=ev["type"], name=name, obj=obj):
-                        if typ == "DELETED":
-                            self.objects.pop(name, None)
-                        else:
-                            self.objects[name] = obj
-                    self._set(apply)
-                    failures, delay = 0, self.b.retry_backoff_s
-                    if self.error:
-                        self._set(lambda: setattr(self, "error", ""))
-            except ApiException as e:
-                if self._stop:
-                    break
-                if k8s.status_of(e) == 410:
-                    rv = None
-                    continue
-                failures += 1
-                last = f"HTTP {k8s.status_of(e)}: {k8s.api_message(e)}"
-            except k8s.KubeApiError as e:   # the (re)list failed after its own retries
-                if self._stop:
-                    break
-                if not self.synced.is_set():
-                    msg = f"api: {e}"
-                    self._set(lambda: setattr(self, "error", msg))
-                    self.synced.set()
-                    return
-                failures += 1
-                last = str(e)
-            except Exception as e:  # dropped connection (urllib3 ProtocolError), timeouts, ...
-                if self._stop:
-                    break
-                failures += 1
-                last = f"{type(e).__name__}: {e}"
-            else:
-                continue
-            self.restarts += 1
-            log.info("watch %s: %s (failure %d), resuming", plural, last, failures)
-            if failures >= self.max_failures:
-                def fail(msg=f"api: watching {self.res.kind}s failed {failures} times in a row, last: {last}"):
-                    self.error = msg
-                self._set(fail)
-                self.synced.set()
-                failures = 0
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-    def stop(self, join_s: float = 3.0) -> None:
-        self._stop = True
-        _LIVE_WATCHERS.discard(self)
-        w = self._w
-        if w is not None:
-            try:
-                w.stop()
-            except Exception:
-                pass
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=join_s)
 
 
 @dataclass
@@ -436,7 +237,7 @@ class KServeBackend(Backend):
         self.dry_run = bool(self.dry_run_mode)
         self.dry_run_dir = Path(dry_run_dir) if dry_run_dir is not None else None
         self.api = None
-        self._watchers: Dict[str, _Watcher] = {}
+        self._watchers: Dict[str, Watcher] = {}
         self._hosts: List[str] = []
         self._declared: Dict[str, float] = {}
         self._ok: Dict[str, Tuple[str, str]] = {}       # model -> (server, plural) deployed ok
@@ -537,10 +338,10 @@ class KServeBackend(Backend):
         from kubernetes import client
         return client.CoreV1Api(self.api)
 
-    def _watcher(self, res: k8s.Res) -> _Watcher:
+    def _watcher(self, res: k8s.Res) -> Watcher:
         w = self._watchers.get(res.plural)
         if w is None:
-            w = _Watcher(self, res, k8s.run_selector(self.run_id)).start()
+            w = Watcher(self, res, k8s.run_selector(self.run_id)).start()
             self._watchers[res.plural] = w
         return w
 
@@ -709,7 +510,7 @@ class KServeBackend(Backend):
     def _fail(self, it: _Item, error: str) -> DeployEvent:
         return DeployEvent(it.model, it.server, False, time.monotonic() - it.t0, time.time(), error=error, kind=it.kind)
 
-    def _check(self, it: _Item, w: _Watcher) -> Optional[DeployEvent]:
+    def _check(self, it: _Item, w: Watcher) -> Optional[DeployEvent]:
         waited = time.monotonic() - it.t0
         if it.future is not None and not it.future.done():
             if waited > self.deploy_timeout_s + self.request_timeout_s * (self.api_retries + 2):
