@@ -46,6 +46,7 @@ N = int(os.environ.get("MMSLIB_CHAOS_N", "1"))
 LONG = os.environ.get("MMSLIB_LONG") == "1"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 RUNTIMES = ["kserve", "triton", "mlserver"]
+SIGNAL_SHIFT = {"kserve": 0, "triton": 2, "mlserver": 2}  # first signal: SIGNALS[shift]
 
 # Small parameters per experiment (and how long a run takes, roughly, to spread the moments over).
 SMALL = {
@@ -116,11 +117,10 @@ def _kinds_available():
 def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
     kinds = _kinds_available()
     kind = kinds[i % len(kinds)]
-    # kserve: INT, KILL, TERM, ...; triton: TERM, INT, KILL, ...; mlserver: KILL, TERM, INT, ...: every
-    # signal in `make test` (two runs per runtime). Triton gets SIGKILL from its third run on, in
-    # check-long only: a SIGKILL while a Triton server is starting can orphan a python-backend stub
-    # (seen once in 21 runs; README "What a run guarantees", known gap).
-    sig = SIGNALS[(RUNTIMES.index(runtime) - i) % len(SIGNALS)]
+    # kserve: INT, KILL, TERM, ...; triton: KILL, TERM, INT, ...; mlserver: KILL, TERM, INT, ...: every
+    # signal in `make test` (two runs per runtime), SIGKILL to every runtime (Triton's stubs included:
+    # its launcher reaps them, tests/test_reliability_triton_kill.py kills at the worst moment).
+    sig = SIGNALS[(SIGNAL_SHIFT[runtime] - i) % len(SIGNALS)]
     delay = rng.uniform(0.0, SMALL[kind][1])
     what = f"{runtime} run {i} ({kind}, {sig.name} {delay:.1f} s into the run, {seed_note})"
     token = f"chaos-{uuid.uuid4().hex}"

@@ -25,7 +25,9 @@ on PATH and the venv interpreter's own LIBDIR first on LD_LIBRARY_PATH.
 Each server process is a small bash launcher (``LAUNCHER``, ~0.3 MiB private
 memory) with tritonserver as its child, so that stopping a server never leaks
 the stubs' shared memory in /dev/shm (see the comment at ``LAUNCHER``); what
-a killed run left there anyway is swept when the next store is prepared.
+a killed run left there anyway is swept when the next store is prepared. The
+launcher is a child subreaper told of its parent's death (``REAPER``): a
+SIGKILLed kernel leaves no tritonserver and no stub behind.
 ``ServerConfig.threads`` sets ``--http-thread-count`` (at least 2, so that a
 model load in progress does not block health checks and inference).
 """
@@ -70,24 +72,75 @@ EXIT_TIMEOUT_S = 3
 # the server, gives the stubs time to clean up, removes any leftovers (the regions
 # carry the launcher's pid in their prefix) and exits, well inside the
 # supervisor's 5 s. The server gets SIGKILL if the launcher dies (setpriv
-# --pdeathsig), so it never outlives it; stubs notice their server's death.
+# --pdeathsig), so it never outlives it.
+#
+# The launcher is also the reaper of its tree. ``REAPER`` (a few lines of the
+# Triton env's Python, then exec'd into bash: no Python stays in memory) makes
+# it a child subreaper (PR_SET_CHILD_SUBREAPER, kept across execve: stubs whose
+# server died are re-parented to it, not to init) and sets its parent-death
+# signal to SIGTERM (the supervisor's SIGKILL would end it with nothing cleaned
+# up). So when the Python process that started it dies, SIGKILL included, the
+# launcher is told; it stops the server (SIGTERM, SIGKILL after GRACE s), and
+# on every way out SIGKILLs whatever of its tree is left: a stub started while
+# the server was being killed never learns that its server is gone and would
+# otherwise run forever.
 LAUNCHER = r"""
 prefix="mmslib_triton_$$_"
 if command -v setpriv >/dev/null 2>&1; then guard=(setpriv --pdeathsig KILL --); else guard=(); fi
+srv= stopping= timer=
+on_stop() {
+  stopping=1
+  if [ -n "$srv" ]; then
+    kill -TERM "$srv" 2>/dev/null
+    if [ -z "$timer" ]; then
+      ( sleep "$MMSLIB_TRITON_GRACE_S"; kill -KILL "$srv" 2>/dev/null ) &
+      timer=$!
+    fi
+  fi
+}
+kill_tree() {  # SIGKILL every descendant (ours, or re-parented to us); fails when there was none
+  local queue=("$$") found=() p t k kids
+  while [ ${#queue[@]} -gt 0 ]; do
+    p=${queue[0]}; queue=("${queue[@]:1}")
+    for t in /proc/"$p"/task/*/children; do
+      kids=(); { read -r -a kids < "$t"; } 2>/dev/null
+      for k in "${kids[@]}"; do queue+=("$k"); found+=("$k"); done
+    done
+  done
+  [ ${#found[@]} -gt 0 ] || return 1
+  kill -KILL "${found[@]}" 2>/dev/null
+  return 0
+}
+trap on_stop TERM INT HUP
+[ -n "$stopping" ] && exit 143
 "${guard[@]}" "$@" "--backend-config=python,shm-region-prefix-name=$prefix" &
 srv=$!
-trap 'kill -TERM "$srv" 2>/dev/null' TERM INT HUP
+[ -n "$stopping" ] && on_stop
 while :; do
   wait "$srv"; rc=$?
   kill -0 "$srv" 2>/dev/null || break
 done
+[ -n "$timer" ] && kill -KILL "$timer" 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
   compgen -G "/dev/shm/${prefix}*" >/dev/null || break
   sleep 0.1
 done
+for _ in 1 2 3 4 5; do kill_tree || break; sleep 0.1; done
 rm -f /dev/shm/"${prefix}"*
 exit "$rc"
 """
+
+#: Seconds the launcher gives tritonserver to stop on SIGTERM when no supervisor
+#: is left to escalate (its parent died), before SIGKILL.
+GRACE_S = 6
+
+# Turns the process into a child subreaper with SIGTERM as its parent-death
+# signal, then execs the launcher (both settings survive execve).
+REAPER = ("import ctypes, os, sys\n"
+          "libc = ctypes.CDLL(None)\n"
+          "libc.prctl(36, 1, 0, 0, 0)\n"    # PR_SET_CHILD_SUBREAPER
+          "libc.prctl(1, 15, 0, 0, 0)\n"    # PR_SET_PDEATHSIG, SIGTERM
+          "os.execvp('bash', ['bash', '-c'] + sys.argv[1:])\n")
 
 
 def sweep_shm() -> int:
@@ -291,7 +344,10 @@ class TritonRuntime(Runtime):
             "--log-verbose=0", "--log-info=" + os.environ.get("MMSLIB_TRITON_LOG_INFO", "false"),
         ]
         server += [f"--load-model={m}" for m in cfg.models]
-        return ["bash", "-c", LAUNCHER, "mmslib-triton-launcher"] + server, self.server_env()
+        env = self.server_env()
+        env["MMSLIB_TRITON_GRACE_S"] = str(GRACE_S)
+        return ([info["python"], "-I", "-S", "-c", REAPER, LAUNCHER, "mmslib-triton-launcher"] + server,
+                env)
 
     def start_timeout_s(self) -> float:
         return 120.0
