@@ -5,6 +5,10 @@ calls :func:`stress` or :func:`performance` with those names, which checks
 every value before anything is deployed and raises :class:`ParamError` naming
 the parameter and what is allowed. ``papermill -p`` and ``-f params/*.yaml``
 both end up here.
+
+Layout: one noun, the experiments' parameters (~730 lines): one validated dataclass per
+experiment sharing the same checks, so that every bad value fails the same way, here, before
+anything is deployed.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from typing import Any, Dict, List, Optional
 from .errors import ParamError
 
 KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard")   # as mmslib.backends.kserve accepts
-from .loadgen import PROTOCOLS, TRAFFIC, check_generator  # noqa: F401  (their one home: the load generator)
+from .loadgen import check_generator
+from .targets import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator's targets)
 from .seed import STRESS_SPECS as _SEED_SPECS
 
 from .backends import BACKENDS  # noqa: E402,F401  (its one home: mmslib.backends)

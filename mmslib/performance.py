@@ -25,11 +25,12 @@ from . import export, gate, resources, schedule, server_metrics, stats, v2
 from . import records as schema
 from .backends import make_backend, model_names
 from .errors import DeployError, MmsError
-from .loadgen import Target, run_level
+from .loadgen import run_level
 from .params import PerformanceParams
 from .procs import Supervisor, pin_threads
 from .progress import bar as progress_bar
 from .rundir import RunDir
+from .targets import Target
 from .workloads import get_workload
 
 

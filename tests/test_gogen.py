@@ -16,7 +16,7 @@ import pytest
 from mmslib import arrivals, gogen, loadgen, params, records as record_schema
 from mmslib.backends.local import serve
 from mmslib.errors import ParamError
-from mmslib.loadgen import Target
+from mmslib.targets import Target
 from mmslib.procs import free_port
 from mmslib.v2 import request_body
 

@@ -13,7 +13,7 @@ import pytest
 
 from mmslib import simulate as sim
 from mmslib.errors import ParamError
-from mmslib.loadgen import traffic_weights
+from mmslib.targets import traffic_weights
 
 
 def erlang_c_wait(lam: float, mu: float, c: int) -> float:
