@@ -35,6 +35,10 @@ Sections (``sections`` picks them; each finished part is on disk at once, so
    cells not used to calibrate it (:func:`lazy_cells` says which): simulated vs measured
    hit rate and SLO attainment (:func:`validate_simulator`). Then the cluster
    questions (:func:`cluster_questions`).
+
+Layout: one noun, the cold-start experiment (~830 lines): its four sections share one host
+set-up, one run directory and its resume logic; the simulator it calibrates is
+:mod:`mmslib.simulate` and the traffic it sends comes from :mod:`mmslib.arrivals`.
 """
 from __future__ import annotations
 

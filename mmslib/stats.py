@@ -97,6 +97,11 @@ few_samples
 
 Speed: everything is grouped numpy (one ``lexsort``, ``bincount``), no Python
 loop per request; 1M records summarize in well under a second.
+
+Layout: one noun, the per-level statistics of a run (~850 lines, half of them the decisions
+above): summarize, repeats, mode comparison, saturation, the seed's table and the time series
+all read the same grouped records.  The interval estimators are a noun of their own,
+:mod:`mmslib.intervals`, re-exported here.
 """
 
 from __future__ import annotations

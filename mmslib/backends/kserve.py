@@ -73,6 +73,11 @@ at commit aaac4e294dae; the test double in tests/k8s_double imitates it, citing 
 
 Load generation from inside the cluster (k6 as a Kubernetes Job) is not part
 of this backend.
+
+Layout: one noun, the KServe backend (~1,100 lines): its deploy loop, probes, diagnosis and usage
+all act on the same in-flight items, watchers and settings of one :class:`KServeBackend`, so
+splitting it would only pass that state around. Its parts that are nouns of their own live in
+:mod:`mmslib.k8s` (names, manifests, CRD schema, API client, clean-up, object status, watches).
 """
 from __future__ import annotations
 
