@@ -99,7 +99,15 @@ on_stop() {
   fi
 }
 kill_tree() {  # SIGKILL every descendant (ours, or re-parented to us); fails when there was none
-  local queue=("$$") found=() p t k kids
+  local queue=("$$") found=() p t k kids line rest
+  if [ ! -e "/proc/$$/task/$$/children" ]; then  # kernel without CONFIG_PROC_CHILDREN: scan /proc
+    queue=()
+    for t in /proc/[0-9]*/stat; do
+      { read -r line < "$t"; } 2>/dev/null || continue
+      p=${line%% *}; rest=${line##*) }; kids=($rest)  # state ppid pgrp ...
+      [ "$p" != "$$" ] && { [ "${kids[1]}" = "$$" ] || [ "${kids[2]}" = "$$" ]; } && found+=("$p")
+    done
+  fi
   while [ ${#queue[@]} -gt 0 ]; do
     p=${queue[0]}; queue=("${queue[@]:1}")
     for t in /proc/"$p"/task/*/children; do
