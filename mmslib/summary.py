@@ -151,7 +151,7 @@ def _validity(out: pd.DataFrame, records: pd.DataFrame, by, levels) -> pd.DataFr
         if "valid" in records.columns:  # rows that carry their own verdict
             v = records.groupby(by, dropna=False)["valid"].all().reset_index()
             out = out.drop(columns=["valid"]).merge(v, on=by, how="left")
-            out["valid"] = out["valid"].fillna(False).astype(bool)
+            out["valid"] = out["valid"].eq(True)
             out.loc[~out["valid"] & (out["invalid_reason"] == ""), "invalid_reason"] = "marked not valid"
         return out
     s = stats.summarize(records, levels, by=by if set(lk) <= set(by) else lk)
@@ -164,7 +164,7 @@ def _validity(out: pd.DataFrame, records: pd.DataFrame, by, levels) -> pd.DataFr
         agg = sub.groupby(by, dropna=False).agg(valid=("valid", "all"), invalid_reason=(
             "invalid_reason", lambda x: "; ".join(r for r in dict.fromkeys(x.dropna().astype(str)) if r)))
         merged = out.drop(columns=["valid", "invalid_reason"]).merge(agg.reset_index(), on=by, how="left")
-    merged["valid"] = merged["valid"].fillna(False).astype(bool)
+    merged["valid"] = merged["valid"].eq(True)
     merged["invalid_reason"] = merged["invalid_reason"].fillna("no generator info")
     return merged
 

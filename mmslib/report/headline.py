@@ -268,7 +268,7 @@ def answer(runs: Runs) -> str:
     for e in [x for x in runs.experiments if x not in ("stress", "performance")]:
         lv = runs.levels[runs.levels["experiment"] == e] if "experiment" in runs.levels else pd.DataFrame()
         if len(lv) and "slo_met" in lv and lv["slo_met"].notna().any():
-            met = lv["slo_met"].fillna(False).astype(bool)
+            met = lv["slo_met"].eq(True)  # NaN (no SLO stated) counts as not met
             parts.append(f"{e}: {int(met.sum())} of {len(lv)} levels met their SLO")
     if not parts:
         return f"{len(runs)} run(s) found; none holds both modes of a stress or performance experiment yet."
