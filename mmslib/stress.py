@@ -126,7 +126,8 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
     idle = resources.idle_cpu(pids, 2.0) if pids else float("nan")
     verify = backend.verify(p.verify_sample, p.seed) if deployed and p.verify_sample else None
     ok_rows = [r for r in rows if r["ok"]]
-    secs = np.array([r["seconds"] for r in ok_rows]) if ok_rows else np.array([np.nan])
+    secs = np.array([r["seconds"] for r in ok_rows], dtype=float)
+    secs = secs[np.isfinite(secs)]  # no model ready: the times are NaN (not a numpy warning)
     servers = deployed if mode == "traditional" else p.hosts
     spec = trad_spec if mode == "traditional" else mms_spec
     res = resources.reserved(spec, servers)
@@ -135,8 +136,9 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         "models_target": p.models, "models_deployed": deployed, "stop_reason": stop, "stop_detail": stop_detail,
         "servers": servers, "processes": m["processes"],
         "deploy_wall_s": deploy_wall, "deploy_rate_per_s": deployed / deploy_wall if deploy_wall > 0 else np.nan,
-        "ready_p50_s": float(np.nanpercentile(secs, 50)), "ready_p99_s": float(np.nanpercentile(secs, 99)),
-        "ready_max_s": float(np.nanmax(secs)),
+        "ready_p50_s": float(np.percentile(secs, 50)) if len(secs) else np.nan,
+        "ready_p99_s": float(np.percentile(secs, 99)) if len(secs) else np.nan,
+        "ready_max_s": float(secs.max()) if len(secs) else np.nan,
         "host_start_s": float(np.mean(host_seconds)) if host_seconds else np.nan,
         "rss_mib": m["rss_mib"], "pss_mib": m["pss_mib"], "uss_mib": m["uss_mib"],
         "pss_per_model_mib": m["pss_mib"] / deployed if deployed else np.nan,
