@@ -108,8 +108,11 @@ def test_crud_metadata_patch_update_delete(k8s_cluster, api):
     with pytest.raises(ApiException) as ei:
         co.get_namespaced_custom_object(G, V1A1, NS, "servingruntimes", "rt-a")
     assert ei.value.status == 404 and body(ei.value)["reason"] == "NotFound"
-    # an InferenceService has a finalizer: deletionTimestamp first, then gone
+    # an InferenceService gets its finalizer from the controller's first reconcile (not at create, as in
+    # KServe); once it has it, a delete sets deletionTimestamp first, then the object goes
     co.create_namespaced_custom_object(G, V1B1, NS, "inferenceservices", isvc("del-me"))
+    wait_for(lambda: "inferenceservice.finalizers" in (co.get_namespaced_custom_object(
+        G, V1B1, NS, "inferenceservices", "del-me")["metadata"].get("finalizers") or []), what="ISVC finalizer")
     d = co.delete_namespaced_custom_object(G, V1B1, NS, "inferenceservices", "del-me")
     assert d["metadata"].get("deletionTimestamp")
     wait_for(lambda: not k8s_cluster.double.objects("inferenceservices"), what="ISVC gone")
