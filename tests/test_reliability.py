@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import psutil
 import pytest
 
 from mmslib.procs import port_in_use
+from mmslib.runtimes.triton import shm_regions as _shm_regions
 
 from conftest import TOKEN_VAR, tagged_pids
 from test_runtimes import ensure_env
@@ -84,16 +84,6 @@ def _listening_ports(pids):
     return out
 
 
-def _triton_shm(pids):
-    """/dev/shm regions of Triton launchers among ``pids`` (named after the launcher's pid)."""
-    pids = {str(p) for p in pids}
-    try:
-        names = os.listdir("/dev/shm")
-    except OSError:
-        return []
-    return [n for n in names if (m := re.match(r"mmslib_triton_(\d+)_", n)) and m.group(1) in pids]
-
-
 def _default_sigint():
     """In the child: SIGINT as a terminal's foreground job has it. A shell without job control
     starts background jobs (``make check-long &``) with SIGINT ignored, and Python then installs
@@ -137,7 +127,7 @@ def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
         now = tagged_pids(token)
         pids |= set(now)
         ports |= set(_listening_ports(now))
-        shm |= set(_triton_shm(now))
+        shm |= set(_shm_regions(now))
         time.sleep(0.1)
     proc.send_signal(sig)
     t_sig, t_sig_wall = time.monotonic(), time.time()

@@ -30,6 +30,7 @@ from mmslib.procs import Supervisor, free_port, tree_pids
 from mmslib.runtimes import ServerConfig, get_runtime
 from mmslib.v2 import V2Client
 from mmslib.workloads import TensorSpec, get_workload
+from mmslib.runtimes.triton import shm_regions as _shm_regions
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "scripts" / "setup-runtime-env.sh"
@@ -99,16 +100,6 @@ def wait_gone(marker: str, timeout: float = 10.0) -> list:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
-
-
-def shm_of(pids) -> list:
-    """/dev/shm regions of our Triton launchers (named after the launcher's pid)."""
-    pids = {str(p) for p in pids}
-    try:
-        names = os.listdir("/dev/shm")
-    except OSError:
-        return []
-    return [n for n in names if (m := re.match(r"mmslib_triton_(\d+)_", n)) and m.group(1) in pids]
 
 
 def start_server(rt, sup: Supervisor, store: Path, workdir: Path, name: str, models, timeout=120.0):
@@ -422,7 +413,7 @@ def test_local_backend_round_trip(runtime, tmp_path):
     assert left == [], f"{name}: processes left after close(): {left}"
     assert [p for p in set(launched) if psutil.pid_exists(p)
             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
-    assert shm_of(launched) == [], "shared memory left in /dev/shm"
+    assert list(_shm_regions(launched)) == [], "shared memory left in /dev/shm"
 
 
 # ---------------------------------------------------------------- bert

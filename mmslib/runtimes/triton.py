@@ -151,18 +151,25 @@ REAPER = ("import ctypes, os, sys\n"
           "os.execvp('bash', ['bash', '-c'] + sys.argv[1:])\n")
 
 
-def sweep_shm() -> int:
-    """Remove /dev/shm regions of Triton launchers that are no longer running."""
-    removed = 0
+def shm_regions(pids=None) -> dict:
+    """/dev/shm regions of Triton launchers, name -> launcher pid (only those of ``pids`` if given)."""
+    want = None if pids is None else {int(p) for p in pids}
     try:
         names = os.listdir("/dev/shm")
     except OSError:
-        return 0
+        return {}
+    out = {}
     for n in names:
         m = re.match(re.escape(SHM_PREFIX) + r"(\d+)_", n)
-        if not m:
-            continue
-        pid = int(m.group(1))
+        if m and (want is None or int(m.group(1)) in want):
+            out[n] = int(m.group(1))
+    return out
+
+
+def sweep_shm() -> int:
+    """Remove /dev/shm regions of Triton launchers that are no longer running."""
+    removed = 0
+    for n, pid in shm_regions().items():
         try:
             alive = b"mmslib-triton-launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
