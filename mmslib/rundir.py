@@ -10,6 +10,11 @@ Every file is written to a temporary name and renamed over the old one, so a
 crash mid-write leaves the previous version intact. Each table carries the
 run id and the params key in its parquet metadata. A directory holding records
 made with different parameters is refused.
+
+``meta.json`` also names the writing process (``writer``: host, pid, start time).
+A run left ``"running"`` by a process that no longer exists (SIGKILL, or SIGTERM
+before any handler was installed) reads as ``"interrupted"``; a directory that a
+live process is still writing is refused rather than shared by two writers.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -31,6 +37,29 @@ from .errors import DiskFullError, MmsError
 from .metadata import now, run_metadata
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _this_writer() -> Dict[str, Any]:
+    """Who writes a run directory: host, pid and the process's start time (pids are reused)."""
+    import socket
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "started": round(psutil.Process().create_time(), 2)}
+
+
+def writer_alive(meta: Dict[str, Any]) -> Optional[bool]:
+    """Is the process that wrote ``meta`` (a ``"running"`` run) still alive? True or
+    False on the host that wrote it; None where that cannot be told (another host,
+    or a run written before writers were recorded)."""
+    import socket
+    w = meta.get("writer") or {}
+    if not w.get("pid") or w.get("host") != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(int(w["pid"]))
+        return (abs(proc.create_time() - float(w.get("started", 0))) < 1.0
+                and proc.status() != psutil.STATUS_ZOMBIE)
+    except (psutil.Error, ValueError):
+        return False
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -121,6 +150,10 @@ class ParamsMismatch(MmsError):
     pass
 
 
+class RunDirInUse(MmsError):
+    """The output directory is being written by another live process."""
+
+
 class RunDir:
     def __init__(self, path, experiment: str, params: Dict[str, Any], params_key: str,
                  resume: bool = False):
@@ -136,6 +169,12 @@ class RunDir:
                 old = json.loads(meta_path.read_text())
             except (OSError, ValueError):
                 old = None
+        if old is not None and old.get("status") == "running" and writer_alive(old):
+            w = old["writer"]
+            if w["pid"] != os.getpid():
+                raise RunDirInUse(
+                    f"output_dir {str(self.path)!r} is being written by another run (pid {w['pid']} on "
+                    f"{w['host']}, status running); wait for it, stop it, or use another output_dir")
         if old is not None:
             if old.get("experiment") != experiment or old.get("params_key") != params_key:
                 diff = _param_diff(old.get("params", {}), params)
@@ -159,6 +198,7 @@ class RunDir:
             self.meta["params_key"] = params_key
         self.meta["format_version"] = FORMAT_VERSION
         self.meta["status"] = "running"
+        self.meta["writer"] = _this_writer()
         self.write_meta()
 
     @property
@@ -298,7 +338,11 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.meta.get("status") or "unknown")
+        """The run's status; a ``"running"`` run whose writer is gone reads ``"interrupted"``."""
+        st = str(self.meta.get("status") or "unknown")
+        if st == "running" and writer_alive(self.meta) is False:
+            return "interrupted"
+        return st
 
     @property
     def machine(self) -> Dict[str, Any]:

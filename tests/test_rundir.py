@@ -95,3 +95,54 @@ def test_find_runs_and_stress_records(tmp_path):
     assert find_runs(tmp_path) == [tmp_path / "a" / "s", tmp_path / "b"]
     run = Run.load(tmp_path / "a" / "s")
     assert run.level_keys == ("mode",) and run.value_column == "seconds" and len(run.records) == 6
+
+
+WRITER = """
+import sys, time
+from mmslib.rundir import RunDir
+RunDir(sys.argv[1], "stress", {"m": 1}, "k")
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_run_whose_writer_died_reads_interrupted_and_a_live_writer_keeps_its_folder(tmp_path):
+    """A real process opens a run directory and is SIGKILLed (so nothing can mark it): meta.json
+    still says "running", Run.load says "interrupted". While that process lives, a second run on
+    the same folder is refused, naming the pid; after it died, resume and fresh runs open it."""
+    import signal
+    import subprocess
+    import sys
+    from mmslib.rundir import Run, RunDirInUse
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        assert Run.load(out).status == "running"           # its writer is alive
+        with pytest.raises(RunDirInUse, match=f"pid {proc.pid}"):
+            RunDir(out, "stress", {"m": 1}, "k", resume=True)
+        with pytest.raises(RunDirInUse):
+            RunDir(out, "stress", {"m": 1}, "k")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert json.loads((out / "meta.json").read_text())["status"] == "running"
+    assert Run.load(out).status == "interrupted"
+    rd = RunDir(out, "stress", {"m": 1}, "k", resume=True)  # the folder is free again
+    assert Run.load(out).status == "running" and rd.meta["writer"]["pid"] == os.getpid()
+    rd.finish("complete")
+    assert Run.load(out).status == "complete"
+
+
+def test_a_running_run_from_another_host_or_without_a_writer_keeps_its_status(tmp_path):
+    """Status of a run written elsewhere (or before writers were recorded) cannot be judged here."""
+    from mmslib.rundir import Run
+    rd = RunDir(tmp_path / "out", "stress", {"m": 1}, "k")
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    meta["writer"] = {"host": "another-host", "pid": 1, "started": 0}
+    (tmp_path / "out" / "meta.json").write_text(json.dumps(meta))
+    assert Run.load(tmp_path / "out").status == "running"
+    del meta["writer"]
+    (tmp_path / "out" / "meta.json").write_text(json.dumps(meta))
+    assert Run.load(tmp_path / "out").status == "running"
+    assert rd.run_id == meta["run_id"]
