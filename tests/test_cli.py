@@ -151,3 +151,37 @@ def test_cleanup_delegates_to_the_k8s_cleanup(tmp_path):
                         "--kubeconfig", str(tmp_path / "missing-kubeconfig"), "--timeout", "1"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "error:" in p.stderr  # mmslib.k8s's own message about the kubeconfig
+
+
+def test_mmslib_run_executes_the_notebook_and_writes_html_and_records(tmp_path, no_leftovers):
+    """The console script as a user types it: a real performance run (real servers, real k6,
+    real papermill kernel) with parameters spelled as on a shell; the executed notebook, its HTML
+    and a complete run directory come out, and nothing it started is left running."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mmslib.rundir import Run
+    exe = Path(sys.executable).parent / "mmslib"
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "mmslib.cli"]
+    out = tmp_path / "o"
+    p = subprocess.run(argv + ["run", "performance", "-p", "models", "1", "-p", "qps", "10", "-p", "duration_s", "1.5",
+                               "-p", "warmup_s", "0.3", "-p", "modes", "traditional,mms", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"wrote {out / 'performance.ipynb'} and {out / 'performance.html'}" in p.stdout
+    nb = json.loads((out / "performance.ipynb").read_text())
+    assert not [c for c in nb["cells"] if c.get("cell_type") == "code"
+                for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert (out / "performance.html").stat().st_size > 50_000  # plots and tables inline
+    run = Run.load(out / "run")
+    assert run.status == "complete" and run.params["models"] == 1 and run.params["qps"] == [10]
+    assert sorted(run.summary["mode"]) == ["mms", "traditional"]
+    recs = run.records
+    # 10 QPS for 1.5 s measured (+0.3 s warm-up) per mode: about 15 measured requests each, all answered
+    for mode in ("traditional", "mms"):
+        m = recs[(recs["mode"] == mode) & ~recs["warmup"]]
+        assert 12 <= len(m) <= 18 and m["ok"].all(), (mode, len(m))
+    assert run.meta["writer"]["pid"] != os.getpid()  # the notebook's kernel wrote it
