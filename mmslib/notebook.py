@@ -32,6 +32,7 @@ def metadata_table(meta: Dict[str, Any]) -> pd.DataFrame:
     if meta.get("cpu_isolation") is not None:
         row["cpu_isolation"] = meta["cpu_isolation"]
     row.update({f"machine.{k}": v for k, v in meta["machine"].items()})
+    row.update({f"environment.{k}": v for k, v in (meta.get("environment") or {}).items()})
     row.update({f"version.{k}": v for k, v in meta["versions"].items()})
     return pd.Series(row, name="value").to_frame()
 

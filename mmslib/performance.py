@@ -137,6 +137,7 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
                     for mode in p.modes:
                         if any(c.mode == mode for c in todo):
                             backends[mode] = _deploy(p, mode, workload, tmp / mode, sup, rundir.run_id)
+                            rundir.record_environment(backends[mode][0].environment())
                     deploy_rows = [b[2] for b in backends.values()] + [
                         r for r in deploy_rows if r["mode"] not in backends]
                     rundir.save_json("deploy", deploy_rows)

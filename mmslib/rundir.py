@@ -208,6 +208,13 @@ class RunDir:
     def write_meta(self) -> None:
         atomic_write_json(self.path / "meta.json", self.meta)
 
+    def record_environment(self, env: Dict[str, Any]) -> None:
+        """Where the servers ran beyond this machine (a backend's ``environment()``, e.g. the
+        cluster's version and nodes), as ``meta["environment"]``; nothing when it is empty."""
+        if env and self.meta.get("environment") != env:
+            self.meta["environment"] = env
+            self.write_meta()
+
     def finish(self, status: str = "complete", **extra) -> None:
         self.meta["status"] = status
         self.meta["finished"] = now()

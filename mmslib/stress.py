@@ -207,6 +207,7 @@ def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, 
             steps = [s for s in steps if s["mode"] != mode]  # a half-done mode starts over
             with Supervisor(log_dir=tmp / mode / "logs") as sup:
                 backend = make_backend(p, workload, tmp / mode, sup, rundir.run_id)
+                rundir.record_environment(backend.environment())
                 try:
                     summaries.append(run_mode(p, mode, backend, budget, rundir, steps, progress, on_step))
                 finally:

@@ -164,6 +164,7 @@ def run(p: TrafficParams, progress: bool = True, workdir: Optional[Path] = None)
                         for mode in modes:
                             backends[mode] = _deploy(p, mode, size, workload, tmp / f"{mode}-{size}", sup,
                                                      rundir.run_id)
+                            rundir.record_environment(backends[mode][0].environment())
                             deploy_rows = [r for r in deploy_rows if (r["mode"], r["models"]) != (mode, size)]
                             deploy_rows.append(backends[mode][2])
                             rundir.save_json("deploy", deploy_rows)

@@ -547,3 +547,40 @@ def test_schemas_from_the_cluster_and_validate_cli(k8s_cluster, tmp_path):
     r = subprocess.run([sys.executable, "-m", "mmslib.k8s", "validate", str(f), "--kubeconfig", k8s_cluster.kubeconfig],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_cluster_a_run_ran_on_is_recorded(make_k8s_cluster, tmp_path):
+    """environment(): the API server's version and the nodes' allocatable capacity (summed), as the
+    kubernetes client reads them from /version and GET /api/v1/nodes; a stress run writes it into
+    meta.json, and the notebook's metadata table shows it."""
+    from mmslib import params, stress
+    from mmslib.notebook import metadata_table
+    from mmslib.rundir import Run
+    c = make_k8s_cluster(capacity=Capacity(nodes=2, cpu="3500m", memory="48Gi", pods=110, gpus=4))
+    b = backend(c)
+    env = b.environment()
+    b.close()
+    assert env["kubernetes_version"] == "v1.31.0-mmslib-double" and env["namespace"] == c.namespace
+    assert env["nodes"] == 2 and env["nodes_schedulable"] == 2
+    assert env["allocatable_cpu"] == 7.0 and env["allocatable_memory_gib"] == 96.0
+    assert env["allocatable_pods"] == 220 and env["allocatable_gpus"] == 8
+    assert env["kubelet_versions"] == ["v1.31.0-mmslib-double"]
+    # a user who may not list nodes (a namespaced role): the record says so, the run goes on
+    c.double.fail_next("list", "nodes", 403, times=1, message='nodes is forbidden: User "u" cannot list resource')
+    b = backend(c, run_id="run-2")
+    env = b.environment()
+    b.close()
+    assert env["nodes"].startswith("unreadable (403") and env["kubernetes_version"] == "v1.31.0-mmslib-double"
+    p = params.stress(backend="kserve", kubeconfig=c.kubeconfig, namespace=c.namespace, ingress_host=c.ingress_host,
+                      ingress_port=c.ingress_port, models=2, modes=["traditional"], verify_sample=1,
+                      deploy_timeout_s=60, output_dir=str(tmp_path / "o"))
+    stress.run(p, progress=False)
+    run = Run.load(tmp_path / "o")
+    assert run.meta["environment"]["nodes"] == 2 and run.meta["environment"]["allocatable_gpus"] == 8
+    table = metadata_table(run.meta)["value"]
+    assert table["environment.allocatable_cpu"] == 7.0 and table["environment.backend"] == "kserve"
+    from mmslib.report.collection import read
+    from mmslib.report.facts import row_cluster
+    r = read(tmp_path / "o")
+    assert r.row["cluster"] == "Kubernetes v1.31.0-mmslib-double, 2 nodes: 7 CPU, 96 GiB, 8 GPU"
+    assert row_cluster(r).startswith("Kubernetes v1.31.0-mmslib-double, 2 nodes")

@@ -141,6 +141,11 @@ class Backend(abc.ABC):
         :class:`mmslib.runtimes.MetricSpec`, declared by the runtime); None: no server-side time."""
         return None
 
+    def environment(self) -> Dict[str, Any]:
+        """Where the servers run, beyond this machine (``meta.json`` records this machine already):
+        for a cluster its version and node shape. {} for servers on this machine."""
+        return {}
+
     def kill_server(self, server: str) -> None:  # fault injection
         raise NotImplementedError
 

@@ -242,6 +242,7 @@ class KServeBackend(Backend):
         self.dry_run = bool(self.dry_run_mode)
         self.dry_run_dir = Path(dry_run_dir) if dry_run_dir is not None else None
         self.api = None
+        self._environment: Optional[Dict[str, Any]] = None
         self._watchers: Dict[str, Watcher] = {}
         self._hosts: List[str] = []
         self._declared: Dict[str, float] = {}
@@ -972,6 +973,18 @@ class KServeBackend(Backend):
         u["reserved_cpu_k8s"], u["reserved_memory_mib_k8s"] = u["reserved_cpu"], u["reserved_memory_mib"]
         u.update(self._measured(selectors))
         return u
+
+    def environment(self) -> Dict[str, Any]:
+        """The cluster: API server, Kubernetes version, node count and allocatable CPU, memory, pods,
+        GPUs (:func:`mmslib.k8s.cluster_shape`), the namespace and the runtime; read once."""
+        if self._environment is None:
+            env: Dict[str, Any] = {"backend": self.name, "namespace": self.namespace}
+            if self.api is None:
+                env["cluster"] = f"not contacted (dry_run: {self.dry_run_mode})"
+            else:
+                env.update(k8s.cluster_shape(self.api))
+            self._environment = env
+        return dict(self._environment)
 
     def usage(self) -> Usage:
         """What this run's pods use now, typed: ``servers`` = pods, ``memory_mib`` / ``cpu_cores`` =

@@ -191,3 +191,42 @@ def check_namespace_access(api, namespace: str) -> None:
                              f"(serving.kserve.io), and get/list on pods and events, in namespace {namespace} "
                              "(a Role and RoleBinding), or use a namespace it may use") from None
         raise
+
+
+def cluster_shape(api) -> dict:
+    """What a run on this cluster ran on, for ``meta.json``: the API server's version, the nodes
+    (count, kubelet versions, allocatable CPU, memory, pods and GPUs summed over the schedulable
+    ones). Read once per run; a part this user may not read says so instead of failing the run."""
+    from kubernetes import client
+
+    from ..quantity import cpu_exact, memory_exact
+    out: dict = {"server": server_of(api)}
+    try:
+        v = call("GET /version", client.VersionApi(api).get_code, retries=1)
+        out["kubernetes_version"] = getattr(v, "git_version", None) or (v or {}).get("gitVersion")
+    except KubeApiError as e:
+        out["kubernetes_version"] = f"unreadable ({e.status})"
+    except Exception as e:  # noqa: BLE001
+        out["kubernetes_version"] = f"unreadable ({type(e).__name__})"
+    try:
+        nodes = call("GET nodes", client.CoreV1Api(api).list_node, retries=1).items or []
+    except KubeApiError as e:
+        out["nodes"] = f"unreadable ({e.status}: {e.message[:80]})"
+        return out
+    except Exception as e:  # noqa: BLE001 - a record of the cluster never fails the run
+        out["nodes"] = f"unreadable ({type(e).__name__}: {str(e)[:80]})"
+        return out
+    usable = [n for n in nodes if not (n.spec and n.spec.unschedulable)]
+    cpu = mem = pods = gpus = 0
+    for n in usable:
+        alloc = (n.status.allocatable if n.status else None) or {}
+        cpu += cpu_exact(alloc.get("cpu", "0"))
+        mem += memory_exact(alloc.get("memory", "0"))
+        pods += int(alloc.get("pods", 0) or 0)
+        gpus += sum(int(v) for k, v in alloc.items() if k.endswith("/gpu"))
+    kubelets = sorted({n.status.node_info.kubelet_version for n in nodes
+                       if n.status and n.status.node_info and n.status.node_info.kubelet_version})
+    out.update(nodes=len(nodes), nodes_schedulable=len(usable), allocatable_cpu=float(cpu),
+               allocatable_memory_gib=round(mem / 2**30, 2), allocatable_pods=pods, allocatable_gpus=gpus,
+               kubelet_versions=kubelets)
+    return out

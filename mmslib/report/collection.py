@@ -18,7 +18,7 @@ from .. import stats
 from .. import summary as summ
 from ..rundir import Run as RunDirectory
 from ..rundir import RunFormatError, find_runs
-from .labels import (RUN_COLUMNS, RUN_KEYS, STRESS_COLUMNS, gpu_count, machine_label, on_cluster, resolve,
+from .labels import (RUN_COLUMNS, RUN_KEYS, STRESS_COLUMNS, cluster_label, gpu_count, machine_label, on_cluster, resolve,
                      runtime_label, versions_label)
 
 
@@ -181,7 +181,7 @@ def read(path: Union[str, Path], key: Optional[str] = None, percentiles=None,
         "device": p.get("device"), "modes": ",".join(modes) if isinstance(modes, list) else str(modes),
         "models": p.get("models"), "hosts": p.get("hosts"),
         "qps": ", ".join(f"{q:g}" for q in qps) if isinstance(qps, list) else "",
-        "cluster": "Kubernetes cluster" if on_cluster(p) else "one machine",
+        "cluster": cluster_label(p, meta.get("environment")),
         "machine": machine_label(m), "hostname": m.get("hostname"), "cpu_model": m.get("cpu_model"),
         "cpus": m.get("cpus_usable") or m.get("cpu_count"),
         "memory_gib": m["memory_total_bytes"] / 2**30 if m.get("memory_total_bytes") else np.nan,

@@ -47,8 +47,7 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
     local = not on_cluster(p)
     where_ours = (f"one machine, {row['machine']}: {m.get('cpu_model', '?')}, "
                   f"{'GPU ' + str(m.get('gpu')).splitlines()[0] if gpu_count(m) else 'no GPU'}"
-                  if local else f"Kubernetes cluster (size not recorded), namespace {p.get('namespace')}; "
-                                f"client on {row['machine']}")
+                  if local else f"{row['cluster']}, namespace {p.get('namespace')}; client on {row['machine']}")
     stack_ours = ("no Kubernetes: one process per server on loopback (mmslib local backend); "
                   "no queue-proxy, ingress or etcd" if local
                   else f"KServe on Kubernetes, ServingRuntime {p.get('serving_runtime')}, "
@@ -190,7 +189,7 @@ def run_facts(run: Union[Run, str, Path]) -> pd.DataFrame:
 
 def row_cluster(run: Run) -> str:
     if on_cluster(run.params):
-        return f"Kubernetes cluster (client {run.row['machine']})"
+        return f"{run.row['cluster']} (client {run.row['machine']})"
     return f"one machine: {run.row['machine']}"
 
 

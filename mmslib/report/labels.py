@@ -72,6 +72,27 @@ def on_cluster(params: Dict[str, Any]) -> bool:
     return bool(describe(name)["on_cluster"]) if name in BACKENDS else False
 
 
+def cluster_label(params: Dict[str, Any], env: Optional[Dict[str, Any]]) -> str:
+    """"one machine", or the cluster a run ran on as its ``meta["environment"]`` recorded it
+    (:meth:`mmslib.backends.base.Backend.environment`): "Kubernetes v1.31, 3 nodes: 48 CPU, 192 GiB"."""
+    if not on_cluster(params):
+        return "one machine"
+    env = env or {}
+    parts = ["Kubernetes" + (f" {env['kubernetes_version']}" if env.get("kubernetes_version") else "")]
+    if isinstance(env.get("nodes"), int):
+        shape = f"{env['nodes']} node{'s' if env['nodes'] != 1 else ''}"
+        if env.get("allocatable_cpu") is not None:
+            shape += f": {env['allocatable_cpu']:g} CPU, {env.get('allocatable_memory_gib', 0):g} GiB"
+        if env.get("allocatable_gpus"):
+            shape += f", {env['allocatable_gpus']} GPU"
+        parts.append(shape)
+    elif env.get("nodes"):
+        parts.append(f"nodes {env['nodes']}")
+    else:
+        parts.append("cluster not recorded")
+    return ", ".join(parts)
+
+
 def runtime_label(params: Dict[str, Any]) -> str:
     if on_cluster(params):
         return str(params.get("serving_runtime") or params.get("runtime") or "?")

@@ -187,12 +187,21 @@ class ApiError(Exception):
         return d
 
 
+def _node_info(i: int) -> dict:
+    """status.nodeInfo as a kubelet reports it (every field is required by the client's model)."""
+    return {"architecture": "amd64", "bootID": f"boot-{i}", "containerRuntimeVersion": "containerd://1.7.0",
+            "kernelVersion": "6.1.0", "kubeProxyVersion": "v1.31.0-mmslib-double",
+            "kubeletVersion": "v1.31.0-mmslib-double", "machineID": f"machine-{i}", "operatingSystem": "linux",
+            "osImage": "mmslib double", "systemUUID": f"00000000-0000-0000-0000-{i:012d}"}
+
+
 @dataclass
 class Capacity:
     nodes: int = 3
     cpu: str = "16"            # allocatable per node
     memory: str = "64Gi"
     pods: int = 110
+    gpus: int = 0              # nvidia.com/gpu allocatable per node (the device plugin's resource)
 
 
 @dataclass
@@ -323,10 +332,13 @@ class K8sDouble:
                 self.store.remove(rt, "", n["metadata"]["name"])
             for i in range(cap.nodes):
                 alloc = {"cpu": str(cap.cpu), "memory": str(cap.memory), "pods": str(cap.pods)}
+                if cap.gpus:
+                    alloc["nvidia.com/gpu"] = str(cap.gpus)
                 self.store.create(rt, {"apiVersion": "v1", "kind": "Node",
                                        "metadata": {"name": f"node-{i}", "labels": {"kubernetes.io/hostname": f"node-{i}"}},
                                        "spec": {}, "status": {"capacity": dict(alloc), "allocatable": dict(alloc),
-                                                              "conditions": [{"type": "Ready", "status": "True"}]}})
+                                                              "conditions": [{"type": "Ready", "status": "True"}],
+                                                              "nodeInfo": _node_info(i)}})
             ctl = getattr(self, "controller", None)
             if ctl is not None:
                 ctl.kick_scheduler()
