@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -113,24 +111,13 @@ def run(p: ColdstartParams, progress: bool = True, workdir: Optional[Path] = Non
     workload = get_workload(p.workload, p)
     for rt in (p.runtimes if {"load_unload", "churn"} & set(p.sections) else []):
         get_runtime(rt).check_available()   # a missing runtime fails before anything starts
-    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-coldstart-"))
-    status = "failed"
-    try:
-        with Supervisor(log_dir=tmp / "logs") as sup:
-            if "load_unload" in p.sections:
-                _section_cycles(p, rundir, workload, tmp, sup, progress)
-            if "churn" in p.sections:
-                _section_churn(p, rundir, workload, tmp, sup, progress)
-            if "lazy" in p.sections:
-                _section_lazy(p, rundir, workload, tmp, sup, progress)
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        rundir.finish(status)
-        if workdir is None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with rundir.session(workdir, prefix="mmslib-coldstart-") as tmp, Supervisor(log_dir=tmp / "logs") as sup:
+        if "load_unload" in p.sections:
+            _section_cycles(p, rundir, workload, tmp, sup, progress)
+        if "churn" in p.sections:
+            _section_churn(p, rundir, workload, tmp, sup, progress)
+        if "lazy" in p.sections:
+            _section_lazy(p, rundir, workload, tmp, sup, progress)
     return load(rundir, p)
 
 

@@ -10,8 +10,6 @@ crash loses at most the level in progress and ``resume`` measures the rest.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -125,11 +123,9 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
     rundir.meta["cpu_isolation"] = {"servers": server_cpus, "k6": k6_cpus}
     rundir.meta["schedule"] = schedule.to_frame(cells).to_dict("records")
     rundir.write_meta()
-    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-perf-"))
     deploy_rows: List[dict] = rundir.load_json("deploy") or []
-    status = "failed"
     bar = None
-    try:
+    with rundir.session(workdir, prefix="mmslib-perf-") as tmp:
         if todo:
             with Supervisor(log_dir=tmp / "logs") as sup:
                 backends = {}
@@ -156,18 +152,10 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
                         if bar is not None:
                             bar.update(1)
                 finally:
+                    if bar is not None:
+                        bar.close()
                     for b, _, _ in backends.values():
                         b.close()
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        rundir.finish(status)
-        if workdir is None:
-            shutil.rmtree(tmp, ignore_errors=True)
     result = load(rundir, p, deploy_rows)
     export.write_run_summary(rundir)  # summary.csv / summary.json beside the records
     gate.enforce(rundir, p.fail_on_slo)  # after everything is saved

@@ -18,6 +18,7 @@ live process is still writing is refused rather than shared by two writers.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import pandas as pd
 import psutil
@@ -214,6 +215,25 @@ class RunDir:
         if env and self.meta.get("environment") != env:
             self.meta["environment"] = env
             self.write_meta()
+
+    @contextlib.contextmanager
+    def session(self, workdir: Optional[os.PathLike] = None, prefix: str = "mmslib-") -> Iterator[Path]:
+        """The life of one run over this directory, the same for every experiment: yields a working
+        folder (``workdir``, or a temporary one removed afterwards, whatever happens) and ends the
+        run in ``meta.json`` as ``complete``, ``interrupted`` (Ctrl-C; SIGTERM/SIGHUP raise it too,
+        :class:`mmslib.procs.Supervisor`) or ``failed`` (any other error, which goes on up)."""
+        tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=prefix))
+        status = "failed"
+        try:
+            yield tmp
+            status = "complete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.finish(status)
+            if workdir is None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def finish(self, status: str = "complete", **extra) -> None:
         self.meta["status"] = status

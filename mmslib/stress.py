@@ -9,8 +9,6 @@ Rows are flushed to disk while the run goes, so a failure keeps them.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,31 +195,23 @@ def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, 
     steps: List[dict] = prior.to_dict("records") if prior is not None else []
     done = {s["mode"]: s for s in (rundir.load_json("summary") or {}).get("modes", [])} if p.resume else {}
     summaries = []
-    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-stress-"))
-    status = "failed"
-    try:
-        for mode in p.modes:
-            if mode in done:
-                summaries.append(done[mode])
-                continue
-            steps = [s for s in steps if s["mode"] != mode]  # a half-done mode starts over
-            with Supervisor(log_dir=tmp / mode / "logs") as sup:
-                backend = make_backend(p, workload, tmp / mode, sup, rundir.run_id)
-                rundir.record_environment(backend.environment())
-                try:
-                    summaries.append(run_mode(p, mode, backend, budget, rundir, steps, progress, on_step))
-                finally:
-                    backend.close()
-            rundir.save_json("summary", {"run_id": rundir.run_id, "modes": summaries})
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        rundir.save("steps", pd.DataFrame(steps) if steps else _empty_steps())
-        rundir.finish(status)
-        if workdir is None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with rundir.session(workdir, prefix="mmslib-stress-") as tmp:
+        try:
+            for mode in p.modes:
+                if mode in done:
+                    summaries.append(done[mode])
+                    continue
+                steps = [s for s in steps if s["mode"] != mode]  # a half-done mode starts over
+                with Supervisor(log_dir=tmp / mode / "logs") as sup:
+                    backend = make_backend(p, workload, tmp / mode, sup, rundir.run_id)
+                    rundir.record_environment(backend.environment())
+                    try:
+                        summaries.append(run_mode(p, mode, backend, budget, rundir, steps, progress, on_step))
+                    finally:
+                        backend.close()
+                rundir.save_json("summary", {"run_id": rundir.run_id, "modes": summaries})
+        finally:  # every step measured is on disk, whatever stopped the run
+            rundir.save("steps", pd.DataFrame(steps) if steps else _empty_steps())
     export.write_run_summary(rundir)  # summary.csv / summary.json beside the records
     return StressResult(pd.DataFrame(steps), pd.DataFrame(summaries), rundir)
 

@@ -34,12 +34,10 @@ Choices (where the issue is silent)
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -145,64 +143,56 @@ def run(p: TrafficParams, progress: bool = True, workdir: Optional[Path] = None)
     rundir.meta["plan"] = [lv.name for lv in plan(p)]
     rundir.meta.setdefault("schedule_hashes", {})
     rundir.write_meta()
-    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mmslib-traffic-"))
     deploy_rows: List[dict] = rundir.load_json("deploy") or []
     searches: List[dict] = rundir.load_json("searches") or []
-    status, bar = "failed", None
-    try:
+    with rundir.session(workdir, prefix="mmslib-traffic-") as tmp:
         need_search = p.search and not searches
         sizes = [z for z in p.models if any(lv.models == z for lv in todo) or (need_search and z == p.models[0])]
         if sizes:
             bar = progress_bar(len(todo), "levels", "level", progress)
-            with Supervisor(log_dir=tmp / "logs") as sup:
-                for size in sizes:
-                    # every mode measured at this size is deployed at once, so that levels
-                    # interleave the modes (A B, B A) and drift hits both alike
-                    modes = [m for m in p.modes if m == "mms" or size == p.models[0]]
-                    backends = {}
-                    try:
-                        for mode in modes:
-                            backends[mode] = _deploy(p, mode, size, workload, tmp / f"{mode}-{size}", sup,
-                                                     rundir.run_id)
-                            rundir.record_environment(backends[mode][0].environment())
-                            deploy_rows = [r for r in deploy_rows if (r["mode"], r["models"]) != (mode, size)]
-                            deploy_rows.append(backends[mode][2])
-                            rundir.save_json("deploy", deploy_rows)
-                            if server_cpus:
-                                pin_threads(backends[mode][0].pids(), server_cpus)
-
-                        def measure(lv: Level):
-                            backend, targets, _ = backends[lv.mode]
-                            row, recs = _measure(p, lv, backend, targets, k6_cpus, tmp)
-                            rundir.save(_row_level(row).name, recs)
-                            level_rows.append(row)
-                            rundir.meta["schedule_hashes"][_row_level(row).name] = row["schedule_hash"]
-                            rundir.write_meta()
-                            rundir.save("levels", pd.DataFrame(level_rows))
-                            return row, recs
-
-                        for lv in [lv for lv in todo if lv.models == size]:
-                            measure(lv)
-                            if bar is not None:
-                                bar.update(1)
-                        if need_search and size == p.models[0]:
+            try:
+                with Supervisor(log_dir=tmp / "logs") as sup:
+                    for size in sizes:
+                        # every mode measured at this size is deployed at once, so that levels
+                        # interleave the modes (A B, B A) and drift hits both alike
+                        modes = [m for m in p.modes if m == "mms" or size == p.models[0]]
+                        backends = {}
+                        try:
                             for mode in modes:
-                                searches.append(_search(p, mode, measure))
-                                rundir.save_json("searches", searches)
-                    finally:
-                        for b in backends.values():
-                            b[0].close()
-        status = "complete"
+                                backends[mode] = _deploy(p, mode, size, workload, tmp / f"{mode}-{size}", sup,
+                                                         rundir.run_id)
+                                rundir.record_environment(backends[mode][0].environment())
+                                deploy_rows = [r for r in deploy_rows if (r["mode"], r["models"]) != (mode, size)]
+                                deploy_rows.append(backends[mode][2])
+                                rundir.save_json("deploy", deploy_rows)
+                                if server_cpus:
+                                    pin_threads(backends[mode][0].pids(), server_cpus)
+
+                            def measure(lv: Level):
+                                backend, targets, _ = backends[lv.mode]
+                                row, recs = _measure(p, lv, backend, targets, k6_cpus, tmp)
+                                rundir.save(_row_level(row).name, recs)
+                                level_rows.append(row)
+                                rundir.meta["schedule_hashes"][_row_level(row).name] = row["schedule_hash"]
+                                rundir.write_meta()
+                                rundir.save("levels", pd.DataFrame(level_rows))
+                                return row, recs
+
+                            for lv in [lv for lv in todo if lv.models == size]:
+                                measure(lv)
+                                if bar is not None:
+                                    bar.update(1)
+                            if need_search and size == p.models[0]:
+                                for mode in modes:
+                                    searches.append(_search(p, mode, measure))
+                                    rundir.save_json("searches", searches)
+                        finally:
+                            for b in backends.values():
+                                b[0].close()
+            finally:
+                if bar is not None:
+                    bar.close()
         export.write_run_summary(rundir, slo_target=p.attainment_target)  # summary.csv / .json for the report
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        rundir.finish(status)
-        if workdir is None:
-            shutil.rmtree(tmp, ignore_errors=True)
     gate.enforce(rundir, p.fail_on_slo)  # after everything is saved
     return load(rundir, p)
 
