@@ -185,28 +185,37 @@ def load(rundir: RunDir, p: PerformanceParams, deploy_rows=None) -> PerformanceR
 
 
 def _deploy(p, mode, workload, workdir, sup, run_id):
+    return deploy_mode(p, mode, p.models, workload, workdir, sup, run_id, verify_sample=p.models)
+
+
+def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, verify_sample: int):
+    """Deploy ``n_models`` models in ``mode`` (traditional: a server each; mms: ``p.hosts`` hosts),
+    check ``verify_sample`` of them answer correctly, measure what the servers use. Returns
+    (backend, targets, deploy row); the backend is closed when anything fails (DeployError)."""
     backend = make_backend(p, workload, workdir, sup, run_id)
-    names = model_names(p.models)
+    names = model_names(n_models)
     t0 = time.time()
-    if mode == "traditional":
-        events = list(backend.deploy_traditional(names))
-    else:
-        backend.start_hosts(p.hosts)
-        events = list(backend.deploy_mms(names))
-    failed = [e for e in events if not e.ok]
-    if failed:
+    try:
+        if mode == "traditional":
+            events = list(backend.deploy_traditional(names))
+        else:
+            backend.start_hosts(p.hosts)
+            events = list(backend.deploy_mms(names))
+        failed = [e for e in events if not e.ok]
+        if failed:
+            raise DeployError(f"{mode}: {len(failed)} of {len(names)} models failed to deploy: {failed[0].error}")
+        v = backend.verify(sample=verify_sample, seed=p.seed)
+        if not v.ok:
+            raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
+        u = backend.usage()
+        info = {"mode": mode, "models": n_models, "servers": len(backend.servers()),
+                "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
+        if u.gpu_memory_mib is not None:
+            info["gpu_memory_mib"] = u.gpu_memory_mib
+        return backend, targets_for(backend, workload, p.protocol, p.seed), info
+    except BaseException:
         backend.close()
-        raise DeployError(f"{mode}: {len(failed)} of {len(names)} models failed to deploy: {failed[0].error}")
-    v = backend.verify(sample=len(names), seed=p.seed)
-    if not v.ok:
-        backend.close()
-        raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
-    u = backend.usage()
-    info = {"mode": mode, "models": len(names), "servers": len(backend.servers()),
-            "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
-    if u.gpu_memory_mib is not None:
-        info["gpu_memory_mib"] = u.gpu_memory_mib
-    return backend, targets_for(backend, workload, p.protocol, p.seed), info
+        raise
 
 
 def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):

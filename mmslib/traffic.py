@@ -42,13 +42,13 @@ from typing import Callable, List, Optional
 import numpy as np
 import pandas as pd
 
-from . import arrivals, export, gate, records as schema, resources, slo
+from . import arrivals, export, gate, records as schema, slo
 from .intervals import quantile_ci
-from .backends import make_backend, model_names
-from .errors import DeployError, MmsError
+from .backends import model_names
+from .errors import MmsError
 from .loadgen import replay
 from .params import TrafficParams
-from .performance import cpu_split, targets_for
+from .performance import cpu_split, deploy_mode
 from .procs import Supervisor, pin_threads
 from .progress import bar as progress_bar
 from .rundir import RunDir
@@ -207,28 +207,7 @@ def _row_level(r) -> Level:
 
 
 def _deploy(p, mode, size, workload, workdir, sup, run_id):
-    backend = make_backend(p, workload, workdir, sup, run_id)
-    names = model_names(size)
-    t0 = time.time()
-    try:
-        if mode == "traditional":
-            events = list(backend.deploy_traditional(names))
-        else:
-            backend.start_hosts(p.hosts)
-            events = list(backend.deploy_mms(names))
-        failed = [e for e in events if not e.ok]
-        if failed:
-            raise DeployError(f"{mode}: {len(failed)} of {len(names)} models failed to deploy: {failed[0].error}")
-        v = backend.verify(sample=min(len(names), 100), seed=p.seed)
-        if not v.ok:
-            raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
-        u = backend.usage()
-        info = {"mode": mode, "models": size, "servers": len(backend.servers()),
-                "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
-        return backend, targets_for(backend, workload, p.protocol, p.seed), info
-    except BaseException:
-        backend.close()
-        raise
+    return deploy_mode(p, mode, size, workload, workdir, sup, run_id, verify_sample=min(size, 100))
 
 
 def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
