@@ -438,3 +438,37 @@ def test_ingress_v2_by_host_and_throughput(k8s_cluster, api):
     rate = n / (time.perf_counter() - t0)
     print(f"ingress: {rate:.0f} requests/s (client in the same process)")
     assert not errors and rate > 50      # ~700/s on an idle 2-core machine
+
+
+def test_the_agent_adds_replaces_and_removes_as_kserves_watcher_does(k8s_cluster, api):
+    """pkg/agent/watcher.go Watcher.parseConfig: a new name in models.json is loaded, a name whose spec
+    changed is removed and loaded again, a name gone from models.json is unloaded; loads take the
+    sync + load delay (Puller.modelProcessor), and a failed load changes nothing in the API."""
+    d = k8s_cluster.double
+    d.config.agent_load_delay_s = 1.5
+    co = client.CustomObjectsApi(api)
+    co.create_namespaced_custom_object(G, V1B1, NS, "inferenceservices", isvc("ah", storage_uri=None, cpu="1",
+                                                                              memory="1Gi"))
+
+    def tm(name, uri="gs://b/m"):
+        return mk.trained_model_manifest(name, NS, labels={}, inference_service="ah", framework="triton",
+                                         storage_uri=uri, memory="1Mi")
+    loaded = lambda: d.controller.loaded_models(NS, "ah")  # noqa: E731
+    co.create_namespaced_custom_object(G, V1A1, NS, "trainedmodels", tm("a1"))
+    co.create_namespaced_custom_object(G, V1A1, NS, "trainedmodels", tm("a2"))
+    wait_for(lambda: loaded() == {"a1", "a2"}, what="a1, a2 loaded")
+    # a changed spec: remove + add, so a2 is not loaded for the load delay, then loaded again
+    cur = co.get_namespaced_custom_object(G, V1A1, NS, "trainedmodels", "a2")
+    cur["spec"]["model"]["storageUri"] = "gs://b/m-v2"
+    co.replace_namespaced_custom_object(G, V1A1, NS, "trainedmodels", "a2", cur)
+    wait_for(lambda: loaded() == {"a1"}, what="a2 reloading")
+    wait_for(lambda: loaded() == {"a1", "a2"}, what="a2 loaded again")
+    # a name gone from models.json is unloaded
+    co.delete_namespaced_custom_object(G, V1A1, NS, "trainedmodels", "a1")
+    wait_for(lambda: loaded() == {"a2"}, what="a1 unloaded")
+    # a load that fails is only logged: the TrainedModel is Ready, the model never loads
+    d.config.agent_fail_models = {"a3"}
+    co.create_namespaced_custom_object(G, V1A1, NS, "trainedmodels", tm("a3"))
+    wait_for(lambda: ready(co.get_namespaced_custom_object(G, V1A1, NS, "trainedmodels", "a3")), what="a3 Ready")
+    wait_for(lambda: (NS, "ah", "a3") in d.controller.agent_failures, what="a3 failed")
+    assert "a3" not in loaded()

@@ -21,9 +21,13 @@ each method cites the file and function it imitates. In short:
   finalizer ``trainedmodel.finalizer``; then the ModelConfig reconciler writes the host's
   ``models.json`` (refused past 1 MiB as the API server refuses such a ConfigMap: the reconcile
   errors, the TrainedModel stays Ready).
-- The model agent (pkg/agent/watcher.go, puller.go): sees the ConfigMap after a sync delay, loads each
-  model after a delay, may fail (``agent_fail_models``); it reports nothing to the API, so only the
-  ingress shows what is loaded.
+- The model agent (pkg/agent/watcher.go, puller.go, read at the commit above): sees the ConfigMap after
+  the kubelet's sync (``Watcher.Start`` acts on the ``..data`` symlink's CREATE event), adds new names,
+  replaces a name whose spec changed (remove + add) and removes names gone from ``models.json``
+  (``Watcher.parseConfig``); each name gets its own worker, so names load in parallel, each name's
+  operations in order (``Puller.enqueueModelOp``, ``modelProcessor``); a load is a download then
+  ``POST /v2/repository/models/<name>/load``, and a failure is only logged (``processOp``): nothing
+  in the API changes, so only the ingress shows what is loaded.
 - ModelMesh InferenceServices: Ready once their ServingRuntime (multiModel: true) has its shared
   ``modelmesh-serving-<runtime>`` pods running; reached only through the ``modelmesh-serving`` Service.
 - Deletion: objects with finalizers get a deletionTimestamp and go after ``delete_delay_s``; an
@@ -176,6 +180,7 @@ class Controller:
         self.scheduled_at: Dict[Tuple[str, str], float] = {}
         self.deleting: Dict[Key, float] = {}
         self.agent_models: Dict[Tuple[str, str], Dict[str, Optional[float]]] = {}
+        self.agent_specs: Dict[Tuple[str, str], Dict[str, str]] = {}   # the spec each model was loaded with
         self.agent_failures: List[Tuple[str, str, str]] = []
         self.modelconfig_errors: Dict[Tuple[str, str], str] = {}
         self.modelconfig_failures = 0
@@ -511,6 +516,7 @@ class Controller:
         if cm is not None:     # owned by the InferenceService: garbage-collected with it
             self.store.remove(self.rt("", "configmaps"), ns, model_config_name(name))
         self.agent_models.pop((ns, name), None)
+        self.agent_specs.pop((ns, name), None)
         if self.TM is not None:
             for tm in self.store.items(self.TM, ns):
                 if (tm.get("spec") or {}).get("inferenceService") == name and not tm["metadata"].get("deletionTimestamp"):
@@ -842,15 +848,18 @@ class Controller:
             state.clear()
             return
         try:
-            want = {e["modelName"] for e in json.loads((cm.get("data") or {}).get(MODEL_CONFIG_FILE) or "[]")}
+            want = {e["modelName"]: json.dumps(e.get("modelSpec"), sort_keys=True)
+                    for e in json.loads((cm.get("data") or {}).get(MODEL_CONFIG_FILE) or "[]")}
         except ValueError:
             return
         cfg = self.d.config
         now = time.monotonic()
+        specs = self.agent_specs.setdefault((ns, host), {})
         for m in list(state):
-            if m not in want:
-                del state[m]                       # unloaded
-        for m in want - set(state):
+            if m not in want or specs.get(m) != want[m]:
+                del state[m]                       # removed (parseConfig: stale), or changed: remove + add
+        for m in set(want) - set(state):
+            specs[m] = want[m]
             if m in cfg.agent_fail_models:
                 state[m] = None                    # "Failed to load model": logged by the agent only
                 self.agent_failures.append((ns, host, m))
