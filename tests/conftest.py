@@ -18,6 +18,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 TOKEN_VAR = "MMSLIB_TEST_TOKEN"
 
 
+def default_sigint():
+    """``preexec_fn`` of a child that a test sends SIGINT: SIGINT as a terminal's foreground job has
+    it. A shell without job control starts background jobs (``make test &``) with SIGINT ignored,
+    Python then installs no KeyboardInterrupt handler, and the child would never see the Ctrl-C."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``long`` run in ``make check-long`` (MMSLIB_LONG=1) only."""
     if os.environ.get("MMSLIB_LONG") == "1":

@@ -9,7 +9,7 @@ import pytest
 
 from mmslib import params, performance, stats
 
-from conftest import papermill
+from conftest import default_sigint, papermill
 
 
 
@@ -90,7 +90,7 @@ def test_interrupt_then_resume(tmp_path, no_leftovers):
         f"p = params.performance(models=2, modes=['mms'], qps=[20, 30, 40], duration_s=2, warmup_s=1, "
         f"output_dir={str(out)!r}, resume=(sys.argv[1] == 'resume'))\n"
         "performance.run(p, progress=False)\n")
-    proc = subprocess.Popen([sys.executable, str(script), "first"])
+    proc = subprocess.Popen([sys.executable, str(script), "first"], preexec_fn=default_sigint)
     import time
     deadline = time.time() + 90
     while time.time() < deadline and not (out / "levels.parquet").exists():

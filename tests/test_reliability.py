@@ -37,7 +37,7 @@ import pytest
 from mmslib.procs import port_in_use
 from mmslib.runtimes.triton import shm_regions as _shm_regions
 
-from conftest import TOKEN_VAR, tagged_pids
+from conftest import TOKEN_VAR, default_sigint, tagged_pids
 from test_runtimes import ensure_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,19 +84,12 @@ def _listening_ports(pids):
     return out
 
 
-def _default_sigint():
-    """In the child: SIGINT as a terminal's foreground job has it. A shell without job control
-    starts background jobs (``make check-long &``) with SIGINT ignored, and Python then installs
-    no KeyboardInterrupt handler: the test would send SIGINT to a process that cannot receive it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(kind, runtime, out, token, resume=False):
     extra, _ = SMALL[kind]
     return subprocess.Popen([sys.executable, "-c", SCRIPT, kind, runtime, str(out), "1" if resume else "0",
                              json.dumps(extra)], cwd=ROOT, env=dict(os.environ, **{TOKEN_VAR: token}),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_sigint)
+                            preexec_fn=default_sigint)
 
 
 def _kinds_available():
@@ -235,7 +228,7 @@ def _papermill(out_nb, out_dir, token):
          "-p", "duration_s", "1.5", "-p", "warmup_s", "0.3"],
         cwd=ROOT, env=dict(os.environ, **{TOKEN_VAR: token}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,  # its own process group, as a shell gives a foreground job
-        preexec_fn=_default_sigint)
+        preexec_fn=default_sigint)
 
 
 def _kernel(pm_pid):

@@ -12,7 +12,7 @@ import pytest
 
 from mmslib import params, stress
 
-from conftest import papermill
+from conftest import default_sigint, papermill
 
 
 
@@ -100,7 +100,7 @@ def test_sigint_and_sigterm_leave_nothing(tmp_path, no_leftovers):
     for sig, mode in ((signal.SIGINT, "mms"), (signal.SIGTERM, "traditional")):
         out = tmp_path / f"o{sig}"
         proc = subprocess.Popen([sys.executable, str(script), mode, str(out)], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, preexec_fn=default_sigint)
         deadline = time.time() + 60
         while time.time() < deadline and not (out / "steps.parquet").exists():
             time.sleep(0.2)
