@@ -79,7 +79,8 @@ class _Sampler(threading.Thread):
             c1, t1 = resources.cpu_seconds(pids), time.time()
             m = resources.memory_of(pids)
             self.rows.append({"t_unix": t1, "cpu_cores": (c1 - c0) / max(1e-9, t1 - t0),
-                              "pss_mib": m["pss_mib"], "rss_mib": m["rss_mib"], "processes": m["processes"]})
+                              "pss_mib": m["pss_mib"], "rss_mib": m["rss_mib"], "uss_mib": m["uss_mib"],
+                              "processes": m["processes"]})
             c0, t0 = c1, t1
 
     def stop(self) -> List[dict]:
@@ -268,5 +269,5 @@ def _empty_records() -> pd.DataFrame:
 
 
 def _empty_samples() -> pd.DataFrame:
-    return pd.DataFrame(columns=["t_unix", "cpu_cores", "pss_mib", "rss_mib", "processes", "mode", "qps",
-                                 "repeat", "second"])
+    return pd.DataFrame(columns=["t_unix", "cpu_cores", "pss_mib", "rss_mib", "uss_mib", "processes", "mode",
+                                 "qps", "repeat", "second"])
