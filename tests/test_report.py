@@ -194,7 +194,9 @@ def test_other_experiments_get_attainment_and_level_figures(tmp_path):
     fig = figures.experiment_levels(runs, "coldstart")
     assert fig.axes[0].get_xlabel() == "cache_size"
     plt.close(fig)
-    assert "traffic: 2 of 4 levels met their SLO" in report.answer(runs)
+    # runs are ordered by start time (whole seconds) then name: either experiment may open the sentence
+    a = report.answer(runs).lower()
+    assert "traffic: 2 of 4 levels met their slo" in a and "coldstart: 0 of 3 levels met their slo" in a
 
 
 def test_html_helpers_can_fail():
