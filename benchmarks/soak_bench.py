@@ -64,7 +64,11 @@ def analyse(run_dir: Path) -> list:
     levels, samples, records, summary = run.table("levels"), run.table("samples"), run.records, run.summary
     rows = []
     for s in summary.itertuples():
-        recs = records[(records["mode"] == s.mode) & ~records["warmup"]]
+        if len(records):
+            recs = records[(records["mode"] == s.mode) & ~records["warmup"]]
+            n, errors = len(recs), int((~recs["ok"]).sum())
+        else:  # a copy without the request rows (results/soak-*): the counts summary.csv kept
+            n, errors = int(s.n), int(s.errors)
         # memory settles during the first minutes: the slope is fitted after the first 10% of the level
         skip = max(warmup, warmup + 0.1 * duration)
         smp = samples[(samples["mode"] == s.mode) & (samples["second"] >= skip)]
@@ -77,8 +81,8 @@ def analyse(run_dir: Path) -> list:
         bound = max(BOUND_MIB_H, BOUND_FRAC_H * rss)
         hours = (duration + warmup - skip) / 3600
         lv = levels[levels["mode"] == s.mode].iloc[0]
-        rows.append(dict(runtime=run.params["runtime"], mode=s.mode, hours=duration / 3600, requests=len(recs),
-                         errors=int((~recs["ok"]).sum()), rss_mib=rss, pss_mib=pss, slope=b, lo=lo, hi=hi,
+        rows.append(dict(runtime=run.params["runtime"], mode=s.mode, hours=duration / 3600, requests=n,
+                         errors=errors, rss_mib=rss, pss_mib=pss, slope=b, lo=lo, hi=hi,
                          pss_slope=bp, uss_slope=bu, bound=bound,
                          growth=bool(lo > bound and lo * hours > NOISE_MIB), achieved=float(lv["achieved_qps"]),
                          target=float(s.qps), dropped=int(lv["dropped_iterations"]), kept_up=bool(s.valid),
@@ -134,7 +138,7 @@ def main() -> int:
         ci = f"{r['slope']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]"
         print(f"{r['runtime']:9} {r['mode']:12} {r['hours']:5.2f} {r['requests']:9d} {r['errors']:6d} "
               f"{r['rss_mib']:8.1f} {ci:>26} {r['bound']:6.1f} {r['pss_mib']:8.1f} {r['pss_slope']:+9.2f} "
-              f"{r['uss_slope']:+9.2f} "
+              f"{'n/a' if math.isnan(r['uss_slope']) else format(r['uss_slope'], '+.2f'):>9} "
               f"{r['achieved']:7.1f}/{r['target']:<8g} {r['dropped']:7d} {str(r['kept_up']):>7} {r['p99']:7.2f}")
         bad |= r["errors"] > 0 or r["growth"] or not r["kept_up"]
     print("verdict:", "FAIL (errors, memory growth beyond the bound, or the generator fell behind)" if bad else
