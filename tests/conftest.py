@@ -54,6 +54,17 @@ def tagged_pids(token: str) -> list:
     return out
 
 
+def describe_pids(pids) -> list:
+    """"pid: command line" of each live process of ``pids``, for a failure message."""
+    out = []
+    for pid in pids:
+        try:
+            out.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    return out
+
+
 @pytest.fixture
 def no_leftovers():
     """Asserts a test leaves no process that it started (servers, stubs, k6, kernels)."""
@@ -74,13 +85,7 @@ def no_leftovers():
         if not left:
             return
         time.sleep(0.2)
-    desc = []
-    for pid in left:
-        try:
-            desc.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())[:120]}")
-        except psutil.Error:
-            pass
-    pytest.fail("processes left behind: " + "; ".join(desc))
+    pytest.fail("processes left behind: " + "; ".join(describe_pids(left)))
 
 
 @pytest.fixture

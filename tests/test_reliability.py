@@ -37,7 +37,7 @@ import pytest
 from mmslib.procs import port_in_use
 from mmslib.runtimes.triton import shm_regions as _shm_regions
 
-from conftest import TOKEN_VAR, default_sigint, tagged_pids
+from conftest import TOKEN_VAR, default_sigint, describe_pids, tagged_pids
 from test_runtimes import ensure_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,12 +133,8 @@ def _interrupt_once(tmp_path, runtime, i, rng, seed_note):
     while time.monotonic() < deadline and tagged_pids(token):
         time.sleep(0.2)
     left = tagged_pids(token)
-    desc = []
+    desc = describe_pids(left)
     for pid in left:
-        try:
-            desc.append(" ".join(psutil.Process(pid).cmdline())[:100])
-        except psutil.Error:
-            pass
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:

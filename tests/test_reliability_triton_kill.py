@@ -27,7 +27,7 @@ import pytest
 
 from mmslib.procs import port_in_use
 
-from conftest import TOKEN_VAR, tagged_pids
+from conftest import TOKEN_VAR, describe_pids, tagged_pids
 from test_runtimes import ensure_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,16 +57,6 @@ def _run_procs(workdir: str, token: str):
             pass
     out.discard(os.getpid())
     return sorted(out)
-
-
-def _describe(pids):
-    out = []
-    for pid in pids:
-        try:
-            out.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())[:120]}")
-        except psutil.Error:
-            pass
-    return out
 
 
 def _ports(pids):
@@ -126,7 +116,7 @@ def test_sigkill_of_starter_leaves_no_triton_process(moment, tmp_path):
                     shm |= _shm(now)
                     stubs = sum(STUB in " ".join(psutil.Process(p).cmdline()) for p in now
                                 if psutil.pid_exists(p))
-                    assert stubs == 2, f"ready with {stubs} stubs: {_describe(now)}"
+                    assert stubs == 2, f"ready with {stubs} stubs: {describe_pids(now)}"
                     break
             time.sleep(0.02)
     finally:
@@ -136,7 +126,7 @@ def test_sigkill_of_starter_leaves_no_triton_process(moment, tmp_path):
     while time.monotonic() - t_kill < CLEAN_WITHIN_S and _run_procs(workdir, token):
         time.sleep(0.2)
     left = _run_procs(workdir, token)
-    desc = _describe(left)
+    desc = describe_pids(left)
     for pid in left:  # never leave them to the next test
         try:
             os.kill(pid, signal.SIGKILL)

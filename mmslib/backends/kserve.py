@@ -976,7 +976,7 @@ class KServeBackend(Backend):
 
     def environment(self) -> Dict[str, Any]:
         """The cluster: API server, Kubernetes version, node count and allocatable CPU, memory, pods,
-        GPUs (:func:`mmslib.k8s.cluster_shape`), the namespace and the runtime; read once."""
+        GPUs (:func:`mmslib.k8s.cluster_shape`) and the namespace; read once per backend."""
         if self._environment is None:
             env: Dict[str, Any] = {"backend": self.name, "namespace": self.namespace}
             if self.api is None:
