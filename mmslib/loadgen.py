@@ -12,7 +12,7 @@ one row per request with exactly these columns:
 
 =============  ======  ======================================================
 ``t_unix``     float   request start, epoch seconds (see below)
-``latency_ms`` float   k6's ``http_req_duration`` / ``grpc_req_duration``
+``latency_ms`` float   REST: k6's ``http_req_blocked + http_req_duration``; gRPC: ``grpc_req_duration``
 ``status``     int     HTTP status (0: no response), or gRPC status code
 ``ok``         bool    success status AND outputs equal ``Target.expect``
 ``model``      str     the target's model name
@@ -29,9 +29,13 @@ k6 CPU, and pyarrow's CSV reader parses it in C++ with no per-row Python
 k6 stamps both ``http_req_duration`` and ``grpc_req_duration`` samples with the
 time the response ENDED (``Trail.EndTime``; gRPC ``stats.End.EndTime``), so
 ``t_unix = timestamp - latency``. For HTTP, k6's duration is sending + waiting +
-receiving: it excludes the time to open a new connection, so ``t_unix`` is when
-the request started to be written. For a refused connection k6 reports status 0
-and duration 0.
+receiving: it leaves out the time the request waited for a connection (k6's
+``blocked``: from asking the connection pool for one to getting it, opening a
+new connection included), so the parser adds the request's ``http_req_blocked``
+sample (same ``rid``): latency runs from asking for a connection to the
+answer's last byte, and ``t_unix`` is when the request asked for one. Times to
+the microsecond (``clock_resolution_ms`` 0.001). For a refused connection k6
+reports status 0 and duration 0.
 
 The script sets the request's tags (``model``, ``endpoint``, ``warmup``) and
 stores the iteration number as sample metadata (``rid``, metadata makes no
@@ -65,9 +69,12 @@ one short line per request (index, send time, duration, status, ok), in
 batches; no k6 metrics output is written, which cut k6's CPU per request by
 about a third against the CSV output above on this project's 2-core machine
 (``benchmarks/generator_cpu_bench.py`` prints both).
-k6's JavaScript clock has a 1 ms resolution: send times and lateness are to
-the millisecond (REST durations are k6's, to the microsecond; gRPC durations
-are to the millisecond).
+Times come from k6's execution clock (Go's monotonic clock, nanoseconds; not
+``Date.now()``, whole milliseconds); a request is never sent before its offset
+(a timer wake-up that finds nothing due sets the timer again, counted in
+``ReplayResult.early_wakeups``). REST latency is k6's ``timings.blocked +
+sending + waiting + receiving``: waiting for or opening a connection included.
+``docs/generators.md`` has the details and the measured figures.
 
 Targets and the traffic split (which target each iteration goes to) live in
 :mod:`mmslib.targets`; this module re-exports :class:`Target`, :func:`traffic_weights`,
@@ -104,6 +111,9 @@ from .targets import _GRPC_CONTENTS, _M32, TRAFFIC, Target, _cumulative, traffic
 
 RECORD_COLUMNS = schema.REQUEST_COLUMNS  # the schema lives in mmslib.records
 DURATION_METRICS = ("http_req_duration", "grpc_req_duration", "mms_unsent")
+BLOCKED_METRIC = "http_req_blocked"  # added to http_req_duration: the wait for a connection
+LEVEL_CLOCK_RESOLUTION_MS = 1e-3   # run_level: k6's CSV timestamps, microseconds
+REPLAY_CLOCK_RESOLUTION_MS = {"k6": 1e-6, "go": 1e-6}  # replay: both read a nanosecond monotonic clock
 GRPC_METHOD = "inference.GRPCInferenceService/ModelInfer"
 SCRIPT_FILE = "mms_load.js"
 DATA_FILE = "mms_targets.json"
@@ -333,7 +343,9 @@ def _tag_table(dictionary: List[Optional[str]]):
 def parse_k6_csv(path) -> pd.DataFrame:
     """Per-request records (:data:`RECORD_COLUMNS`) from k6's ``--out csv`` file
     (``timeFormat=unix_micro``, system tags ``status,error_code``, metadata
-    ``rid``), as written by :func:`run_level`'s script. Rows sorted by t_unix."""
+    ``rid``), as written by :func:`run_level`'s script. Rows sorted by t_unix.
+    A REST request's latency is its ``http_req_duration`` plus its
+    ``http_req_blocked`` (same ``rid``; 0 where there is none)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -356,8 +368,9 @@ def parse_k6_csv(path) -> pd.DataFrame:
         path, read_options=pacsv.ReadOptions(block_size=16 << 20),
         convert_options=pacsv.ConvertOptions(include_columns=need, column_types=types,
                                              strings_can_be_null=True, quoted_strings_can_be_null=True))
-    dur_set, chk_set = pa.array(list(DURATION_METRICS)), pa.array(["checks"])
-    cols = {k: [] for k in ("ts", "lat", "status", "rid", "model", "endpoint", "warm", "c_rid", "c_val")}
+    dur_set, chk_set, blk_set = pa.array(list(DURATION_METRICS)), pa.array(["checks"]), pa.array([BLOCKED_METRIC])
+    cols = {k: [] for k in ("ts", "lat", "status", "rid", "model", "endpoint", "warm", "c_rid", "c_val",
+                            "b_rid", "b_val")}
 
     def rid(col, missing):  # metadata is "rid=<iteration>"
         return pc.cast(pc.utf8_slice_codeunits(pc.fill_null(col, f"rid={missing}"), 4),
@@ -368,9 +381,13 @@ def parse_k6_csv(path) -> pd.DataFrame:
             names = batch.column("metric_name")
             dur = batch.filter(pc.is_in(names, value_set=dur_set))
             chk = batch.filter(pc.is_in(names, value_set=chk_set))
+            blk = batch.filter(pc.is_in(names, value_set=blk_set))
             if chk.num_rows:
                 cols["c_rid"].append(rid(chk.column("metadata"), -2))
                 cols["c_val"].append(chk.column("metric_value").to_numpy(zero_copy_only=False))
+            if blk.num_rows:
+                cols["b_rid"].append(rid(blk.column("metadata"), -3))
+                cols["b_val"].append(blk.column("metric_value").to_numpy(zero_copy_only=False))
             if not dur.num_rows:
                 continue
             tags = dur.column("extra_tags")
@@ -399,6 +416,8 @@ def parse_k6_csv(path) -> pd.DataFrame:
         if len(c_rid) else np.zeros(len(d_rid), dtype=bool)
     ok = np.zeros(len(d_rid), dtype=bool)
     ok[found] = c_val[pos[found]] > 0.5
+    # latency: plus the request's wait for a connection (its http_req_blocked sample, same rid)
+    latency = latency + _by_rid(cat["b_rid"].astype(np.int64), cat["b_val"].astype(np.float64), d_rid)
     df = pd.DataFrame({
         "t_unix": ts / 1e6 - latency / 1e3,
         "latency_ms": latency,
@@ -410,6 +429,19 @@ def parse_k6_csv(path) -> pd.DataFrame:
     })
     order = np.argsort(df["t_unix"].to_numpy(), kind="stable")
     return df.iloc[order].reset_index(drop=True)
+
+
+def _by_rid(rids: np.ndarray, vals: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """For each id in ``want``: the value of that id in (``rids``, ``vals``), 0 where absent."""
+    out = np.zeros(len(want))
+    if not len(rids):
+        return out
+    order = np.argsort(rids, kind="stable")
+    rids, vals = rids[order], vals[order]
+    pos = np.minimum(np.searchsorted(rids, want), len(rids) - 1)
+    hit = rids[pos] == want
+    out[hit] = vals[pos[hit]]
+    return out
 
 
 # --------------------------------------------------------------------------- running
@@ -434,6 +466,7 @@ class LevelResult:
     workdir: Optional[str] = None  # where script, CSV and summary are (None: deleted)
     wall_s: float = 0.0
     cpu_s: float = float("nan")  # k6's own CPU seconds (user + system), whole run
+    clock_resolution_ms: float = LEVEL_CLOCK_RESOLUTION_MS  # of t_unix and latency_ms
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -637,6 +670,10 @@ class ReplayResult:
     cpu_affinity: Optional[List[int]] = None
     workdir: Optional[str] = None
     generator: str = "k6"   # which generator sent it (GENERATORS)
+    clock_resolution_ms: float = 1e-6  # of send times and latencies (REPLAY_CLOCK_RESOLUTION_MS)
+    timer_wakeups: int = -1   # the generator's timer wake-ups (-1: not reported)
+    early_wakeups: int = -1   # of them, wake-ups before the next request was due (it waited again)
+    most_early_ms: float = float("nan")  # how early the earliest of those was
 
     @property
     def unsent(self) -> int:
@@ -670,15 +707,29 @@ def build_replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0):
     return _REPLAY_JS.replace("__CFG__", json.dumps(cfg, indent=1)), data, sched
 
 
+def parse_timer_line(text: str) -> dict:
+    """The generator's ``T,<wake-ups>,<early wake-ups>,<most ms early>`` line
+    (k6 script log or Go program stdout) as ``timer_wakeups``,
+    ``early_wakeups``, ``most_early_ms``; -1 / NaN where there is none."""
+    for line in text.splitlines():
+        if line.startswith("T,"):
+            try:
+                w, e, m = line[2:].split(",")
+                return {"timer_wakeups": int(w), "early_wakeups": int(e), "most_early_ms": float(m)}
+            except ValueError:
+                break
+    return {"timer_wakeups": -1, "early_wakeups": -1, "most_early_ms": float("nan")}
+
+
 def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
-    """(records, t0_unix) from the replay script's log lines, joined with the
-    schedule by request index (see :mod:`mmslib.records`)."""
+    """(records, t0_unix, timers) from the replay script's log lines, joined with the
+    schedule by request index (see :mod:`mmslib.records`); ``timers``: :func:`parse_timer_line`."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     path = Path(path)
     n = len(schedule)
-    t0_ms, body = None, []
+    t0_ms, body, timers = None, [], parse_timer_line("")
     if path.is_file():
         with open(path, "r", errors="replace") as f:
             for line in f:
@@ -686,6 +737,8 @@ def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
                     body.append(line[2:])
                 elif line.startswith("S,") and t0_ms is None:
                     t0_ms = float(line[2:].strip())
+                elif line.startswith("T,"):
+                    timers = parse_timer_line(line)
     if t0_ms is None:
         raise MmsError(f"k6 wrote no start line to {path}")
     rid = np.zeros(0, dtype=np.int64)
@@ -710,7 +763,7 @@ def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
     send_ms[rid], lat_ms[rid], st[rid], ok[rid] = sent, lat, status, okv
     got = np.zeros(n, dtype=bool)
     got[rid] = True
-    return replay_records(schedule, targets, t0_ms / 1e3, got, send_ms, lat_ms, st, ok), t0_ms / 1e3
+    return replay_records(schedule, targets, t0_ms / 1e3, got, send_ms, lat_ms, st, ok), t0_ms / 1e3, timers
 
 
 def replay_records(schedule, targets: Sequence[Target], t0: float, got, send_ms, lat_ms, status,
@@ -763,11 +816,14 @@ def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir
     ``generator``: ``k6`` (default) -- one VU's timers and asynchronous
     requests (no VU pool to run out of); per-request records come from the
     script's own log lines (one short line per request; no k6 metrics output is
-    written or parsed), send times to the millisecond. ``go`` --
+    written or parsed), times from k6's nanosecond execution clock; REST
+    latency is k6's ``timings.blocked + sending + waiting + receiving`` (the wait
+    for a connection included). ``go`` --
     :mod:`mmslib.gogen`, a Go program (standard library only, built on first
     use) with one goroutine per request and kept-alive connections, REST only,
     answers checked the same way, times to the nanosecond, at a fraction of
-    k6's CPU per request. Raises ParamError for bad input (before anything
+    k6's CPU per request. Neither sends a request before its offset
+    (``lateness_ms >= 0``); ``docs/generators.md`` compares them. Raises ParamError for bad input (before anything
     starts), DependencyError without k6 / Go, MmsError when the generator
     fails (with its own message)."""
     script, data, sched = build_replay(targets, schedule, timeout_s)
@@ -800,6 +856,7 @@ def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir
             recs = replay_records(schedule, targets, g["t0_unix"], g["sent"], g["send_ms"], g["latency_ms"],
                                   g["status"], g["ok"])
             t0 = g["t0_unix"]
+            timers = parse_timer_line(_tail(wd / GO_STDOUT_FILE))
         else:
             (wd / REPLAY_SCRIPT_FILE).write_text(script)
             (wd / DATA_FILE).write_text(json.dumps(data, separators=(",", ":")))
@@ -813,11 +870,11 @@ def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir
             if rc not in (0, EXIT_THRESHOLDS_FAILED):
                 log_tail = _tail(wd / LOG_FILE)
                 raise MmsError(f"k6 failed (exit code {rc}): {_k6_error(stderr_tail + log_tail)}")
-            recs, t0 = parse_replay_log(wd / LOG_FILE, schedule, targets)
+            recs, t0, timers = parse_replay_log(wd / LOG_FILE, schedule, targets)
         sent = int(recs["latency_ms"].notna().sum())
         return ReplayResult(recs, len(schedule), sent, float(schedule.span_s), float(schedule.warmup_s), t0,
                             cpu_s, wall, schedule.hash(), rc, stderr_tail, cpus, None if tmp else str(wd),
-                            generator)
+                            generator, REPLAY_CLOCK_RESOLUTION_MS[generator], **timers)
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -70,9 +70,16 @@ def _check_records(r, qps, n_models_hit, metric):
     # records agree with k6's own summary
     m = _metric(r, metric)
     assert len(rec) == m["count"]
-    assert rec["latency_ms"].mean() == pytest.approx(m["avg"], rel=1e-6)
-    assert rec["latency_ms"].max() == pytest.approx(m["max"], rel=1e-9)
-    assert rec["latency_ms"].min() == pytest.approx(m["min"], rel=1e-9)
+    if metric == "http_req_duration":  # REST: duration plus the wait for a connection (blocked)
+        b = _metric(r, "http_req_blocked")
+        assert b["count"] == m["count"] and b["max"] > 0
+        assert rec["latency_ms"].mean() == pytest.approx(m["avg"] + b["avg"], rel=1e-6)
+        assert m["max"] <= rec["latency_ms"].max() <= m["max"] + b["max"] + 1e-9
+        assert m["min"] <= rec["latency_ms"].min() <= m["min"] + b["max"] + 1e-9
+    else:
+        assert rec["latency_ms"].mean() == pytest.approx(m["avg"], rel=1e-6)
+        assert rec["latency_ms"].max() == pytest.approx(m["max"], rel=1e-9)
+        assert rec["latency_ms"].min() == pytest.approx(m["min"], rel=1e-9)
     assert int(rec["ok"].sum()) == _metric(r, "checks")["passes"]
     # warm-up rows: the first warmup_s seconds of the schedule, kept and marked
     assert int(rec["warmup"].sum()) == round(qps * r.warmup_s)
@@ -242,6 +249,7 @@ def test_parse_joins_checks_and_handles_failures(tmp_path):
     csv.write_text(
         "metric_name,timestamp,metric_value,error_code,status,extra_tags,metadata\n"
         "http_reqs,1700000000500000,1.000000,,200,model=a&endpoint=E&warmup=true,rid=0\n"
+        "http_req_blocked,1700000000500000,5.000000,,200,model=a&endpoint=E&warmup=true,rid=0\n"
         "http_req_duration,1700000000500000,250.000000,,200,warmup=true&model=a&endpoint=E,rid=0\n"
         "checks,1700000000500100,1.000000,,,endpoint=E&model=a&warmup=true,rid=0\n"
         "iterations,1700000000500100,1.000000,,,,rid=0\n"
@@ -254,7 +262,9 @@ def test_parse_joins_checks_and_handles_failures(tmp_path):
     df = parse_k6_csv(csv)
     assert list(df.columns) == RECORD_COLUMNS
     assert df["model"].tolist() == ["a", "b", "c", "d"]
-    assert df["t_unix"].tolist() == pytest.approx([1700000000.25, 1700000001.0, 1700000001.998, 1700000002.99],
+    # a REST request's latency includes its wait for a connection (http_req_blocked, same rid)
+    assert df["latency_ms"].tolist() == pytest.approx([255.0, 0.0, 2.0, 10.0])
+    assert df["t_unix"].tolist() == pytest.approx([1700000000.245, 1700000001.0, 1700000001.998, 1700000002.99],
                                                   abs=1e-6, rel=0)
     assert df["status"].tolist() == [200, 0, 5, 14]
     assert df["ok"].tolist() == [True, False, False, False]  # rid=3 has no check: not ok
@@ -508,11 +518,11 @@ def test_replay_keeps_a_gamma_schedule(server, tmp_path):
     assert rec["model"].tolist() == s.frame()["model"].tolist()
     assert rec["warmup"].tolist() == s.warmup.tolist()
     assert r.schedule_hash == s.hash()
-    # the achieved schedule is the planned one: send - scheduled = lateness, measured
-    # to k6's 1 ms clock (never more than 1 ms early); at 25 requests/s k6 idles between
-    # requests, so even a busy 2-core machine keeps it far below the 40 ms mean gap
+    # the achieved schedule is the planned one: send - scheduled = lateness, never negative
+    # (nothing is sent early); at 25 requests/s k6 idles between requests, so even a busy
+    # 2-core machine keeps it far below the 40 ms mean gap
     late = rec["lateness_ms"].to_numpy()
-    assert late.min() >= -1.0 and np.percentile(late, 50) < 20 and np.percentile(late, 99) < 100
+    assert late.min() >= 0 and np.percentile(late, 50) < 20 and np.percentile(late, 99) < 100
     assert np.allclose(rec["t_unix"] - rec["scheduled_unix"], late / 1e3, atol=1e-6)
     assert np.allclose(rec["latency_sched_ms"], late + rec["latency_ms"])
     # the bursts survive: sent gaps follow the scheduled gaps
@@ -543,3 +553,167 @@ def test_replay_bad_input(server):
         loadgen.replay([server.rest("m1"), server.rest("m0")], s)  # not in the schedule's order
     with pytest.raises(ParamError, match="timeout_s"):
         loadgen.replay([server.rest("m0"), server.rest("m1")], s, timeout_s=0)
+
+
+def test_replay_never_sends_early_and_times_are_sub_millisecond(server):
+    """A few hundred Poisson requests: every one sent at or after its scheduled time (lateness
+    >= 0), send times with fractional milliseconds (k6's nanosecond execution clock, not
+    Date.now()'s whole milliseconds), and the timer wake-ups counted."""
+    s = arrivals.make_schedule(["m0", "m1"], 150, 2, arrival="poisson", seed=11)
+    r = loadgen.replay([server.rest("m0"), server.rest("m1")], s)
+    rec = r.records
+    assert len(s) > 250 and r.unsent == 0 and rec["ok"].all()
+    late = rec["lateness_ms"].to_numpy()
+    assert (late >= 0).all(), f"{(late < 0).sum()} requests sent early, by up to {-late.min():.3f} ms"
+    sent_ms = late + s.offset_s * 1e3  # send time after the level's start, as the generator wrote it
+    frac = np.abs(sent_ms - np.round(sent_ms))
+    assert (frac > 1e-3).mean() > 0.9, "send times are whole milliseconds"
+    lat = rec["latency_ms"].to_numpy()
+    assert (np.abs(lat - np.round(lat)) > 1e-3).mean() > 0.9
+    assert r.clock_resolution_ms == 1e-6
+    assert r.timer_wakeups > 0 and 0 <= r.early_wakeups <= r.timer_wakeups
+    assert r.early_wakeups == 0 or r.most_early_ms > 0
+
+
+class ConnectionGate:
+    """Two HTTP/1.1 servers on 127.0.0.1 answering any POST with 200 and a small JSON body.
+    'gated' listens with a backlog of 0 whose one queue slot a connection held here fills: the
+    kernel drops a client's SYN, and the client, blocked on its connection, tries again after
+    Linux's initial SYN timeout (1 s). 'trigger' answers at once, and its first request opens
+    the gate ``delay_s`` later (``opened_at``, epoch s, taken before the queue is drained).
+    Answer times (epoch s, after the last byte is written) are kept per server."""
+
+    def __init__(self, delay_s: float = 0.3):
+        self.delay_s, self.opened_at = delay_s, None
+        self.answers = {"trigger": [], "gated": []}
+        self.stop, self._opening = threading.Event(), threading.Lock()
+        self.gated = socket.socket()
+        self.gated.bind(("127.0.0.1", 0))
+        self.gated.listen(0)
+        self.filler = socket.create_connection(self.gated.getsockname())
+        self.trigger = socket.socket()
+        self.trigger.bind(("127.0.0.1", 0))
+        self.trigger.listen(64)
+        self.threads = [threading.Thread(target=self._accept, args=(self.trigger, "trigger"), daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def url(self, name):
+        sock = self.gated if name == "gated" else self.trigger
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v2/models/{name}/infer"
+
+    def targets(self):
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
+        return [Target(self.url("trigger"), "trigger", body), Target(self.url("gated"), "gated", body)]
+
+    def _open(self):
+        time.sleep(self.delay_s)
+        self.opened_at = time.time()
+        self.gated.settimeout(None)
+        filler, _ = self.gated.accept()
+        filler.close()
+        self._accept(self.gated, "gated")
+
+    def _accept(self, ls, name):
+        ls.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(c, name), daemon=True).start()
+
+    def _serve(self, c, name):
+        c.settimeout(10)
+        buf = b""
+        try:
+            while not self.stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    more = c.recv(65536)
+                    if not more:
+                        return
+                    buf += more
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                while len(buf) < length:
+                    more = c.recv(65536)
+                    if not more:
+                        return
+                    buf += more
+                buf = buf[length:]
+                out = b'{"outputs":[]}'
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                          % (len(out), out))
+                self.answers[name].append(time.time())
+                if name == "trigger":
+                    with self._opening:
+                        if not self.threads[1:]:
+                            self.threads.append(threading.Thread(target=self._open, daemon=True))
+                            self.threads[-1].start()
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        for s in (self.filler, self.gated, self.trigger):
+            s.close()
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+@pytest.fixture
+def gate():
+    g = ConnectionGate()
+    try:
+        yield g
+    finally:
+        g.close()
+
+
+def _gated_requests_waited(gate, rec):
+    """The requests to the gated server sent before it opened: each completed after it opened,
+    at a time the server answered, so its latency holds the time it was blocked."""
+    g = rec[rec["model"] == "gated"]
+    assert rec["ok"].all() and gate.opened_at is not None
+    before = g[g["t_unix"] < gate.opened_at - 0.005]
+    assert len(before) >= 1
+    done = (before["t_unix"] + before["latency_ms"] / 1e3).to_numpy()
+    assert (done >= gate.opened_at).all()
+    assert (before["latency_ms"] >= 500).all(), before["latency_ms"].tolist()
+    answers = np.array(gate.answers["gated"])
+    assert np.abs(done[:, None] - answers[None, :]).min(axis=1).max() < 0.02  # each one an answer
+    return before
+
+
+@pytest.mark.parametrize("generator", ["k6", "go"])
+def test_replay_latency_includes_the_wait_for_a_connection(gate, generator):
+    """REST latency runs from the send to the answer, including the time a request was blocked
+    waiting for its connection (k6's timings.duration leaves that out)."""
+    from mmslib import gogen
+    if generator == "go" and gogen.go_tool() is None:
+        pytest.skip("no Go toolchain: apt-get install golang-go (or set MMSLIB_GO)")
+    s = arrivals.Schedule(np.array([0.0, 0.05, 0.06]), np.array([0, 1, 1], dtype=np.int32),
+                          np.zeros(3, dtype=bool), ("trigger", "gated"), 0.1)
+    r = loadgen.replay(gate.targets(), s, generator=generator, timeout_s=5)
+    rec = r.records
+    before = _gated_requests_waited(gate, rec)
+    assert len(before) == 2
+    assert (rec["lateness_ms"] >= 0).all() and (rec["lateness_ms"] < 50).all()
+    assert np.allclose(rec["latency_sched_ms"], rec["lateness_ms"] + rec["latency_ms"])
+
+
+def test_run_level_latency_includes_the_wait_for_a_connection(gate):
+    """The constant-rate level: a REST request's latency is k6's http_req_blocked +
+    http_req_duration, and its t_unix the time it asked for a connection."""
+    w = traffic_weights(2)
+    seed = next(sd for sd in range(1000) if (lambda q: q[0] == 0 and 1 in q[1:2])(target_sequence(w, 10, sd)))
+    r = run_level(gate.targets(), qps=10, duration_s=1, seed=seed, timeout_s=5)
+    assert len(r.records) == 10
+    _gated_requests_waited(gate, r.records)
+    assert r.clock_resolution_ms == 1e-3

@@ -1,14 +1,23 @@
 // mmslib.loadgen.replay: send a precomputed schedule of requests, open loop.
 // One VU runs one iteration that sets timers: each request is sent, asynchronously,
-// when its scheduled offset comes (requests due in the same millisecond go together),
-// whatever the responses before it are doing: arrivals are not bound to a VU pool.
+// when its scheduled offset comes (requests due by the time a timer fires go together, never
+// one before its offset), whatever the responses before it are doing: arrivals are not bound
+// to a VU pool.
+// Clock: k6's execution clock (exec.instance.currentTestRunDuration: Go's monotonic clock, in
+// milliseconds as a float, nanosecond resolution), not Date.now() (whole milliseconds).
 // Every request writes one line to the log file (--log-format raw):
-//   R,<rid>,<sent ms after start>,<duration ms>,<status>,<ok 0|1>
+//   R,<rid>,<sent ms after start>,<latency ms>,<status>,<ok 0|1>
 // (written in batches of CFG.logBatch lines: one log call per batch costs less CPU).
-// and the start writes  S,<start epoch ms>.  Python joins the lines with the schedule.
+// sent: the clock just before the request is handed to k6. latency: for REST, k6's
+// timings.blocked + sending + waiting + receiving (from asking for a connection to the answer's
+// last byte: time waiting for or opening a connection included; k6's timings.duration leaves it
+// out); for gRPC and for REST requests without an answer, the clock at the callback minus sent.
+// The start writes  S,<start epoch ms, fractional>  and the end  T,<timer wake-ups>,<wake-ups
+// before the next request was due>,<most ms early>.  Python joins the lines with the schedule.
 // The CFG placeholder below is replaced by the level's configuration (JSON) when the script is written.
 import http from 'k6/http';
 import grpc from 'k6/net/grpc';
+import exec from 'k6/execution';
 import encoding from 'k6/encoding';
 
 const CFG = __CFG__;
@@ -123,41 +132,63 @@ export default async function () {
       params: { timeout: CFG.timeout, metadata: HEADERS[t.h], discardResponseMessage: !expect } };
   });
   CFG.grpcAddrs.forEach((a, i) => GRPC[i].connect(a, { plaintext: true, timeout: CFG.timeout }));
+  const inst = exec.instance;  // its currentTestRunDuration: ms since the test started, ns resolution
+  // The epoch of the start, to a few microseconds: wait for Date.now() (whole ms) to tick over.
+  const d0 = Date.now();
+  let d1 = Date.now();
+  while (d1 === d0) d1 = Date.now();
+  const c1 = inst.currentTestRunDuration;
   const n = OFF.length;
-  const t0 = Date.now();
-  console.log(`S,${t0}`);
-  let next = 0, done = 0;
+  const base = inst.currentTestRunDuration;
+  console.log(`S,${(d1 + base - c1).toFixed(6)}`);
+  let next = 0, done = 0, wakes = 0, early = 0, mostEarly = 0;
   await new Promise((resolve) => {
     if (n === 0) { resolve(); return; }
     let lines = [];
     function flush() { if (lines.length) { console.log(lines.join('\n')); lines = []; } }
     function finish(k, sent, ms, status, ok) {
-      lines.push(`R,${k},${sent},${ms},${status},${ok ? 1 : 0}`);
+      lines.push(`R,${k},${sent.toFixed(6)},${ms.toFixed(6)},${status},${ok ? 1 : 0}`);
       if (lines.length >= CFG.logBatch) flush();
       if (++done === n) { flush(); resolve(); }
     }
-    function fire(k) {
+    function fire(k, sent) {
       const p = prepared[TGT[k]];
-      const sent = Date.now() - t0;
       if (p.rest) {
         http.asyncRequest('POST', p.url, p.body, p.params).then(
-          (r) => finish(k, sent, r.timings.duration, r.status, restOk(r, p.expect, p.joined)),
-          () => finish(k, sent, Date.now() - t0 - sent, 0, false));
+          (r) => {
+            const t = r.timings;
+            finish(k, sent, r.status ? t.blocked + t.sending + t.waiting + t.receiving
+              : inst.currentTestRunDuration - base - sent, r.status, restOk(r, p.expect, p.joined));
+          },
+          () => finish(k, sent, inst.currentTestRunDuration - base - sent, 0, false));
       } else {
         GRPC[p.g].asyncInvoke(CFG.grpcMethod, p.req, p.params).then(
-          (r) => finish(k, sent, Date.now() - t0 - sent, grpcCode(r.status), grpcOk(r, p.expect)),
-          () => finish(k, sent, Date.now() - t0 - sent, 14, false));
+          (r) => finish(k, sent, inst.currentTestRunDuration - base - sent, grpcCode(r.status),
+            grpcOk(r, p.expect)),
+          () => finish(k, sent, inst.currentTestRunDuration - base - sent, 14, false));
       }
     }
-    // k6's clock ticks in whole milliseconds: a request goes out at the tick nearest its
-    // offset (half a millisecond either side), not at the next one (half a millisecond late on average).
-    function tick() {
-      const now = Date.now() - t0;
-      if (lines.length && next < n && OFF[next] - now > 50) flush();  // idle: write what is pending
-      while (next < n && OFF[next] <= now + 0.5) fire(next++);
-      if (next < n) setTimeout(tick, Math.max(0, OFF[next] - 0.5 - (Date.now() - t0)));
+    // A request goes out at the first clock reading at or after its offset, never before it:
+    // each reading decides one request, and that reading is its send time. k6's setTimeout takes
+    // fractional milliseconds and never fires before its delay; a wake-up that still finds
+    // nothing due (counted) sets the timer again.
+    function send(now) {
+      if (lines.length && OFF[next] - now > 50) flush();  // idle: write what is pending
+      while (OFF[next] <= now) {
+        fire(next, now);
+        if (++next === n) return;
+        now = inst.currentTestRunDuration - base;
+      }
+      setTimeout(wake, OFF[next] - now);
     }
-    tick();
+    function wake() {
+      const now = inst.currentTestRunDuration - base;
+      wakes++;
+      if (OFF[next] > now) { early++; mostEarly = Math.max(mostEarly, OFF[next] - now); }
+      send(now);
+    }
+    send(inst.currentTestRunDuration - base);
   });
+  console.log(`T,${wakes},${early},${mostEarly.toFixed(6)}`);
   GRPC.forEach((c) => { try { c.close(); } catch (e) { /* closed */ } });
 }
