@@ -10,9 +10,10 @@ A second build of the same source is a cache hit.
 
 Timing: the send time is taken just before the request takes an idle
 connection (or dials one); latency runs from then to the answer's last byte, so
-a new connection's set-up is in it (k6's ``http_req_duration`` leaves it out;
-with kept-alive connections both are the same exchange). Clocks: Go's monotonic
-clock, nanoseconds.
+a new connection's set-up is in it (as the k6 replay's ``timings.blocked +
+sending + waiting + receiving``). The dispatcher sends a request only once its
+offset has come, never before (``lateness_ms >= 0``). Clocks: Go's monotonic
+clock, nanoseconds. See ``docs/generators.md``.
 
 What it does and writes is described at the top of ``replay.go``; this module
 writes its inputs (targets as :func:`mmslib.loadgen._tables` gives them to the

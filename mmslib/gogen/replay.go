@@ -8,9 +8,10 @@
 // the schedule (binary, little-endian: n int64 offsets in nanoseconds, then n int32 target
 // indices) and of the records file this program writes.
 //
-// One dispatcher goroutine sleeps until each request's offset (requests due within half a
-// millisecond go together) and starts one goroutine per request: a slow answer never delays a
-// later request (open loop). A request that would exceed max_inflight requests in flight is not
+// One dispatcher goroutine sleeps until each request's offset and starts one goroutine per
+// request due by then (never one before its offset; a wake-up that finds nothing due, which Go's
+// timers should never give, sleeps again and is counted): a slow answer never delays a later
+// request (open loop). A request that would exceed max_inflight requests in flight is not
 // sent (counted unsent). HTTP/1.1 over kept-alive connections, one pool per server address:
 // each request's goroutine takes an idle connection (or dials one), writes the request in one
 // write and reads the answer itself (net/http's client hands every request between three
@@ -28,7 +29,13 @@
 //	| sent ns after t0 int64[n] (-1: never sent) | latency ns int64[n] (-1: never sent)
 //	| status int32[n] (0: no response) | ok uint8[n]
 //
-// The first few transport errors go to stderr. Exit code 0 when the records were written.
+// Send time: the monotonic clock in the request's goroutine, just before it takes an idle
+// connection (or dials one); latency: from then to the answer's last byte (a new connection's
+// set-up and any wait for it included). Nanoseconds.
+//
+// The first few transport errors go to stderr; the last line on stdout is
+// T,<dispatcher wake-ups>,<wake-ups before the next request was due>,<most ms early>.
+// Exit code 0 when the records were written.
 package main
 
 import (
@@ -463,15 +470,24 @@ func main() {
 		}
 	}
 
-	const early = 500 * time.Microsecond // send at the wake-up nearest the offset, not after it
+	var wakes, early int64
+	var mostEarly time.Duration
 	for i := 0; i < n; {
 		due := time.Duration(off[i])
 		now := time.Since(t0)
-		if due-early > now {
-			time.Sleep(due - early - now)
+		if due > now {
+			time.Sleep(due - now)
 			now = time.Since(t0)
+			wakes++
+			if due > now { // woke before the request was due: sleep again
+				early++
+				if due-now > mostEarly {
+					mostEarly = due - now
+				}
+				continue
+			}
 		}
-		for ; i < n && time.Duration(off[i]) <= now+early; i++ {
+		for ; i < n && time.Duration(off[i]) <= now; i++ {
 			if atomic.AddInt64(&inflight, 1) > cfg.MaxInflight {
 				atomic.AddInt64(&inflight, -1)
 				continue // unsent: sentNs stays -1
@@ -504,4 +520,5 @@ func main() {
 	if errCount > 5 {
 		fmt.Fprintf(os.Stderr, "mmslib gogen: %d requests failed in all\n", errCount)
 	}
+	fmt.Printf("T,%d,%d,%.6f\n", wakes, early, float64(mostEarly)/float64(time.Millisecond))
 }
