@@ -18,10 +18,21 @@ Arrival process (``arrival``), for a mean rate ``rate`` (requests/s):
   offsets divided by ``time_scale`` (``time_scale=10`` replays ten times
   faster).
 
-The renewal processes start with an arrival at time 0 that is not sent; the
-first request comes one gap later. Requests scheduled in the first
-``warmup_s`` seconds are warm-up (sent, recorded, excluded from statistics),
-which also absorbs this start-up effect.
+The renewal processes start **in equilibrium** (steady state): the first
+request comes after a forward-recurrence time, not after an ordinary gap. For
+Gamma gaps of shape ``k`` and scale ``s`` the gap that covers a random instant
+is length-biased, Gamma(``k + 1``, ``s``), and the instant falls uniformly
+within it, so the first offset is ``U * Gamma(k + 1, s)``. The process is then
+stationary from time 0: the expected number of requests in any window is
+``rate`` times its length (a process started with an arrival at 0 puts about
+``(cv**2 - 1) / 2`` extra requests at the start: 7 at CV 4, 32 at CV 8).
+Poisson arrivals are memoryless (the forward recurrence is an ordinary gap).
+Requests scheduled in the first ``warmup_s`` seconds are warm-up (sent,
+recorded, excluded from statistics): the warm-up fills the servers' queues.
+
+Seeds: a level's streams are drawn from the SHA-256 of (``seed``, ``repeat``,
+the level's parameters, the stream's name) with all 256 bits as entropy: any
+integer seed (no 32-bit mask), and no two (seed, repeat) pairs share a stream.
 
 Popularity (``popularity``), for the generated processes:
 
@@ -79,10 +90,10 @@ def check_zipf_alpha(alpha, name: str = "zipf_alpha") -> float:
 
 def rng_for(seed: int, *parts) -> np.random.Generator:
     """A generator determined by ``seed`` and ``parts`` (any reprs): each
-    (level, stream) gets its own reproducible stream, independent of the run order."""
-    h = hashlib.sha256(repr(tuple(parts)).encode()).digest()
-    words = [int.from_bytes(h[i:i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words]))
+    (level, stream) gets its own reproducible stream, independent of the run order.
+    The whole seed is hashed with the parts (no 32-bit mask: seeds 3 and 3 + 2**32 differ)."""
+    h = hashlib.sha256(repr((int(seed),) + tuple(parts)).encode()).digest()
+    return np.random.default_rng(np.random.SeedSequence(int.from_bytes(h, "little")))
 
 
 def gaps(rng: np.random.Generator, arrival: str, rate: float, n: int, cv: float = 1.0) -> np.ndarray:
@@ -97,15 +108,31 @@ def gaps(rng: np.random.Generator, arrival: str, rate: float, n: int, cv: float 
     raise ParamError("arrival", arrival, " | ".join(a for a in ARRIVALS if a != "trace"))
 
 
+def first_offset(rng: np.random.Generator, arrival: str, rate: float, cv: float = 1.0) -> float:
+    """The first arrival of a renewal process observed from a random instant (its
+    forward-recurrence time; see the module doc): the process is stationary from 0."""
+    if arrival == "poisson":
+        return float(rng.exponential(1.0 / rate))
+    if arrival == "gamma":
+        shape = 1.0 / (cv * cv)
+        return float(rng.random() * rng.gamma(shape + 1.0, 1.0 / (rate * shape)))
+    raise ParamError("arrival", arrival, "poisson | gamma")
+
+
 def arrival_offsets(rng: np.random.Generator, arrival: str, rate: float, span_s: float,
-                    cv: float = 1.0) -> np.ndarray:
-    """Arrival times in ``[0, span_s)`` of a renewal process (see the module doc)."""
+                    cv: float = 1.0, steady: bool = True) -> np.ndarray:
+    """Arrival times in ``[0, span_s)`` of a renewal process (see the module doc).
+    ``steady=False``: the process starts with an (unsent) arrival at 0 instead of in
+    equilibrium (kept to show the start-up effect; schedules are always steady)."""
     if arrival == "constant":
         n = math.ceil(rate * span_s - 1e-9)
         return np.arange(n, dtype=np.float64) / rate
     mean_n = rate * span_s
     sd = math.sqrt(mean_n) * max(1.0, cv)
     parts, t = [], 0.0
+    if steady:
+        t = first_offset(rng, arrival, rate, cv)
+        parts.append(np.array([t]))
     while t < span_s:
         g = gaps(rng, arrival, rate, int(mean_n + 6 * sd + 16), cv)
         off = t + np.cumsum(g)
@@ -186,12 +213,13 @@ class Schedule:
 def make_schedule(models: Sequence[str], rate: float, duration_s: float, warmup_s: float = 0.0,
                   arrival: str = "poisson", cv: float = 1.0, popularity: str = "uniform",
                   zipf_alpha: float = 1.0, hot_models: int = 1, hot_rate: float = 0.0,
-                  hot_cv: float = 4.0, seed: int = 0, trace=None, time_scale: float = 1.0) -> Schedule:
+                  hot_cv: float = 4.0, seed: int = 0, trace=None, time_scale: float = 1.0,
+                  repeat: int = 0) -> Schedule:
     """The schedule of one level: ``warmup_s + duration_s`` seconds at mean
     ``rate`` (plus ``hot_rate`` with ``popularity='hot'``). With
     ``arrival='trace'``, ``trace`` is a path or a (offsets, model names) pair;
     rows past ``warmup_s + duration_s`` (after ``time_scale``) are cut and
-    counted in ``trace_rows_cut``."""
+    counted in ``trace_rows_cut``. ``repeat``: the repeat's own streams (with ``seed``)."""
     models = tuple(str(m) for m in models)
     if not models:
         raise ParamError("models", [], "at least one model")
@@ -221,7 +249,7 @@ def make_schedule(models: Sequence[str], rate: float, duration_s: float, warmup_
     if popularity not in POPULARITY:
         raise ParamError("popularity", popularity, " | ".join(POPULARITY))
     w = popularity_weights(len(models), popularity, zipf_alpha)
-    key = (arrival, float(rate), float(cv) if arrival == "gamma" else None, span)
+    key = (int(repeat), arrival, float(rate), float(cv) if arrival == "gamma" else None, span)
     off = arrival_offsets(rng_for(seed, "arrivals", *key), arrival, float(rate), span, float(cv))
     mod = _pick(rng_for(seed, "models", *key, popularity, float(zipf_alpha), len(models)), w, len(off))
     hot = np.zeros(len(off), dtype=bool)
@@ -232,7 +260,7 @@ def make_schedule(models: Sequence[str], rate: float, duration_s: float, warmup_
         if not _finite(hot_rate) or hot_rate < 0:
             raise ParamError("hot_rate", hot_rate, "a number >= 0 (requests per second of the hot stream)")
         hcv = check_cv(hot_cv, "hot_cv")
-        hkey = ("hot", float(hot_rate), hcv, int(hot_models), span)
+        hkey = (int(repeat), "hot", float(hot_rate), hcv, int(hot_models), span)
         h_off = arrival_offsets(rng_for(seed, "arrivals", *hkey), "gamma", float(hot_rate), span, hcv)
         h_mod = _pick(rng_for(seed, "models", *hkey), np.ones(int(hot_models)), len(h_off))
         off = np.concatenate([off, h_off])

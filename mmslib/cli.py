@@ -115,11 +115,11 @@ def cmd_compare(a) -> int:
         print()
         print(verdict_text(t, f"A ({ra.path})", f"B ({rb.path})"))
     if a.fail_if_worse:
-        beyond = t[t["verdict"] == "beyond run-to-run spread"]
-        worse = beyond[((beyond["stat"] != "attainment") & (beyond["diff"] > 0))
-                       | ((beyond["stat"] == "attainment") & (beyond["diff"] < 0))]
-        if len(worse):
-            print(f"B is worse than A beyond the run-to-run spread in {len(worse)} comparison(s)", file=sys.stderr)
+        from .compare import worse
+        bad = worse(t)
+        if len(bad):
+            print(f"B is worse than A beyond the run-to-run spread in {len(bad)} comparison(s) "
+                  f"(Holm-adjusted, family-wise 5%)", file=sys.stderr)
             return 1
     return 0
 
@@ -185,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--slo-ms", type=float, default=None, help="SLO for attainment (default: run A's)")
     c.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     c.add_argument("--fail-if-worse", action="store_true",
-                   help="exit 1 when B is worse than A beyond the run-to-run spread (for CI)")
+                   help="exit 1 when B is worse than A beyond the run-to-run spread (for CI; needs >= 3 "
+                        "repeats per run, family-wise 5%% over every level and statistic)")
     c.set_defaults(fn=cmd_compare)
 
     e = sub.add_parser("export", help="(re)write a run's summary.csv and summary.json",

@@ -10,10 +10,17 @@ quantile_ci`` keeps working.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.stats import binom
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
-__all__ = ["order_ci_indices", "quantile_ci", "bootstrap_ci"]
+import numpy as np
+import pandas as pd
+from scipy.stats import beta, binom, norm
+from scipy.stats import t as t_dist
+
+__all__ = ["order_ci_indices", "quantile_ci", "bootstrap_ci", "clopper_pearson", "wilson",
+           "diff_proportions", "dependence", "share_ci", "quantile_ci_dep", "ShareInterval"]
 
 
 def order_ci_indices(n, q: float, conf: float = 0.95):
@@ -156,3 +163,257 @@ def bootstrap_ci(values, stat="mean", conf: float = 0.95, n_boot: int = 2000,
     if return_samples:
         return float(lo), float(hi), boots
     return float(lo), float(hi)
+
+
+# --------------------------------------------------------------------------- shares (proportions)
+
+def clopper_pearson(k, n, conf: float = 0.95):
+    """Exact binomial (Clopper-Pearson) interval for ``k`` successes of ``n``
+    (arrays allowed; real-valued ``k``/``n`` allowed, for an effective sample
+    size); (nan, nan) where n <= 0.  It never covers less than ``conf`` for
+    independent trials and stays honest near 0 and 1."""
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    a = (1.0 - conf) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, beta.ppf(a, np.maximum(k, 1e-300), np.maximum(n - k + 1, 1e-300)), 0.0)
+        hi = np.where(k < n, beta.ppf(1 - a, k + 1, np.maximum(n - k, 1e-300)), 1.0)
+    bad = n <= 0
+    lo = np.where(bad, np.nan, lo)
+    hi = np.where(bad, np.nan, hi)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def wilson(k, n, conf: float = 0.95):
+    """Wilson score interval for ``k`` of ``n`` (used for Newcombe's difference)."""
+    if n <= 0:
+        return np.nan, np.nan
+    z = norm.ppf(1 - (1 - conf) / 2)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / d
+    return c - h, c + h
+
+
+def diff_proportions(k_a, n_a, k_b, n_b, conf: float = 0.95):
+    """Newcombe's hybrid score interval for p_b - p_a (his method 10), from
+    (effective) counts."""
+    if n_a <= 0 or n_b <= 0:
+        return np.nan, np.nan
+    pa, pb = k_a / n_a, k_b / n_b
+    la, ua = wilson(k_a, n_a, conf)
+    lb, ub = wilson(k_b, n_b, conf)
+    d = pb - pa
+    return d - np.sqrt((pb - lb) ** 2 + (ua - pa) ** 2), d + np.sqrt((ub - pb) ** 2 + (pa - la) ** 2)
+
+
+#: Time batches per level for the batch-means variance (per repeat when repeats are units).
+N_BATCHES = 20
+#: Below this many non-empty batches the batch-means variance is not used (too few degrees of freedom).
+MIN_BATCHES = 5
+
+
+@dataclass(frozen=True)
+class Dependence:
+    """How a level's requests depend on each other: the unit each request belongs to (units are
+    independent of each other), how many there are, and the size-biased mean unit size
+    ``sum(size**2) / sum(size)`` (the design effect if misses took out whole units)."""
+
+    units: np.ndarray     # unit id per request (codes 0..U-1)
+    n_units: int          # non-empty units
+    unit_deff: float      # size-biased mean unit size (>= 1)
+    kind: str             # "busy periods" | "time batches" | "repeats" | "requests"
+
+
+def _size_biased(units: np.ndarray) -> Tuple[int, float]:
+    c = np.bincount(units) if units.size else np.zeros(0)
+    c = c[c > 0].astype(float)
+    return int(c.size), float((c * c).sum() / c.sum()) if c.size else 1.0
+
+
+def dependence(t=None, batch=None, n: int = 0, n_batches: int = N_BATCHES, latency_s=None) -> Dependence:
+    """The independent units of a level, for :func:`share_ci` / :func:`quantile_ci_dep`.
+
+    With ``t`` (each request's scheduled or send time, seconds) and ``latency_s`` (its latency
+    from that time; NaN where none was recorded, or for a failed request: it holds nothing, as a
+    lone timeout does not stall a concurrent server): **busy periods**, the regenerative cycles of
+    the system under test. A new cycle starts at a request that arrives when no earlier request is
+    still in flight (its time is past every earlier completion): from there the servers start
+    afresh, so what happens in one cycle is independent of the others (exactly so for one FIFO
+    server fed by a renewal process; the regenerative method of queue simulation). A burst that
+    builds a queue stays inside one cycle, however long. With ``t`` alone: ``n_batches`` equal-time
+    batches. ``batch`` (e.g. the repeat) separates independent runs: no unit spans two. With
+    neither, every request is its own unit (independence assumed)."""
+    if t is None and batch is None:
+        return Dependence(np.arange(n, dtype=np.int64), n, 1.0, "requests")
+    if t is not None:
+        t = np.asarray(t, dtype=np.float64).ravel()
+        n = t.size
+    b = np.zeros(n, dtype=np.int64) if batch is None else pd.factorize(np.asarray(batch).ravel())[0].astype(np.int64)
+    if t is None:
+        units, kind = b, "repeats"
+    else:
+        units = np.zeros(n, dtype=np.int64)
+        kind = "busy periods" if latency_s is not None else "time batches"
+        lat = None if latency_s is None else np.asarray(latency_s, dtype=np.float64).ravel()
+        base = 0
+        for g in np.unique(b):
+            idx = np.flatnonzero(b == g)
+            tg = t[idx]
+            ok = np.isfinite(tg)
+            if lat is not None:
+                order = np.argsort(np.where(ok, tg, np.inf), kind="stable")
+                ts = tg[order]
+                # a request without a latency (never sent, or no answer recorded) holds nothing
+                done = ts + np.where(np.isfinite(lat[idx][order]), lat[idx][order], 0.0)
+                done = np.where(np.isfinite(ts), done, np.inf)
+                prev = np.concatenate([[-np.inf], np.maximum.accumulate(done)[:-1]])
+                ids = np.cumsum(ts > prev)
+                units[idx[order]] = base + ids
+                base += int(ids.max()) + 1 if ids.size else 1
+            else:
+                lo, hi = (tg[ok].min(), tg[ok].max()) if ok.any() else (0.0, 0.0)
+                width = (hi - lo) / n_batches if hi > lo else 1.0
+                bins = np.clip(np.floor((np.where(ok, tg, lo) - lo) / width), 0, n_batches - 1).astype(np.int64)
+                units[idx] = base + bins
+                base += n_batches
+    units = pd.factorize(units)[0].astype(np.int64) if n else units
+    n_units, sb = _size_biased(units)
+    return Dependence(units, n_units, max(1.0, sb), kind)
+
+
+@dataclass(frozen=True)
+class ShareInterval:
+    """A share with its interval. ``n_eff``: the effective sample size behind the interval
+    (``n / deff``); ``method`` names how it was computed."""
+
+    share: float
+    lo: float
+    hi: float
+    n: int
+    k: int
+    n_eff: float
+    deff: float
+    method: str
+
+    def as_row(self, prefix: str = "") -> dict:
+        return {f"{prefix}{k}": getattr(self, k) for k in ("share", "lo", "hi", "n", "n_eff", "deff", "method")}
+
+
+def _batch_var_share(hits: np.ndarray, units: np.ndarray) -> Tuple[float, int]:
+    """Batch-means variance of the ratio estimator sum(hits)/n over units, and the units used."""
+    nb = np.bincount(units).astype(float)
+    kb = np.bincount(units, weights=hits.astype(float))
+    B = int((nb > 0).sum())
+    if B < 2:
+        return float("nan"), B
+    n = nb.sum()
+    p = kb.sum() / n
+    return float(B / (B - 1) * np.sum((kb - p * nb) ** 2) / (n * n)), B
+
+
+def share_ci(hits, t=None, batch=None, conf: float = 0.95, n_batches: int = N_BATCHES,
+             dep: Optional[Dependence] = None, latency_s=None) -> ShareInterval:
+    """A share (e.g. SLO attainment) with an interval that holds for **dependent** requests.
+
+    ``hits``: one boolean per request. ``t``: each request's time (seconds; the scheduled time
+    where there is one) and ``batch``: independent groups (repeats). Requests of a queue are not
+    independent (a burst fills the queue, and the misses come together), so the binomial variance
+    ``p(1-p)/n`` is too small. The variance is estimated instead by **batch means** over
+    ``n_batches`` equal-time batches per group, and its ratio to the binomial variance is the
+    design effect ``deff``; the bursts the requests arrived in (the index of dispersion of the
+    counts per batch) set a floor under it, since misses in a level with few misses cannot show
+    their own clustering. The interval is Clopper-Pearson on the effective sample
+    (``k_eff = share * n_eff``, ``n_eff = n / deff``), widened to the batch-means t interval
+    where that is wider. With ``deff = 1`` it is plain Clopper-Pearson. Its coverage is checked
+    by simulation in ``benchmarks/coverage_bench.py`` (queues with Poisson and Gamma CV 1-8
+    arrivals), not taken from the formula.
+    """
+    h = np.asarray(hits, dtype=bool).ravel()
+    n = int(h.size)
+    if n == 0:
+        return ShareInterval(float("nan"), float("nan"), float("nan"), 0, 0, 0.0, float("nan"), "no requests")
+    k = int(h.sum())
+    p = k / n
+    d = dep if dep is not None else dependence(t, batch, n, n_batches, latency_s)
+    if t is None and batch is None and dep is None:
+        lo, hi = clopper_pearson(k, n, conf)
+        return ShareInterval(p, lo, hi, n, k, float(n), 1.0, "Clopper-Pearson (independent requests)")
+    var_bm, B = _batch_var_share(h, d.units)
+    var_iid = p * (1 - p) / n
+    deff_hits = var_bm / var_iid if var_iid > 0 and B >= MIN_BATCHES and var_bm == var_bm else 1.0
+    # no miss (or no hit) shows no clustering of its own: take the clustering a miss would have
+    # if it took out a whole unit (the size-biased mean unit size)
+    floor = d.unit_deff
+    deff = float(max(1.0, deff_hits, floor))
+    n_eff = n / deff
+    lo, hi = clopper_pearson(p * n_eff, n_eff, conf)
+    method = f"Clopper-Pearson on n_eff = n/{deff:.3g} ({B} {d.kind})"
+    if B >= MIN_BATCHES and var_bm == var_bm and var_bm > 0:
+        half = t_dist.ppf(1 - (1 - conf) / 2, B - 1) * math.sqrt(var_bm)
+        lo, hi = min(lo, max(0.0, p - half)), max(hi, min(1.0, p + half))
+    return ShareInterval(p, float(lo), float(hi), n, k, n_eff, deff, method)
+
+
+def quantile_ci_dep(values, q: float, t=None, batch=None, conf: float = 0.95,
+                    n_batches: int = N_BATCHES, dep: Optional[Dependence] = None, latency_s=None):
+    """Interval ``(lo, hi, n_eff)`` for the ``q`` quantile of dependent samples (latencies of a
+    queue), by inverting :func:`share_ci`: the quantile ``Q`` satisfies ``F(Q) = q``, so the
+    interval holds every ``x`` whose share-below interval contains ``q`` (the lower end is the
+    smallest sample value whose share interval reaches ``q``, the upper end the largest whose
+    interval starts at or below it). Its coverage is the share interval's at the true quantile,
+    checked in ``benchmarks/coverage_bench.py``. Never narrower than the independent
+    order-statistics interval of :func:`quantile_ci`; NaN where the sample cannot give a bound.
+    ``n_eff``: the effective sample size at the estimated quantile. NaN values are ignored."""
+    x = np.asarray(values, dtype=float).ravel()
+    keep = ~np.isnan(x)
+    lat = None if latency_s is None else np.asarray(latency_s, dtype=float).ravel()
+    if dep is None and not keep.all():
+        t = None if t is None else np.asarray(t, dtype=float).ravel()[keep]
+        batch = None if batch is None else np.asarray(batch).ravel()[keep]
+        lat = None if lat is None else lat[keep]
+    elif dep is not None and not keep.all():
+        dep = Dependence(dep.units[keep], dep.n_units, dep.unit_deff, dep.kind)
+    x = x[keep]
+    n = x.size
+    lo_i, hi_i = quantile_ci(x, q, conf)
+    if n == 0 or (t is None and batch is None and dep is None):
+        return lo_i, hi_i, float(n)
+    d = dep if dep is not None else dependence(t, batch, n, n_batches, lat)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+
+    def ci(j):  # the share interval of "x <= xs[j]"
+        return share_ci(x <= xs[j], conf=conf, dep=d)
+
+    # lower end: the smallest j whose interval's upper end reaches q
+    a, b = 0, n - 1
+    if ci(b).hi < q:
+        lo = float("nan")
+    else:
+        while a < b:
+            m = (a + b) // 2
+            if ci(m).hi >= q:
+                b = m
+            else:
+                a = m + 1
+        lo = float(xs[a]) if a > 0 or ci(0).lo <= q else float("nan")
+    # upper end: the largest j whose interval's lower end is still <= q
+    a, b = 0, n - 1
+    if ci(b).lo <= q:
+        hi = float("nan")  # even the largest value cannot be shown to be above the quantile
+    else:
+        while a < b:
+            m = (a + b) // 2
+            if ci(m).lo > q:
+                b = m
+            else:
+                a = m + 1
+        hi = float(xs[a])
+    n_eff = ci(min(n - 1, int(q * n))).n_eff
+    lo = lo if lo != lo or lo_i != lo_i else min(lo, lo_i)
+    hi = hi if hi != hi or hi_i != hi_i else max(hi, hi_i)
+    return lo, hi, float(n_eff)

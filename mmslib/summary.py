@@ -7,13 +7,17 @@ rows as ``summary.csv`` / ``summary.json`` beside the records.
 
 Columns: the ``by`` keys, ``n`` (measured rows: warm-up excluded), ``errors`` (rows not ``ok``),
 ``error_rate``, ``n_ok``, ``mean``, then per percentile ``q`` of ``percentiles``: ``p<q>`` with
-``p<q>_lo``/``p<q>_hi`` (distribution-free order-statistics interval, :func:`mmslib.intervals.quantile_ci`;
-a bound the sample cannot give is NaN) and ``max`` (no interval exists for a maximum); ``valid`` and
+``p<q>_lo``/``p<q>_hi`` (95% interval that accounts for busy periods where the records carry request
+times, :func:`mmslib.intervals.quantile_ci_dep`; else the order-statistics interval; a bound the
+sample cannot give is NaN) and ``max`` (no interval exists for a maximum); ``valid`` and
 ``invalid_reason`` (the load generator kept its schedule: :func:`mmslib.stats.summarize`'s rule when
 the run saved generator counts, else "measured something"); with an SLO: ``slo_ms``, ``slo_target``,
 ``attainment`` (fraction of measured rows that are ``ok`` and within ``slo_ms``; errors count as
-misses) with ``attainment_lo``/``attainment_hi`` (Clopper-Pearson interval) and ``slo_met``
-(valid and attainment >= target). Percentiles use numpy's default (linear) interpolation, the
+misses; so do requests the generator dropped, from the level's counts) with
+``attainment_lo``/``attainment_hi`` (dependence-aware interval, :func:`mmslib.intervals.share_ci`, over the
+repeats' busy periods), ``attainment_n_eff``, ``slo_decision`` (:func:`mmslib.slo.decide`: ``met`` when the
+lower end reaches the target, ``missed`` when the upper end is below it, ``not enough data`` between,
+``not valid`` for an invalid level) and ``slo_met`` (``slo_decision == "met"``). Percentiles use numpy's default (linear) interpolation, the
 same as :mod:`mmslib.stats`, so ``p99`` here equals ``stats.summarize``'s ``p99``.
 """
 from __future__ import annotations
@@ -22,7 +26,6 @@ from typing import Any, Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
 
 from . import intervals, stats
 from .errors import ParamError
@@ -66,19 +69,6 @@ def column(q: Union[float, str]) -> str:
     return "max" if q == "max" else f"p{float(q):g}"
 
 
-def attainment_interval(k: np.ndarray, n: np.ndarray, conf: float = 0.95):
-    """Clopper-Pearson interval for ``k`` successes of ``n`` (NaN where n == 0)."""
-    k = np.asarray(k, float)
-    n = np.asarray(n, float)
-    a = 1 - conf
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lo = np.where(k > 0, beta.ppf(a / 2, k, n - k + 1), 0.0)
-        hi = np.where(k < n, beta.ppf(1 - a / 2, k + 1, n - k), 1.0)
-    lo = np.where(n > 0, lo, np.nan)
-    hi = np.where(n > 0, hi, np.nan)
-    return lo, hi
-
-
 def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms",
               percentiles: Iterable = DEFAULT_PERCENTILES, slo_ms: Optional[float] = None,
               slo_target: Optional[float] = None, levels: Optional[pd.DataFrame] = None,
@@ -93,7 +83,8 @@ def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms
         cols += [c] if q == "max" else [c, f"{c}_lo", f"{c}_hi"]
     cols += ["valid", "invalid_reason"]
     if slo_ms is not None:
-        cols += ["slo_ms", "slo_target", "attainment", "attainment_lo", "attainment_hi", "slo_met"]
+        cols += ["slo_ms", "slo_target", "attainment", "attainment_lo", "attainment_hi", "attainment_n_eff",
+                 "slo_decision", "slo_met"]
     if records is None or not len(records) or any(b not in records.columns for b in by) \
             or value not in records.columns:
         return pd.DataFrame(columns=cols)
@@ -101,43 +92,70 @@ def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms
     warm = r["warmup"].to_numpy(bool) if "warmup" in r else np.zeros(len(r), bool)
     ok = r["ok"].to_numpy(bool) if "ok" in r else np.ones(len(r), bool)
     val = pd.to_numeric(r[value], errors="coerce").to_numpy(float)
+    # the time each latency is counted from: scheduled time for schedule replays, else the send time
+    tcol = "scheduled_unix" if value == "latency_sched_ms" and "scheduled_unix" in r else \
+        ("t_unix" if "t_unix" in r else None)
     rows = []
     meas_frame = r.loc[~warm, by].copy()
     meas_frame["_ok"] = ok[~warm]
     meas_frame["_v"] = val[~warm]
+    meas_frame["_t"] = r[tcol].to_numpy(float)[~warm] if tcol else np.nan
+    meas_frame["_rep"] = r["repeat"].to_numpy()[~warm] if "repeat" in r and "repeat" not in by else 0
     for key, g in meas_frame.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key))
         n = len(g)
         okv = g["_ok"].to_numpy(bool)
-        x = g["_v"].to_numpy(float)[okv]
-        x = np.sort(x[~np.isnan(x)])
+        v_all = g["_v"].to_numpy(float)
+        dep = intervals.dependence(g["_t"].to_numpy(float), g["_rep"].to_numpy(), n,
+                                   latency_s=np.where(okv, v_all, np.nan) / 1000.0) if tcol else None
+        keep = okv & ~np.isnan(v_all)
+        x = v_all[keep]
+        sub = intervals.Dependence(dep.units[keep], dep.n_units, dep.unit_deff, dep.kind) if dep else None
         row.update(n=n, errors=int((~okv).sum()), error_rate=float((~okv).sum() / n) if n else np.nan,
                    n_ok=int(okv.sum()), mean=float(x.mean()) if x.size else np.nan)
         for q in pcts:
             c = column(q)
             if q == "max":
-                row[c] = float(x[-1]) if x.size else np.nan
+                row[c] = float(x.max()) if x.size else np.nan
                 continue
             row[c] = float(np.percentile(x, q)) if x.size else np.nan
-            lo, hi = intervals.quantile_ci(x, q / 100, conf=conf) if x.size else (np.nan, np.nan)
+            if not x.size:
+                lo, hi = np.nan, np.nan
+            elif sub is not None:
+                lo, hi, _ = intervals.quantile_ci_dep(x, q / 100, conf=conf, dep=sub)
+            else:
+                lo, hi = intervals.quantile_ci(x, q / 100, conf=conf)
             row[f"{c}_lo"], row[f"{c}_hi"] = lo, hi
         if slo_ms is not None:
-            v = g["_v"].to_numpy(float)
-            row["_attained"] = int((okv & (v <= slo_ms)).sum())
+            row["_hits"] = okv & (v_all <= slo_ms)
+            row["_dep"] = dep
         rows.append(row)
     out = pd.DataFrame(rows)
     out = _validity(out, records, by, levels)
     if slo_ms is not None:
-        k = out.pop("_attained").to_numpy(float)
-        nn = out["n"].to_numpy(float)
+        from .slo import decide
+        hits, deps = out.pop("_hits"), out.pop("_dep")
+        drop = out["drop_frac"].to_numpy(float) if "drop_frac" in out else np.zeros(len(out))
+        att, lo_, hi_, neff, dec = [], [], [], [], []
+        for h, d, df, valid in zip(hits, deps, drop, out["valid"].to_numpy(bool)):
+            h = np.asarray(h, bool)
+            # requests the generator dropped were never answered: misses (units of their own, conservatively
+            # one busy period that holds them all)
+            extra = int(round(h.size * df / (1 - df))) if df == df and 0 < df < 1 else 0
+            if extra:
+                h = np.concatenate([h, np.zeros(extra, bool)])
+                d = intervals.Dependence(np.concatenate([d.units, np.full(extra, d.units.max() + 1 if d.units.size else 0)]),
+                                         d.n_units + 1, d.unit_deff, d.kind) if d is not None else None
+            si = intervals.share_ci(h, conf=conf, dep=d) if d is not None else intervals.share_ci(h, conf=conf)
+            att.append(si.share), lo_.append(si.lo), hi_.append(si.hi), neff.append(si.n_eff)
+            dec.append(decide(si.lo, si.hi, target) if valid else "not valid")
         out["slo_ms"] = float(slo_ms)
         out["slo_target"] = target
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["attainment"] = np.where(nn > 0, k / nn, np.nan)
-        out["attainment_lo"], out["attainment_hi"] = attainment_interval(k, nn, conf)
-        out["slo_met"] = out["valid"].to_numpy(bool) & (np.nan_to_num(out["attainment"].to_numpy(float), nan=-1)
-                                                        >= target)
+        out["attainment"] = att
+        out["attainment_lo"], out["attainment_hi"], out["attainment_n_eff"] = lo_, hi_, neff
+        out["slo_decision"] = dec
+        out["slo_met"] = out["slo_decision"].eq("met")
     return out.reindex(columns=cols)
 
 

@@ -42,24 +42,31 @@ def test_attainment_counts_misses():
 
 
 def test_bad_targets_and_slo():
-    for v in (0, -0.1, 1.01, float("nan"), True):
+    for v in (0, -0.1, 1.01, float("nan"), True, 1, 1.0):  # 1.0 is refused, never turned into 0.99
         with pytest.raises(ParamError, match="attainment_target"):
             check_target(v)
-    assert check_target(1) == 1.0
+    with pytest.raises(ParamError, match="1.0 cannot be shown"):
+        check_target(1.0)
+    assert check_target(0.999) == 0.999
     with pytest.raises(ParamError, match="slo_ms"):
         check_slo_ms(-5)
 
 
 def test_max_rate_from_a_sweep():
     import pandas as pd
-    lv = pd.DataFrame({"mode": ["a"] * 5 + ["b"] * 3,
-                       "rate": [10, 20, 40, 80, 160, 10, 20, 40],
-                       "share": [1.0, 0.995, 0.98, 0.999, 0.5, 0.9, 0.999, 1.0],
-                       "valid": [True, True, True, True, True, True, True, False]})
+    M, X, U = "met", "missed", "not enough data"
+    lv = pd.DataFrame({"mode": ["a"] * 5 + ["b"] * 3 + ["c"] * 3,
+                       "rate": [10, 20, 40, 80, 160, 10, 20, 40, 10, 20, 40],
+                       "decision": [M, M, X, M, X, X, M, M, M, U, M],
+                       "valid": [True, True, True, True, True, True, True, False, True, True, True]})
     out = max_rate(lv, 0.99, by=["mode"]).set_index("mode")
     assert out.loc["a", "max_rate"] == 20 and out.loc["a", "first_miss"] == 40
+    assert out.loc["a", "stopped_by"] == "missed at 40"
     assert out.loc["a", "rates_meeting"] == [10.0, 20.0, 80.0]  # 80 met it, above a miss: not capacity
     assert math.isnan(out.loc["b", "max_rate"])  # its lowest rate missed; 40 is not valid
+    # a level too short to decide stops the claim: no "holds up to 40" past a level that could not say
+    assert out.loc["c", "max_rate"] == 10 and out.loc["c", "stopped_by"] == "not enough data at 20"
+    assert out.loc["c", "first_unknown"] == 20 and math.isnan(out.loc["c", "first_miss"])
 
 
 def test_bisection_finds_the_threshold():
