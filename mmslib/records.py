@@ -8,7 +8,7 @@ was sent, and its latency counted from the scheduled time.
 
 =====================  ========  ================================================
 ``t_unix``             float64   request sent, epoch seconds
-``latency_ms``         float64   send -> response (the generator's request duration); NaN: never sent
+``latency_ms``         float64   send -> response's last byte, a wait for a connection included; NaN: never sent
 ``status``             int64     HTTP status (0: no response) or gRPC status code
 ``ok``                 bool      success status AND outputs equal the expected ones
 ``model``              object    model name (str)
@@ -17,10 +17,26 @@ was sent, and its latency counted from the scheduled time.
 ---------------------  --------  ------------------------------------------------
 ``rid``                int64     index in the level's schedule
 ``scheduled_unix``     float64   when the schedule said to send it, epoch seconds
-``lateness_ms``        float64   send minus scheduled (ms, the generator's delay)
+``lateness_ms``        float64   send minus scheduled (ms, the generator's delay; never < 0)
 ``latency_sched_ms``   float64   scheduled -> response: lateness + latency
 ``hot``                bool      sent by the noisy-neighbour stream
 =====================  ========  ================================================
+
+Clock resolution of the times (``clock_resolution_ms`` of the generator's result,
+:class:`mmslib.loadgen.ReplayResult` / :class:`mmslib.loadgen.LevelResult`):
+
+============================================  ==========  ========================================
+generator                                     resolution  clock
+============================================  ==========  ========================================
+replay, ``k6`` (``mmslib/k6/replay.js``)      1e-6 ms     k6's execution clock (Go monotonic, ns)
+replay, ``go`` (``mmslib/gogen``)             1e-6 ms     Go's monotonic clock (ns)
+``run_level`` (k6 CSV samples)                1e-3 ms     k6's sample timestamps (microseconds)
+============================================  ==========  ========================================
+
+REST latency is, for every generator, from asking for a connection to the
+answer's last byte (k6: ``timings.blocked + sending + waiting + receiving``;
+``run_level``: ``http_req_blocked + http_req_duration``); gRPC latency (k6 only)
+is from the send to the answer's callback. ``docs/generators.md`` has the details.
 """
 from __future__ import annotations
 
