@@ -180,6 +180,7 @@ class Common:
     resume: bool = False
     seed: int = 0
     device: str = "auto"
+    model_size: Optional[str] = None      # families (sklearn_forest, ...): artifact size per model, e.g. 10Mi; None: ~1 MiB
     # Resource specs (Kubernetes requests): the seed's, read from mmslib.seed.
     traditional_predictor_cpu: str = _SEED_SPECS["traditional_predictor"]["cpu"]
     traditional_predictor_memory: str = _SEED_SPECS["traditional_predictor"]["memory"]
@@ -240,6 +241,15 @@ class Common:
                 raise ParamError("device", "cuda", "auto | cpu (no CUDA device found on this machine)")
         if self.device != "auto" and self.workload != "bert":
             raise ParamError("device", self.device, "auto (only the bert workload runs on a device)")
+        self.model_size = _optional(self.model_size)
+        if self.model_size is not None:
+            from .workloads import sized_workloads
+            if self.workload not in sized_workloads():
+                raise ParamError("model_size", self.model_size, "None (workload " + repr(self.workload)
+                                 + " has one size; these take a size: " + ", ".join(sized_workloads()) + ")")
+            size = _quantity("model_size", self.model_size, "memory")
+            if not 1 << 10 <= size <= 4 << 30:
+                raise ParamError("model_size", self.model_size, "a memory quantity from 1Ki to 4Gi (e.g. 10Mi), or None")
         for n in ("traditional_predictor_cpu", "mms_predictor_cpu", "sidecar_cpu"):
             _quantity(n, getattr(self, n), "cpu")
         for n in ("traditional_predictor_memory", "mms_predictor_memory", "sidecar_memory"):

@@ -60,6 +60,7 @@ mms_engine = "lazy"  # lazy (load on first request, evict LRU: kserve runtime) |
 runtime = "kserve"  # section 3's runtime (the one with lazy loading)
 workload = "simple_string"  # what each model computes: simple_string | bert
 device = "auto"  # bert only: auto | cpu | cuda
+model_size = None  # families (sklearn_forest, lightgbm_trees, onnx_mlp): artifact size per model, e.g. 10Mi
 hosts = 1  # section 3: lazy hosts (model k on host k % hosts)
 model_memory = None  # memory each model declares; None: the workload's (capacity as memory divides by it)
 server_threads = 1  # worker threads per server process

@@ -40,6 +40,7 @@ backend = "local"  # local (server processes on 127.0.0.1) | kserve (a Kubernete
 runtime = "kserve"  # model server on the local backend: kserve | triton | mlserver
 workload = "simple_string"  # what each model computes: simple_string | bert
 device = "auto"  # bert only: auto | cpu | cuda
+model_size = None  # families (sklearn_forest, lightgbm_trees, onnx_mlp): artifact size per model, e.g. 10Mi
 modes = ["traditional", "mms"]  # traditional (a server per model) and/or mms (hosts holding many models)
 hosts = 1  # multi-model host servers (InferenceServices) in mode mms
 deploy_concurrency = 4  # servers/models being deployed at once

@@ -58,6 +58,7 @@ runtime = "kserve"  # model server on the local backend: kserve | triton | mlser
 workload = "simple_string"  # what each model computes: simple_string | bert
 device = "auto"  # bert only: auto | cpu | cuda
 modes = ["traditional", "mms"]  # traditional (a server per model) and/or mms (hosts holding many models)
+model_size = None  # families (sklearn_forest, lightgbm_trees, onnx_mlp): artifact size per model, e.g. 10Mi
 hosts = 1  # multi-model host servers (InferenceServices) in mode mms
 deploy_concurrency = 4  # servers/models being deployed at once
 deploy_timeout_s = 120.0  # a model not ready within this many seconds is a failure

@@ -110,8 +110,20 @@ class WorkloadModel(MLModel):
         return True
 
 
+#: MLServer's own settings file: a model directory holding one is served by the
+#: runtime it names (e.g. ``mlserver_sklearn.SKLearnModel`` for the sklearn family,
+#: or a user's MLServer model) instead of the mmslib predictor.
+MODEL_SETTINGS = "model-settings.json"
+
+
+def _is_model(d: Path) -> bool:
+    return (d / ARTIFACT_FILE).is_file() or (d / MODEL_SETTINGS).is_file()
+
+
 class StoreRepository(ModelRepository):
-    """Models are the directories ``store/<name>`` holding an mmslib artifact."""
+    """Models are the directories ``store/<name>`` holding an mmslib artifact or
+    MLServer's ``model-settings.json`` (which then says how to serve it; its
+    ``parameters.uri`` is relative to the directory; the name is the directory's)."""
 
     def __init__(self, root: str, **_):
         self.root = Path(root)
@@ -120,21 +132,25 @@ class StoreRepository(ModelRepository):
     def _settings_for(self, name: str) -> ModelSettings:
         s = self._settings.get(name)
         if s is None:
-            s = ModelSettings(name=name, implementation=WorkloadModel,
-                              parameters=ModelParameters(uri=str(self.root / name)))
+            native = self.root / name / MODEL_SETTINGS
+            if native.is_file():
+                s = ModelSettings.parse_file(str(native))
+                s.name = name
+            else:
+                s = ModelSettings(name=name, implementation=WorkloadModel,
+                                  parameters=ModelParameters(uri=str(self.root / name)))
             self._settings[name] = s
         return s
 
     async def list(self) -> List[ModelSettings]:
         try:
-            names = sorted(e.name for e in os.scandir(self.root)
-                           if e.is_dir() and (Path(e.path) / ARTIFACT_FILE).is_file())
+            names = sorted(e.name for e in os.scandir(self.root) if e.is_dir() and _is_model(Path(e.path)))
         except FileNotFoundError:
             names = []
         return [self._settings_for(n) for n in names]
 
     async def find(self, name: str) -> List[ModelSettings]:
-        if "/" in name or name in ("", ".", "..") or not (self.root / name / ARTIFACT_FILE).is_file():
+        if "/" in name or name in ("", ".", "..") or not _is_model(self.root / name):
             raise ModelNotFound(name)
         return [self._settings_for(name)]
 

@@ -81,7 +81,7 @@ class Workload:
         return model_dir
 
 
-WORKLOADS = ("simple_string", "bert")
+WORKLOADS = ("simple_string", "bert", "sklearn_forest", "lightgbm_trees", "onnx_mlp")
 
 
 def get_workload(name: str, params=None) -> Workload:
@@ -95,6 +95,12 @@ def get_workload(name: str, params=None) -> Workload:
     if params is not None and hasattr(mod, "from_params"):
         return mod.from_params(params)
     return mod.WORKLOAD
+
+
+def sized_workloads() -> tuple:
+    """Workloads whose model size is a parameter (``model_size``): those whose
+    ``from_params`` reads it, declared by ``SIZED = True`` in their module."""
+    return tuple(n for n in WORKLOADS if getattr(importlib.import_module(f"{__name__}.{n}"), "SIZED", False))
 
 
 def load_artifact(model_dir: Path) -> Predictor:
