@@ -699,7 +699,9 @@ def build_replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0):
     if not _num(timeout_s) or timeout_s <= 0:
         raise ParamError("timeout_s", timeout_s, "a number of seconds > 0")
     data, grpc_addrs = _tables(targets)
-    sched = {"off": np.round(schedule.offset_s * 1e3, 3).tolist(), "tgt": schedule.model.astype(int).tolist()}
+    # offsets in ms, exactly the float64 values replay_records subtracts (JSON round-trips them), so
+    # the script's "due" test and the recorded lateness agree to the last bit: lateness >= 0 exactly
+    sched = {"off": (schedule.offset_s * 1e3).tolist(), "tgt": schedule.model.astype(int).tolist()}
     cfg = {"dataFile": "./" + DATA_FILE, "scheduleFile": "./" + SCHEDULE_FILE,
            "maxDuration": _fmt_s(schedule.span_s + timeout_s + 30.0), "timeout": _fmt_s(timeout_s),
            "grpcAddrs": grpc_addrs, "protoDir": str(PROTO_DIR), "protoFile": PREDICT_V2_PROTO,
@@ -767,14 +769,15 @@ def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
 
 
 def replay_records(schedule, targets: Sequence[Target], t0: float, got, send_ms, lat_ms, status,
-                   ok) -> pd.DataFrame:
+                   ok, lateness_ms=None) -> pd.DataFrame:
     """The records (:data:`mmslib.records.REPLAY`) of a replayed schedule from
     per-request arrays in schedule order (any generator): ``got`` (sent or not),
-    ``send_ms`` after ``t0`` (epoch s), ``lat_ms``, ``status``, ``ok``."""
+    ``send_ms`` after ``t0`` (epoch s), ``lat_ms``, ``status``, ``ok``;
+    ``lateness_ms``: the generator's own (default ``send_ms`` minus the offset)."""
     n = len(schedule)
     off = schedule.offset_s
     st = status
-    lateness = send_ms - off * 1e3
+    lateness = send_ms - off * 1e3 if lateness_ms is None else np.asarray(lateness_ms, dtype=np.float64)
     models = np.array([tg.model for tg in targets], dtype=object)
     endpoints = np.array([tg.endpoint for tg in targets], dtype=object)
     df = pd.DataFrame({
@@ -853,8 +856,10 @@ def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir
             g = gogen.read_records(wd / gogen.RECORDS_FILE)
             if g["n"] != len(schedule):
                 raise MmsError(f"the Go generator wrote {g['n']} records for {len(schedule)} requests")
+            # lateness in whole nanoseconds against the offsets the program was given (rounded up)
+            late = np.where(g["sent"], (g["sent_ns"] - gogen.offsets_ns(schedule.offset_s)) / 1e6, np.nan)
             recs = replay_records(schedule, targets, g["t0_unix"], g["sent"], g["send_ms"], g["latency_ms"],
-                                  g["status"], g["ok"])
+                                  g["status"], g["ok"], lateness_ms=late)
             t0 = g["t0_unix"]
             timers = parse_timer_line(_tail(wd / GO_STDOUT_FILE))
         else:

@@ -151,6 +151,9 @@ def test_go_never_sends_early(canned):
     assert (late >= 0).all(), f"{(late < 0).sum()} requests sent early, by up to {-late.min():.3f} ms"
     assert r.clock_resolution_ms == 1e-6
     assert r.timer_wakeups > 0 and r.early_wakeups == 0
+    # the program gets whole nanoseconds rounded up: never due before the offset
+    ns = gogen.offsets_ns(s.offset_s)
+    assert (ns >= s.offset_s * 1e9).all() and (ns - s.offset_s * 1e9 < 1).all()
 
 
 @needs_go

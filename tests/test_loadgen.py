@@ -560,7 +560,11 @@ def test_replay_never_sends_early_and_times_are_sub_millisecond(server):
     >= 0), send times with fractional milliseconds (k6's nanosecond execution clock, not
     Date.now()'s whole milliseconds), and the timer wake-ups counted."""
     s = arrivals.make_schedule(["m0", "m1"], 150, 2, arrival="poisson", seed=11)
-    r = loadgen.replay([server.rest("m0"), server.rest("m1")], s)
+    targets = [server.rest("m0"), server.rest("m1")]
+    # the script gets the very float64 offsets (ms) the records subtract: no rounding between
+    _, _, sched = loadgen.build_replay(targets, s)
+    assert json.loads(json.dumps(sched))["off"] == (s.offset_s * 1e3).tolist()
+    r = loadgen.replay(targets, s)
     rec = r.records
     assert len(s) > 250 and r.unsent == 0 and rec["ok"].all()
     late = rec["lateness_ms"].to_numpy()

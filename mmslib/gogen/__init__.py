@@ -103,11 +103,17 @@ def binary() -> str:
     return str(exe)
 
 
+def offsets_ns(offset_s: np.ndarray) -> np.ndarray:
+    """The schedule's offsets as the program gets them: whole nanoseconds, rounded up (a
+    request is never due before its offset)."""
+    return np.ceil(np.asarray(offset_s, dtype=np.float64) * 1e9).astype("<i8")
+
+
 def write_inputs(wd: Path, data: dict, offset_s: np.ndarray, target: np.ndarray, timeout_s: float,
                  max_inflight: int = MAX_INFLIGHT) -> Path:
     """The program's config and schedule files in ``wd``; returns the config path."""
     n = len(offset_s)
-    off_ns = np.round(np.asarray(offset_s, dtype=np.float64) * 1e9).astype("<i8")
+    off_ns = offsets_ns(offset_s)
     tgt = np.asarray(target).astype("<i4")
     with open(wd / SCHEDULE_FILE, "wb") as f:
         f.write(off_ns.tobytes())
@@ -122,8 +128,8 @@ def write_inputs(wd: Path, data: dict, offset_s: np.ndarray, target: np.ndarray,
 
 def read_records(path) -> dict:
     """The records file as arrays: ``t0_unix`` (s), ``errors``, and per request
-    ``sent`` (bool), ``send_ms``, ``latency_ms`` (NaN where not sent),
-    ``status`` (int64), ``ok`` (bool)."""
+    ``sent`` (bool), ``sent_ns`` (int64, -1 where not sent), ``send_ms``,
+    ``latency_ms`` (NaN where not sent), ``status`` (int64), ``ok`` (bool)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -140,6 +146,6 @@ def read_records(path) -> dict:
     status = np.frombuffer(raw, dtype="<i4", count=n, offset=o + 16 * n).astype(np.int64)
     ok = np.frombuffer(raw, dtype="u1", count=n, offset=o + 20 * n).astype(bool)
     sent = sent_ns >= 0
-    return {"n": n, "t0_unix": t0_ns / 1e9, "errors": errors, "sent": sent,
+    return {"n": n, "t0_unix": t0_ns / 1e9, "errors": errors, "sent": sent, "sent_ns": sent_ns.astype(np.int64),
             "send_ms": np.where(sent, sent_ns / 1e6, np.nan),
             "latency_ms": np.where(sent, lat_ns / 1e6, np.nan), "status": status, "ok": ok & sent}

@@ -8,7 +8,9 @@
 // Every request writes one line to the log file (--log-format raw):
 //   R,<rid>,<sent ms after start>,<latency ms>,<status>,<ok 0|1>
 // (written in batches of CFG.logBatch lines: one log call per batch costs less CPU).
-// sent: the clock just before the request is handed to k6. latency: for REST, k6's
+// sent: the clock reading that found the request due, just before it is handed to k6, written
+// exactly (shortest round-trip form; the offsets come as the exact float64 milliseconds Python
+// subtracts, so sent >= offset holds in the records bit for bit). latency: for REST, k6's
 // timings.blocked + sending + waiting + receiving (from asking for a connection to the answer's
 // last byte: time waiting for or opening a connection included; k6's timings.duration leaves it
 // out); for gRPC and for REST requests without an answer, the clock at the callback minus sent.
@@ -147,7 +149,7 @@ export default async function () {
     let lines = [];
     function flush() { if (lines.length) { console.log(lines.join('\n')); lines = []; } }
     function finish(k, sent, ms, status, ok) {
-      lines.push(`R,${k},${sent.toFixed(6)},${ms.toFixed(6)},${status},${ok ? 1 : 0}`);
+      lines.push(`R,${k},${sent},${ms.toFixed(6)},${status},${ok ? 1 : 0}`);
       if (lines.length >= CFG.logBatch) flush();
       if (++done === n) { flush(); resolve(); }
     }
