@@ -1,7 +1,7 @@
 """Prints the load generator's own CPU per request: k6 vs the Go generator, and before.
 
     .venv/bin/python benchmarks/generator_cpu_bench.py [--generator go|k6|both] \
-        [--rates 150,500,1000,2500] [--seconds 10] [--pin] [--before]
+        [--rates 150,500,1000,2500] [--seconds 10] [--pin] [--before] [--k6-script OLD.js]
 
 One local KServe ModelServer (simple_string, 2 models, REST, answers checked).
 At each rate, in turn, a Poisson schedule replayed by ``loadgen.replay`` with
@@ -10,6 +10,9 @@ At each rate, in turn, a Poisson schedule replayed by ``loadgen.replay`` with
   request written in batches (mmslib/k6/replay.js);
 * ``go``: :mod:`mmslib.gogen`, one goroutine per request, kept-alive
   connections, binary records (mmslib/gogen/replay.go);
+* with ``--k6-script OLD.js``: also k6 replaying with that script instead of
+  mmslib's (e.g. an earlier version: ``git show REV:mmslib/k6/replay.js >
+  /tmp/old.js``), row ``replay: k6 (OLD.js)``, run back to back with the others;
 * with ``--before``: also ``loadgen.run_level`` -- k6's
   ``constant-arrival-rate`` executor with a VU pool and k6's per-sample CSV
   output (the generator of the performance experiment, issue 12's "before").
@@ -52,10 +55,22 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--pin", action="store_true", help="pin the generator to the last CPU and the server to the others")
     ap.add_argument("--before", action="store_true", help="also run_level (k6 VU pool + CSV output)")
+    ap.add_argument("--k6-script", default=None, help="also replay with this k6 script (an older replay.js)")
     a = ap.parse_args()
     gens = loadgen.GENERATORS if a.generator == "both" else (a.generator,)
     for g in gens:
         loadgen.check_generator(g)
+    scripts = {g: None for g in gens}  # row name -> k6 script text to use (None: mmslib's own)
+    if a.k6_script:
+        scripts[f"k6 ({Path(a.k6_script).name})"] = Path(a.k6_script).read_text()
+    own_js = loadgen._REPLAY_JS
+
+    def run(name, sched):
+        loadgen._REPLAY_JS = scripts[name] or own_js
+        try:
+            return loadgen.replay(targets, sched, cpu_affinity=gen_cpus, generator="go" if name == "go" else "k6")
+        finally:
+            loadgen._REPLAY_JS = own_js
     rates = [float(x) for x in a.rates.split(",")]
     bound = TrafficParams.lateness_p99_ms
     cpus = sorted(os.sched_getaffinity(0))
@@ -71,8 +86,8 @@ def main():
             targets = [loadgen.Target(f"{srv.rest_url}/v2/models/{m}/infer", m, body, expect=expect)
                        for m in MODELS]
             one = arrivals.make_schedule(MODELS, 1, 1, arrival="constant")
-            for g in gens:  # fixed costs: start-up and shut-down with a single request (go: built here)
-                fixed[g] = loadgen.replay(targets, one, cpu_affinity=gen_cpus, generator=g).cpu_s
+            for g in scripts:  # fixed costs: start-up and shut-down with a single request (go: built here)
+                fixed[g] = run(g, one).cpu_s
             if a.before:
                 fixed["before"] = loadgen.run_level(targets, 1, 1, cpu_affinity=gen_cpus).cpu_s
             for rate in rates:
@@ -82,31 +97,41 @@ def main():
                     rec = b.records
                     rows.append(("before: k6 run_level", rate, len(rec), b.cpu_s, fixed["before"],
                                  time.time() - t - b.wall_s, float(rec["ok"].mean()),
-                                 float(np.percentile(rec["latency_ms"], 50)), float("nan"), b.dropped_iterations))
+                                 float(np.percentile(rec["latency_ms"], 50)), float("nan"), float("nan"),
+                                 b.dropped_iterations, -1))
                 s = arrivals.make_schedule(MODELS, rate, a.seconds, arrival="poisson", seed=int(rate))
-                for g in gens:
+                for g in scripts:
                     t = time.time()
-                    r = loadgen.replay(targets, s, cpu_affinity=gen_cpus, generator=g)
+                    r = run(g, s)
                     rec = r.records
                     late = rec["lateness_ms"].dropna()
                     rows.append((f"replay: {g}", rate, r.sent, r.cpu_s, fixed[g], time.time() - t - r.wall_s,
                                  float(rec["ok"].mean()), float(np.nanpercentile(rec["latency_ms"], 50)),
-                                 float(np.percentile(late, 99)) if len(late) else float("nan"), r.unsent))
+                                 float(np.percentile(late, 99)) if len(late) else float("nan"),
+                                 float(late.min()) if len(late) else float("nan"), r.unsent, r.early_wakeups))
                     per_req[(g, rate)] = r.cpu_s / max(1, r.sent)
     print(f"load average now {os.getloadavg()[0]:.2f}; {len(cpus)} CPUs; generator pinned to "
           f"{gen_cpus or 'any CPU'}; {a.seconds:g} s per level; REST, answers checked")
     print("fixed CPU (one-request run): " + ", ".join(f"{g} {c:.3f} s" for g, c in fixed.items()))
-    print(f"{'generator':22} {'rate':>6} {'requests':>9} {'CPU s':>7} {'ms/req':>7} {'marginal':>9} "
-          f"{'parse s':>8} {'ok':>6} {'p50 ms':>8} {'late p99':>9} {'unsent':>7} {'kept':>5}")
-    for name, rate, n, cpu, fx, parse, ok, p50, lp99, uns in rows:
+    print(f"{'generator':30} {'rate':>6} {'requests':>9} {'CPU s':>7} {'ms/req':>7} {'marginal':>9} "
+          f"{'parse s':>8} {'ok':>6} {'p50 ms':>8} {'late p99':>9} {'late min':>9} {'unsent':>7} "
+          f"{'early wk':>8} {'kept':>5}")
+    for name, rate, n, cpu, fx, parse, ok, p50, lp99, lmin, uns, early in rows:
         kept = "-" if name.startswith("before") else ("yes" if uns == 0 and lp99 <= bound else "NO")
-        print(f"{name:22} {rate:6.0f} {n:9d} {cpu:7.3f} {1e3 * cpu / max(1, n):7.3f} "
-              f"{1e3 * (cpu - fx) / max(1, n):9.3f} {parse:8.2f} {ok:6.3f} {p50:8.2f} {lp99:9.2f} {uns:7d} {kept:>5}")
+        print(f"{name:30} {rate:6.0f} {n:9d} {cpu:7.3f} {1e3 * cpu / max(1, n):7.3f} "
+              f"{1e3 * (cpu - fx) / max(1, n):9.3f} {parse:8.2f} {ok:6.3f} {p50:8.2f} {lp99:9.2f} {lmin:9.3f} "
+              f"{uns:7d} {early if early >= 0 else '-':>8} {kept:>5}")
     if len(gens) == 2:
         print("go/k6 CPU per request: " + ", ".join(
             f"{r:g}/s {per_req[('go', r)] / per_req[('k6', r)]:.2f}" for r in rates))
+    if a.k6_script:
+        old = f"k6 ({Path(a.k6_script).name})"
+        if "k6" in scripts:
+            print(f"k6 CPU per request, mmslib's script / {old}: " + ", ".join(
+                f"{r:g}/s {per_req[('k6', r)] / per_req[(old, r)]:.2f}" for r in rates))
     print(f"target: <= 0.3 ms of generator CPU per REST request; kept: every request sent and "
-          f"lateness p99 <= {bound:g} ms")
+          f"lateness p99 <= {bound:g} ms; late min < 0: a request sent before its time; "
+          f"early wk: timer wake-ups before the next request was due (-: not reported)")
 
 
 if __name__ == "__main__":
