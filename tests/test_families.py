@@ -1,0 +1,191 @@
+"""The model families (sklearn_forest, lightgbm_trees, onnx_mlp): built small (a few KiB),
+served by each runtime that claims them on real servers on 127.0.0.1, answering correctly;
+load and unload times and the PSS a load adds are printed (``-s``), not asserted.
+
+Every build here goes to a per-session cache (``MMSLIB_FAMILY_CACHE``), so the tests do not
+depend on (or fill) the user's cache."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmslib import params, resources
+from mmslib.errors import ParamError
+from mmslib.procs import Supervisor, tree_pids
+from mmslib.workloads import families, get_workload, load_artifact, lightgbm_trees, onnx_mlp, sized_workloads, \
+    sklearn_forest
+
+MODULES = {"sklearn_forest": sklearn_forest, "lightgbm_trees": lightgbm_trees, "onnx_mlp": onnx_mlp}
+#: A few KiB each.
+TINY = {"sklearn_forest": dict(n_estimators=3, n_samples=20, n_features=4),
+        "lightgbm_trees": dict(n_trees=3, depth=3, n_samples=100, n_features=4),
+        "onnx_mlp": dict(width=8, depth=2, n_features=4)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def family_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("family-cache")
+    mp.setenv("MMSLIB_FAMILY_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+def tiny(name):
+    return MODULES[name].make_workload(**TINY[name])
+
+
+def model_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in Path(d).iterdir() if f.name.startswith("model."))
+
+
+# ---------------------------------------------------------------- no server
+
+@pytest.mark.parametrize("name", MODULES)
+def test_tiny_model_answers_and_weighs_what_it_declares(name, tmp_path):
+    w = tiny(name)
+    assert w.name == name and w.exact and name in sized_workloads()
+    d = w.write_artifact(tmp_path / "m0", "m0")
+    real = model_bytes(d)
+    assert real < 64 << 10, real                                   # a few KiB
+    assert abs(real - w.artifact_bytes) <= 0.3 * real + 2048, (real, w.artifact_bytes)
+    pred = load_artifact(d)
+    assert [t.to_dict() for t in pred.inputs] == [t.to_dict() for t in w.inputs]
+    rng = np.random.default_rng(3)
+    answers = set()
+    for _ in range(5):
+        s = w.make_sample(rng)
+        out = pred.predict(s.inputs)
+        assert out["predict"].shape == (1, 1) and w.check(out, s.expected)
+        wrong = {"predict": out["predict"] + 0.5}
+        assert not w.check(wrong, s.expected)                      # the check can fail
+        assert not w.check({"predict": out["predict"].reshape(1)}, s.expected)
+        answers.add(float(out["predict"][0, 0]))
+    assert len(answers) > 1                                         # the input matters
+    with pytest.raises(ValueError, match="must be FP32"):
+        pred.predict({"input": np.zeros((1, 99), dtype=np.float32)})
+    with pytest.raises(ValueError, match="missing input"):
+        pred.predict({"x": np.zeros((1, 4), dtype=np.float32)})
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_same_knobs_same_model_bytes(name, tmp_path, monkeypatch):
+    a = tiny(name).write_artifact(tmp_path / "a", "a")
+    monkeypatch.setenv("MMSLIB_FAMILY_CACHE", str(tmp_path / "other-cache"))
+    families._references.clear()
+    b = tiny(name).write_artifact(tmp_path / "b", "b")
+    model_file = MODULES[name].FAMILY.model_file
+    assert (a / model_file).read_bytes() == (b / model_file).read_bytes()
+    assert (a / model_file).stat().st_ino != (b / model_file).stat().st_ino  # each model its own copy
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_model_size_sets_the_size(name, tmp_path):
+    size = 256 << 10
+    w = MODULES[name].make_workload(size)
+    assert abs(w.artifact_bytes - size) <= 0.05 * size
+    real = model_bytes(w.write_artifact(tmp_path / "m", "m"))
+    assert abs(real - size) <= 0.15 * size, (real, size)
+    assert w.memory_estimate_bytes >= real
+
+
+def test_mlserver_settings_name_its_own_runtimes(tmp_path):
+    for name, impl in (("sklearn_forest", "mlserver_sklearn.SKLearnModel"),
+                       ("lightgbm_trees", "mlserver_lightgbm.LightGBMModel"), ("onnx_mlp", None)):
+        d = tiny(name).write_artifact(tmp_path / name, name)
+        f = d / "model-settings.json"
+        if impl is None:
+            assert not f.exists()
+            continue
+        s = json.loads(f.read_text())
+        assert s["implementation"] == impl and (d / s["parameters"]["uri"]).is_file()
+        assert s["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [1, 1]}]
+
+
+def test_bad_knobs_name_the_knob():
+    with pytest.raises(ParamError, match="n_estimators"):
+        sklearn_forest.make_workload(n_estimators=0)
+    with pytest.raises(ParamError, match="depth"):
+        lightgbm_trees.make_workload(depth="deep")
+    with pytest.raises(ParamError, match="a knob of onnx_mlp"):
+        onnx_mlp.make_workload(layers=3)
+
+
+def test_model_size_parameter(tmp_path):
+    p = params.stress(workload="onnx_mlp", model_size="10Mi", output_dir=str(tmp_path / "o"))
+    w = get_workload(p.workload, p)
+    assert abs(w.artifact_bytes - (10 << 20)) < (1 << 20) * 0.5 and w.extra["knobs"]["width"] > 800
+    assert get_workload("onnx_mlp", params.stress(workload="onnx_mlp", output_dir=str(tmp_path / "o"))
+                        ).extra["knobs"] == onnx_mlp.DEFAULTS
+    with pytest.raises(ParamError, match="model_size.*None .workload 'simple_string' has one size"):
+        params.stress(model_size="10Mi", output_dir=str(tmp_path / "o"))
+    for bad in ("ten", "0", "8Gi"):
+        with pytest.raises(ParamError, match="model_size"):
+            params.performance(workload="sklearn_forest", model_size=bad, output_dir=str(tmp_path / "o"))
+
+
+# ---------------------------------------------------------------- real servers
+
+@pytest.fixture(scope="module", params=("kserve", "triton", "mlserver"))
+def family_server(request, tmp_path_factory, family_cache):
+    from test_runtimes import ensure_env, start_server
+    rt = ensure_env(request.param)
+    tmp = tmp_path_factory.mktemp(f"families-{rt.name}")
+    store = tmp / "store"
+    rt.prepare_store(store)
+    ws = {name: tiny(name) for name in MODULES}
+    ws["simple_string"] = get_workload("simple_string")
+    for name, w in ws.items():
+        rt.write_model(store, w, name)
+    with Supervisor(log_dir=tmp / "logs") as sup:
+        srv = start_server(rt, sup, store, tmp / "servers", "fam", [])
+        srv.update(rt=rt, ws=ws)
+        yield srv
+
+
+def _pss(srv) -> float:
+    return resources.memory_of(tree_pids(srv["proc"].pid))["pss_mib"]
+
+
+@pytest.mark.slow
+def test_each_family_served_loaded_and_unloaded(family_server):
+    srv, c = family_server, family_server["client"]
+    rows = []
+    for name, w in srv["ws"].items():
+        pss0 = _pss(srv)
+        t0 = time.monotonic()
+        r = c.load(name)
+        load_ms = (time.monotonic() - t0) * 1e3
+        assert r.status_code == 200, f"{srv['rt'].name} {name}: {r.status_code} {r.text[:300]}"
+        assert c.model_ready(name)
+        rng = np.random.default_rng(11)
+        for _ in range(3):
+            s = w.make_sample(rng)
+            assert w.check(c.infer(name, s.inputs), s.expected), (srv["rt"].name, name)
+        pss1 = _pss(srv)
+        if name != "simple_string":  # the V2 metadata says what the workload declares
+            meta = c.session.get(f"{srv['url']}/v2/models/{name}", timeout=30).json()
+            assert [(i["name"], i["datatype"], list(i["shape"])) for i in meta["inputs"]] == \
+                [("input", "FP32", [1, 4])], meta
+            body = c.session.post(f"{srv['url']}/v2/models/{name}/infer", json={"inputs": [
+                {"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [0.1, 0.2, 0.3, 0.4]}]},
+                timeout=30).json()
+            out = body["outputs"][0]
+            assert out["name"] == "predict" and out["shape"] == [1, 1], body
+            native = (out.get("parameters") or {}).get("content_type") == "np"  # MLServer's NumpyCodec
+            assert native == (srv["rt"].name == "mlserver" and w.extra["mlserver_implementation"] is not None), body
+        t0 = time.monotonic()
+        r = c.unload(name)
+        unload_ms = (time.monotonic() - t0) * 1e3
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 20
+        while c.model_ready(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not c.model_ready(name)
+        rows.append(f"{srv['rt'].name:9} {name:15} {w.artifact_bytes / 1024:7.1f} KiB  load {load_ms:7.1f} ms  "
+                    f"unload {unload_ms:6.1f} ms  PSS +{pss1 - pss0:6.1f} MiB")
+    print("\n" + "\n".join(rows))
