@@ -189,3 +189,21 @@ def test_each_family_served_loaded_and_unloaded(family_server):
         rows.append(f"{srv['rt'].name:9} {name:15} {w.artifact_bytes / 1024:7.1f} KiB  load {load_ms:7.1f} ms  "
                     f"unload {unload_ms:6.1f} ms  PSS +{pss1 - pss0:6.1f} MiB")
     print("\n" + "\n".join(rows))
+
+
+@pytest.mark.slow
+def test_stress_and_performance_with_a_family(tmp_path, no_leftovers):
+    """The experiments run a family as they run simple_string: stress on MLServer (its own sklearn
+    runtime), performance on kserve with k6 checking every answer (FP64, exact)."""
+    from mmslib import performance, stress
+    from test_runtimes import ensure_env
+    ensure_env("mlserver")
+    p = params.stress(workload="sklearn_forest", model_size="64Ki", models=2, modes=["mms"], runtime="mlserver",
+                      verify_sample=2, output_dir=str(tmp_path / "stress"))
+    s = stress.run(p, progress=False).summary.iloc[0]
+    assert s["models_deployed"] == 2 and s["verify_ok"] and s["verified_correct"] == 2, s.to_dict()
+    q = params.performance(workload="lightgbm_trees", model_size="64Ki", models=2, modes=["mms"], qps=[20],
+                           duration_s=2, warmup_s=1, output_dir=str(tmp_path / "perf"))
+    r = performance.run(q, progress=False)
+    row = r.summary.iloc[0]
+    assert row["errors"] == 0 and row["n"] >= 30 and r.records["ok"].all(), row.to_dict()
