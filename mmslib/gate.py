@@ -3,8 +3,11 @@ level misses its SLO, after everything is saved, like k6's thresholds.
 
 ``fail_on_slo`` (a common parameter): ``false`` (default: never fail), ``true`` (every measured
 level must meet the SLO) or a list of levels, e.g. ``25,50`` (the rates that must). A level meets
-the SLO when it is valid and its attainment (requests ok and within the SLO) is at least the
-target (99% for a p99 SLO); see :mod:`mmslib.summary`. The experiment calls :func:`enforce` last.
+the SLO when it is valid and the **lower end** of its attainment interval (requests ok and within
+the SLO; dependence-aware, :func:`mmslib.intervals.share_ci`) reaches the target (99% for a p99
+SLO): a level too short to show it fails with "not enough data", never passes on its point
+estimate (:func:`mmslib.slo.decide`; see :mod:`mmslib.summary`). The experiment calls
+:func:`enforce` last.
 """
 from __future__ import annotations
 
@@ -91,8 +94,16 @@ def enforce(run, fail_on_slo) -> None:
             parts.append(f"{where}: not measured")
             continue
         att = m.get("attainment")
-        why = (f"{att:.2%} of requests within {m.get('slo_ms'):g} ms < target {m.get('slo_target'):.2%}"
-               if att == att and att is not None else "no requests")
+        dec = m.get("slo_decision", "missed")
+        if att != att or att is None:
+            why = "no requests"
+        elif dec == "not enough data":
+            why = (f"not enough data: {att:.2%} of requests within {m.get('slo_ms'):g} ms, 95% interval "
+                   f"[{m.get('attainment_lo'):.2%}, {m.get('attainment_hi'):.2%}] reaches below the target "
+                   f"{m.get('slo_target'):.2%} (longer levels or more repeats can decide)")
+        else:
+            why = (f"{att:.2%} of requests within {m.get('slo_ms'):g} ms (95% interval up to "
+                   f"{m.get('attainment_hi'):.2%}) < target {m.get('slo_target'):.2%}")
         if not m.get("valid", True):
             why += f"; not valid ({m.get('invalid_reason')})"
         parts.append(f"{where}: {why}")

@@ -681,7 +681,12 @@ def saturation(summary: pd.DataFrame, slo_p99_ms: float, rule: str = "all") -> p
     """Per mode: the highest rate the system sustains.
 
     A level (one ``qps`` of one mode) *passes* when it is valid (generator
-    kept up), has zero errors and ``p99 <= slo_p99_ms``.  With repeats:
+    kept up), has zero errors and its p99 is **shown** to be within the SLO:
+    the upper end of its 95% interval (``p99_hi``, dependence-aware) is
+    ``<= slo_p99_ms``. A level whose interval straddles the SLO (or cannot be
+    bounded: too few requests) fails with "not enough data", never passes on
+    its point estimate. Without ``p99_hi`` in the summary the point estimate is
+    used.  With repeats:
 
     * ``rule="all"`` (default, conservative): every repeat must pass each
       condition;
@@ -708,19 +713,22 @@ def saturation(summary: pd.DataFrame, slo_p99_ms: float, rule: str = "all") -> p
             valid = dl["valid"].to_numpy(bool)
             errs = dl["errors"].to_numpy(float)
             p99 = dl["p99"].to_numpy(float)
+            hi = dl["p99_hi"].to_numpy(float) if "p99_hi" in dl else p99
+            lo = dl["p99_lo"].to_numpy(float) if "p99_lo" in dl else p99
             r = []
             if rule == "all":
                 bad_valid = not valid.all()
                 bad_err = bool((errs > 0).any())
-                bad_slo = bool(np.isnan(p99).any() or (p99 > slo_p99_ms).any())
                 p99_shown = np.nanmax(p99) if not np.isnan(p99).all() else np.nan
+                hi_shown = np.nan if np.isnan(hi).any() else np.max(hi)
+                lo_shown = np.nanmax(lo) if not np.isnan(lo).all() else np.nan
                 p99_label = "p99" if len(p99) == 1 else "worst p99"
             else:
                 bad_valid = not np.median(valid.astype(float)) == 1.0
                 bad_err = not np.median(errs) == 0
-                p99_shown = np.median(p99)
-                bad_slo = bool(np.isnan(p99_shown) or p99_shown > slo_p99_ms)
+                p99_shown, hi_shown, lo_shown = np.median(p99), np.median(hi), np.median(lo)
                 p99_label = "p99" if len(p99) == 1 else "median p99"
+            bad_slo = bool(np.isnan(hi_shown) or hi_shown > slo_p99_ms)
             if bad_valid:
                 why = ""
                 if "invalid_reason" in dl:
@@ -735,8 +743,14 @@ def saturation(summary: pd.DataFrame, slo_p99_ms: float, rule: str = "all") -> p
                     rate = f" ({100 * tot / nn:.3g}%)" if nn else ""
                 r.append(f"errors: {tot}{rate}")
             if bad_slo:
-                r.append(f"{p99_label} {p99_shown:.4g} ms > SLO {slo_p99_ms:g} ms"
-                         if not np.isnan(p99_shown) else "p99 unknown (no successful requests)")
+                if np.isnan(p99_shown):
+                    r.append("p99 unknown (no successful requests)")
+                elif lo_shown == lo_shown and lo_shown > slo_p99_ms or p99_shown > slo_p99_ms and "p99_lo" not in dl:
+                    r.append(f"{p99_label} {p99_shown:.4g} ms > SLO {slo_p99_ms:g} ms")
+                else:
+                    r.append(f"not enough data: {p99_label} {p99_shown:.4g} ms, 95% interval up to "
+                             + (f"{hi_shown:.4g} ms" if hi_shown == hi_shown else "unbounded (too few requests)")
+                             + f", not shown <= SLO {slo_p99_ms:g} ms")
             qs.append(qps)
             passes.append(not r)
             reasons.append("; ".join(r))

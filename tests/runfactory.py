@@ -9,9 +9,13 @@ from mmslib.rundir import RunDir
 
 
 def perf_run(path, latencies, qps=(25.0,), modes=("traditional", "mms"), slo_p99_ms=100.0, dropped=0,
-             errors=0, repeat=0, params=None, key="k-synth", repeats=1):
+             errors=0, repeat=0, params=None, key="k-synth", repeats=1, apart=False):
     """A performance run: for each (mode, qps, repeat) level, ``latencies(mode, qps)`` -> array of ms
-    (warm-up rows added and marked), k6 counts in levels.parquet; the first ``errors`` rows not ok."""
+    (warm-up rows added and marked), k6 counts in levels.parquet; the first ``errors`` rows not ok.
+    Requests are ``1/qps`` apart, so long latencies overlap the next requests (one busy period:
+    dependent requests, wide intervals); ``apart=True`` spaces the send times so that no two
+    requests are ever in flight together (independent requests, the by-hand intervals), the
+    generator's counts unchanged."""
     p = {"models": 2, "hosts": 1, "qps": list(qps), "modes": list(modes), "slo_p99_ms": slo_p99_ms,
          "duration_s": 10.0, "warmup_s": 1.0, "backend": "local", "runtime": "kserve", "workload": "simple_string",
          **(params or {})}
@@ -25,7 +29,8 @@ def perf_run(path, latencies, qps=(25.0,), modes=("traditional", "mms"), slo_p99
                              "model": "m0", "endpoint": "s0", "warmup": True})
         ok = np.ones(n, bool)
         ok[:errors] = False
-        meas = pd.DataFrame({"t_unix": t0 + 1 + np.arange(n) / q, "latency_ms": lat,
+        gap = max(1 / q, (np.nanmax(lat) / 1000 + 0.001) if n else 0) if apart else 1 / q
+        meas = pd.DataFrame({"t_unix": t0 + 1 + np.arange(n) * gap, "latency_ms": lat,
                              "status": np.where(ok, 200, 503), "ok": ok, "model": "m0", "endpoint": "s0",
                              "warmup": False})
         recs = pd.concat([warm, meas], ignore_index=True)

@@ -107,7 +107,7 @@ def test_report_reads_the_mix(mixed):
 def test_report_from_run_directories_alone(tmp_path):
     # no notebook anywhere: synthetic run directories only
     perf_run(tmp_path / "p", lambda m, q: np.arange(1, 1001) if m == "mms" else np.arange(1, 1001) / 10,
-             qps=(25.0, 50.0), slo_p99_ms=200)
+             qps=(25.0, 50.0), slo_p99_ms=200, apart=True)
     stress_run(tmp_path / "s", seconds=(1.0, 2.0, 3.0, 4.0))
     assert not list(tmp_path.rglob("*.ipynb"))
     runs = report.collect(tmp_path)
@@ -122,15 +122,21 @@ def test_report_from_run_directories_alone(tmp_path):
 
 
 def test_percentiles_and_slo_are_chosen_at_report_time(tmp_path):
-    perf_run(tmp_path / "p", lambda m, q: np.arange(1, 1001), qps=(25.0, 50.0), modes=("mms",), slo_p99_ms=100)
+    perf_run(tmp_path / "p", lambda m, q: np.arange(1, 1001), qps=(25.0, 50.0), modes=("mms",), slo_p99_ms=100, apart=True)
     default = report.collect(tmp_path)
     assert {"p50", "p90", "p95", "p99", "max"} <= set(default.levels.columns)
     assert default.levels["attainment"].tolist() == [0.1, 0.1]  # 100 of 1..1000 within the run's 100 ms
     other = report.collect(tmp_path, percentiles="50,99.99,max", slo_ms=995)
     assert "p99.99" in other.levels and "p90" not in other.levels
     assert other.levels["p99.99"].iloc[0] == pytest.approx(np.percentile(np.arange(1, 1001), 99.99))
-    assert other.levels["attainment"].tolist() == [0.995, 0.995] and other.levels["slo_met"].all()
-    assert other.saturation.set_index("mode").loc["mms", "max_ok_qps"] == 50  # p99 990.01 <= 995
+    assert other.levels["attainment"].tolist() == [0.995, 0.995]
+    # 995 of 1000 within: the interval's lower end is below 0.99, so the level is not shown to meet it
+    assert other.levels["slo_decision"].tolist() == ["not enough data"] * 2 and not other.levels["slo_met"].any()
+    looser = report.collect(tmp_path, percentiles="50,99.99,max", slo_ms=999)  # 999 of 1000: lower end > 0.99
+    assert looser.levels["slo_met"].all()
+    # p99 990.01 <= 995, but its interval reaches 996 (order statistics of 1,000): not shown; 999 is
+    assert np.isnan(other.saturation.set_index("mode").loc["mms", "max_ok_qps"])
+    assert looser.saturation.set_index("mode").loc["mms", "max_ok_qps"] == 50
     with pytest.raises(Exception, match="percentiles"):
         report.collect(tmp_path, percentiles="50,120")
 

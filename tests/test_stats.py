@@ -456,3 +456,22 @@ def test_latency_timeseries_bins():
     assert with_w["t_s"].tolist() == [0.0, 2.0, 4.0, 6.0]
     assert with_w["warmup"].tolist() == [True, False, False, False]
     assert with_w.loc[0, "p50"] == 1000.0
+
+
+def test_saturation_needs_the_p99_shown_within_the_slo():
+    # p99 90 ms under a 100 ms SLO, but its interval reaches 130 ms: not shown to hold (issue #21);
+    # an interval wholly above the SLO is a miss; one wholly below holds
+    rows = [{"mode": "mms", "qps": 25.0, "repeat": 0, "valid": True, "errors": 0, "p99": 50.0, "p99_lo": 45.0,
+             "p99_hi": 60.0},
+            {"mode": "mms", "qps": 50.0, "repeat": 0, "valid": True, "errors": 0, "p99": 90.0, "p99_lo": 80.0,
+             "p99_hi": 130.0},
+            {"mode": "traditional", "qps": 25.0, "repeat": 0, "valid": True, "errors": 0, "p99": 40.0,
+             "p99_lo": 30.0, "p99_hi": float("nan")},
+            {"mode": "x", "qps": 25.0, "repeat": 0, "valid": True, "errors": 0, "p99": 140.0, "p99_lo": 120.0,
+             "p99_hi": 150.0}]
+    sat = S.saturation(fake_summary(rows), 100).set_index("mode")
+    assert sat.loc["mms", "max_ok_qps"] == 25 and sat.loc["mms", "first_fail_qps"] == 50
+    assert sat.loc["mms", "fail_reason"].startswith("not enough data: p99 90 ms, 95% interval up to 130 ms")
+    assert np.isnan(sat.loc["traditional", "max_ok_qps"])
+    assert "unbounded (too few requests)" in sat.loc["traditional", "fail_reason"]
+    assert sat.loc["x", "fail_reason"] == "p99 140 ms > SLO 100 ms"
