@@ -118,6 +118,10 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         prior_steps.extend(rows)
         rundir.save("steps", pd.DataFrame(prior_steps))
     deploy_wall = time.time() - t0
+    # what bounded the deploy rate, in the backend's words (kserve: the kubelet's ConfigMap refresh)
+    notes = backend.deploy_notes(mode) if hasattr(backend, "deploy_notes") else {}
+    if stop == STOP_TIME_LIMIT and notes.get("deploy_bound_by"):
+        stop, stop_detail = f"{STOP_TIME_LIMIT} ({notes['deploy_bound_by']})", f"{stop_detail}; {notes['deploy_note']}"
     final = _usage(backend)
     m = resources.measured(final)
     pids = backend.pids()
@@ -152,6 +156,7 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         "verify_ok": bool(verify.ok) if verify else False,
         "verify_failures": "; ".join(verify.failures[:5]) if verify else "",
     }
+    summary.update(notes)
     summary["metrics_available"] = final.memory_mib is not None
     if final.reserved_cpu is not None:     # what the cluster itself holds, beside the specs' arithmetic
         summary["reserved_cpu_k8s"] = final.reserved_cpu

@@ -27,6 +27,48 @@ if _HERE not in sys.path:
 from k8s_double import Capacity, Config, K8sDouble  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_BUCKET = "gs://mmslib-test/simple_string"       # the double's object store holds per-model artifacts here
+TEST_STORAGE_URI = TEST_BUCKET + "/{model}/{model}"  # as `python -m mmslib.k8s artifacts` lays them out
+FAST_KUBELET_S = 0.05     # the double's kubelet ConfigMap refresh in tests (a real kubelet: ~60 s)
+# The layout of Triton's docs/examples/model_repository/simple_string (what gs://kfserving-examples/models/
+# triton/simple_string holds): config.pbtxt naming the model, one version with a TensorFlow graphdef.
+SIMPLE_STRING_CONFIG = """name: "simple_string"
+platform: "tensorflow_graphdef"
+max_batch_size: 8
+input [
+  {
+    name: "INPUT0"
+    data_type: TYPE_STRING
+    dims: [ 16 ]
+  },
+  {
+    name: "INPUT1"
+    data_type: TYPE_STRING
+    dims: [ 16 ]
+  }
+]
+output [
+  {
+    name: "OUTPUT0"
+    data_type: TYPE_STRING
+    dims: [ 16 ]
+  },
+  {
+    name: "OUTPUT1"
+    data_type: TYPE_STRING
+    dims: [ 16 ]
+  }
+]
+"""
+
+
+def simple_string_source(d: Path) -> Path:
+    """A stand-in for ``gsutil cp -r gs://kfserving-examples/models/triton/simple_string d``."""
+    d = Path(d)
+    (d / "1").mkdir(parents=True, exist_ok=True)
+    (d / "config.pbtxt").write_text(SIMPLE_STRING_CONFIG)
+    (d / "1" / "model.graphdef").write_bytes(b"\x00graphdef stand-in")
+    return d
 
 
 def shared_crds() -> Optional[Path]:
@@ -64,11 +106,23 @@ class Cluster:
     ingress_port: int          # V2 REST by Host header
     namespace: str = "default"
     opened: list = field(default_factory=list)   # backends to close before the double stops
+    tmp: Optional[Path] = None
+
+    def upload_models(self, names, bucket: str = TEST_BUCKET) -> Dict[str, str]:
+        """Write per-model artifacts with mmslib's generator (python -m mmslib.k8s artifacts) and
+        "upload" them to the double's object store under ``bucket``; returns {uri: declared name}."""
+        from mmslib.k8s.artifacts import write_triton_artifacts
+        import tempfile
+        base = Path(tempfile.mkdtemp(prefix="artifacts-", dir=self.tmp))
+        src = simple_string_source(base / "source")
+        write_triton_artifacts(src, base / "out", list(names))
+        return self.double.upload(bucket, base / "out")
 
     def backend_kwargs(self, **over) -> Dict[str, Any]:
-        """KServeBackend keyword arguments that point it at this double."""
+        """KServeBackend keyword arguments that point it at this double (per-model artifacts at
+        TEST_STORAGE_URI: m00000..m00099 and n00000..n00019 are uploaded when the cluster starts)."""
         kw = dict(kubeconfig=self.kubeconfig, namespace=self.namespace, ingress_host=self.ingress_host,
-                  ingress_port=self.ingress_port)
+                  ingress_port=self.ingress_port, storage_uri_prefix=TEST_STORAGE_URI)
         kw.update(over)
         return kw
 
@@ -88,11 +142,20 @@ class Cluster:
         return config.new_client_from_config(config_file=self.kubeconfig)
 
 
-def start_cluster(tmp_dir: Path, **options) -> Cluster:
+def start_cluster(tmp_dir: Path, realistic_kubelet: bool = False, **options) -> Cluster:
+    """A started double; unless ``realistic_kubelet`` (or a Config with its own kubelet_sync_period_s),
+    the kubelet refreshes mounted ConfigMaps every FAST_KUBELET_S instead of ~60 s."""
+    cfg = options.get("config") or Config()
+    if not realistic_kubelet and cfg.kubelet_sync_period_s == Config.kubelet_sync_period_s:
+        cfg.kubelet_sync_period_s = FAST_KUBELET_S
+    options["config"] = cfg
     d = K8sDouble(**options).start()
     kc = d.write_kubeconfig(Path(tmp_dir) / f"kubeconfig-{d.port}")
     ing = d.ingress
-    return Cluster(d, str(kc), d.url, ing.host if ing else "", ing.port if ing else 0)
+    c = Cluster(d, str(kc), d.url, ing.host if ing else "", ing.port if ing else 0, tmp=Path(tmp_dir))
+    from mmslib.backends.base import model_names
+    c.upload_models(model_names(100) + model_names(20, "n"))
+    return c
 
 
 @pytest.fixture

@@ -450,16 +450,19 @@ def test_the_agent_adds_replaces_and_removes_as_kserves_watcher_does(k8s_cluster
     co.create_namespaced_custom_object(G, V1B1, NS, "inferenceservices", isvc("ah", storage_uri=None, cpu="1",
                                                                               memory="1Gi"))
 
-    def tm(name, uri="gs://b/m"):
+    k8s_cluster.upload_models(["a1", "a2", "a3"], bucket="gs://b")          # gs://b/<name>/<name>
+    k8s_cluster.upload_models(["a2"], bucket="gs://b/v2")
+
+    def tm(name, uri=None):
         return mk.trained_model_manifest(name, NS, labels={}, inference_service="ah", framework="triton",
-                                         storage_uri=uri, memory="1Mi")
+                                         storage_uri=uri or f"gs://b/{name}/{name}", memory="1Mi")
     loaded = lambda: d.controller.loaded_models(NS, "ah")  # noqa: E731
     co.create_namespaced_custom_object(G, V1A1, NS, "trainedmodels", tm("a1"))
     co.create_namespaced_custom_object(G, V1A1, NS, "trainedmodels", tm("a2"))
     wait_for(lambda: loaded() == {"a1", "a2"}, what="a1, a2 loaded")
     # a changed spec: remove + add, so a2 is not loaded for the load delay, then loaded again
     cur = co.get_namespaced_custom_object(G, V1A1, NS, "trainedmodels", "a2")
-    cur["spec"]["model"]["storageUri"] = "gs://b/m-v2"
+    cur["spec"]["model"]["storageUri"] = "gs://b/v2/a2/a2"
     co.replace_namespaced_custom_object(G, V1A1, NS, "trainedmodels", "a2", cur)
     wait_for(lambda: loaded() == {"a1"}, what="a2 reloading")
     wait_for(lambda: loaded() == {"a1", "a2"}, what="a2 loaded again")

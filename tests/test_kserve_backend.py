@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from k8s_double import Capacity, Config  # noqa: E402
 from k8s_fixtures import k8s_cluster, kserve_crds, make_k8s_cluster, shared_crds  # noqa: E402,F401
 from k8s_fixtures import server_spec as spec  # noqa: E402
+from k8s_fixtures import TEST_STORAGE_URI  # noqa: E402
 
 from mmslib import k8s as mk  # noqa: E402
 from mmslib import v2  # noqa: E402
@@ -108,7 +109,7 @@ def test_mms_two_hosts_five_trainedmodels(k8s_cluster):
     assert sorted(e.server for e in evs) == ["mms-host-0"] * 3 + ["mms-host-1"] * 2   # least declared memory
     tms = c.double.objects("trainedmodels")
     assert len(tms) == 5 and tms[0]["spec"]["model"] == {
-        "framework": "triton", "memory": "1Mi", "storageUri": "gs://kfserving-examples/models/triton/simple_string"}
+        "framework": "triton", "memory": "1Mi", "storageUri": "gs://mmslib-test/simple_string/m00000/m00000"}
     assert tms[0]["spec"]["inferenceService"] == "mms-host-0"
     eps = b.endpoints()
     assert len(eps) == 5
@@ -192,6 +193,7 @@ def test_cleanup_of_a_crashed_run_function_and_cli(k8s_cluster, tmp_path):
     for w in b._watchers.values():        # "crash": no close()
         w.stop()
     other = backend(c, run_id="other-run")
+    c.upload_models(["keep-me"])
     assert all(e.ok for e in other.deploy_traditional(["keep-me"]))
     assert len(labelled(c, "crashed-1")) == 5
     n_req = len(c.double.requests)
@@ -291,7 +293,7 @@ def test_dry_run_writes_valid_manifests_and_calls_nothing(k8s_cluster, tmp_path)
 
 def test_dry_run_catches_an_invalid_manifest(tmp_path, kserve_crds):
     b = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=tmp_path,
-                      storage_uri_prefix="gs://b/{model}/simple_string")
+                      storage_uri_prefix="gs://b/{model}/{model}")
     assert [e.ok for e in b.deploy_traditional(["m00000"])] == [True]
     # risk 4, Triton: a traditional ISVC's storageUri is the repository root holding the model directory
     assert yaml.safe_load((tmp_path / "inferenceservice-m00000.yaml").read_text())["spec"]["predictor"]["model"][
@@ -310,10 +312,10 @@ def test_bad_input_is_refused_before_anything_is_created(make_k8s_cluster, tmp_p
     gone.double.stop()
     t0 = time.monotonic()
     with pytest.raises(ParamError, match="cannot reach the Kubernetes API server"):
-        KServeBackend(W, run_id="r", kubeconfig=kc, retry_backoff_s=0.01)
+        KServeBackend(W, run_id="r", kubeconfig=kc, retry_backoff_s=0.01, storage_uri_prefix=TEST_STORAGE_URI)
     assert time.monotonic() - t0 < 15
     with pytest.raises(ParamError, match="kubeconfig"):
-        KServeBackend(W, run_id="r", kubeconfig=tmp_path / "missing")
+        KServeBackend(W, run_id="r", kubeconfig=tmp_path / "missing", storage_uri_prefix=TEST_STORAGE_URI)
     # KServe not installed
     bare = make_k8s_cluster(kserve=False)
     with pytest.raises(MmsError, match="KServe is not installed"):
@@ -451,7 +453,7 @@ def test_make_backend_from_params(k8s_cluster, tmp_path):
     """The stress runner's factory builds this backend from validated params."""
     from mmslib import params
     from mmslib.backends import make_backend
-    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=k8s_cluster.kubeconfig,
+    p = params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve", kubeconfig=k8s_cluster.kubeconfig,
                       ingress_port=k8s_cluster.ingress_port, models=3, output_dir=str(tmp_path / "out"),
                       modes=["traditional"], deploy_timeout_s=20)
     b = make_backend(p, W, tmp_path, None, "run-params")
@@ -468,7 +470,7 @@ def test_stress_runner_stops_at_the_clusters_limits(make_k8s_cluster, tmp_path):
     """End to end through mmslib.stress: traditional stops at FailedScheduling, MMS at TrainedModel admission."""
     from mmslib import params, stress
     c = make_k8s_cluster(capacity=Capacity(nodes=1, cpu="4500m", memory="64Gi", pods=110))
-    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+    p = params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
                       models=10, hosts=1, output_dir=str(tmp_path / "out"), mms_predictor_cpu="100m",
                       mms_predictor_memory="6Mi", model_memory="1Mi", deploy_timeout_s=20, deploy_concurrency=2,
                       verify_sample=3)
@@ -488,7 +490,7 @@ def test_stress_memory_budget_stop_from_podmetrics(k8s_cluster, tmp_path):
     """usage() maps PodMetrics' working set to Usage.memory_mib, so the memory-budget stop fires on a cluster."""
     from mmslib import params, stress
     c = k8s_cluster
-    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+    p = params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
                       models=6, modes=["traditional"], output_dir=str(tmp_path / "out"), memory_budget="150Mi",
                       deploy_timeout_s=20, verify_sample=0, deploy_concurrency=1)
     s = stress.run(p, progress=False).summary.set_index("mode")
@@ -571,7 +573,7 @@ def test_the_cluster_a_run_ran_on_is_recorded(make_k8s_cluster, tmp_path):
     env = b.environment()
     b.close()
     assert env["nodes"].startswith("unreadable (403") and env["kubernetes_version"] == "v1.31.0-mmslib-double"
-    p = params.stress(backend="kserve", kubeconfig=c.kubeconfig, namespace=c.namespace, ingress_host=c.ingress_host,
+    p = params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, kubeconfig=c.kubeconfig, namespace=c.namespace, ingress_host=c.ingress_host,
                       ingress_port=c.ingress_port, models=2, modes=["traditional"], verify_sample=1,
                       deploy_timeout_s=60, output_dir=str(tmp_path / "o"))
     stress.run(p, progress=False)

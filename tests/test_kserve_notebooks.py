@@ -8,13 +8,14 @@ and routes V2 inference through a loopback ingress (see tests/k8s_double).
 import yaml
 
 from conftest import papermill as _papermill
-from k8s_fixtures import k8s_cluster, make_k8s_cluster, shared_crds  # noqa: F401  (fixtures)
+from k8s_fixtures import TEST_STORAGE_URI, k8s_cluster, make_k8s_cluster, shared_crds  # noqa: F401  (fixtures)
 
 
 
 def _k8s_args(c):
     return ["-p", "backend", "kserve", "-p", "kubeconfig", c.kubeconfig, "-p", "namespace", c.namespace,
-            "-p", "ingress_host", c.ingress_host, "-p", "ingress_port", str(c.ingress_port)]
+            "-p", "ingress_host", c.ingress_host, "-p", "ingress_port", str(c.ingress_port),
+            "-p", "storage_uri", TEST_STORAGE_URI]     # per-model artifacts (KServe's own never loads: #22)
 
 
 def test_stress_notebook_on_kserve(k8s_cluster, tmp_path, no_leftovers):  # noqa: F811
@@ -52,6 +53,7 @@ def test_dry_run_manifests_validate(tmp_path, no_leftovers):
     from mmslib import k8s
     out = tmp_path / "nb.ipynb"
     r = _papermill("stress.ipynb", out, "-p", "backend", "kserve", "-p", "dry_run", "True", "-p", "models", "3",
+                   "-p", "storage_uri", TEST_STORAGE_URI,
                    "-p", "verify_sample", "0", "-p", "output_dir", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr[-3000:]
     files = sorted((tmp_path / "o" / "manifests").rglob("*.yaml"))

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from k8s_double import Capacity, Config  # noqa: E402
 from k8s_fixtures import make_k8s_cluster  # noqa: E402,F401
 from k8s_fixtures import server_spec as spec  # noqa: E402
+from k8s_fixtures import TEST_STORAGE_URI  # noqa: E402
 
 from mmslib import planner, stress, v2  # noqa: E402
 from mmslib.backends.kserve import CONFIG_FULL, KServeBackend  # noqa: E402
@@ -69,7 +70,9 @@ def test_risk1_trainedmodel_ready_is_not_loaded(make_k8s_cluster):
 def test_risk2_host_model_config_full(make_k8s_cluster):
     """Each host's models.json ConfigMap holds at most 1 MiB: counted, stopped, and modelled by the planner."""
     c = make_k8s_cluster()
-    long_uri = "gs://b/" + "p" * 200_000 + "/{model}"       # ~200 kB entries: 5 fit one ConfigMap
+    bucket = "gs://b/" + "p" * 200_000
+    long_uri = bucket + "/{model}/{model}"                  # ~200 kB entries: 5 fit one ConfigMap
+    c.upload_models([f"m{i:05d}" for i in range(7)] + [f"n{i:05d}" for i in range(6)], bucket=bucket)
     b = backend(c, storage_uri_prefix=long_uri, model_memory="1Mi")
     assert all(h.ok for h in b.start_hosts(1))
     eb = planner.configmap_entry_bytes("m00000", long_uri.replace("{model}", "m00000"), b.model_format, "1Mi")
@@ -117,11 +120,12 @@ def test_risk3_deployment_mode_raw(make_k8s_cluster):
     # ... and the planner's / stress summary's reserved resources leave the sidecar out in raw mode
     from mmslib import params
     from mmslib.backends import specs
-    raw = specs(params.stress(backend="kserve", runtime="kserve", deployment_mode="RawDeployment"))
+    raw = specs(params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve", deployment_mode="RawDeployment"))
     assert all(not c.sidecar for sp in raw for c in sp.containers)
-    assert any(c.sidecar for c in specs(params.stress(backend="kserve", runtime="kserve"))[0].containers)
+    assert any(c.sidecar for c in specs(params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve"))[0].containers)
     # Serverless (the seed's) is written explicitly too: KServe's own default is Standard
-    s = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=Path(c.kubeconfig).parent / "dry")
+    s = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=Path(c.kubeconfig).parent / "dry",
+                      storage_uri_prefix=TEST_STORAGE_URI)
     list(s.deploy_traditional(["m00000"]))
     assert s.manifests()[0]["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
 
@@ -130,18 +134,18 @@ def test_risk4_triton_served_name_and_storage(make_k8s_cluster, tmp_path):
     """Triton: traditional storageUri = repository root, served name = its model directory; a TrainedModel's
     storageUri = the model directory, served as the TrainedModel; other runtimes: the ISVC's name."""
     c = make_k8s_cluster()
-    b = backend(c)
+    b = backend(c)            # storage_uri gs://mmslib-test/simple_string/{model}/{model} (k8s_fixtures)
     (ev,) = list(b.deploy_traditional(["m00000"]))
     assert ev.ok, ev.error
     isvc = c.double.objects("inferenceservices")[0]
-    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "gs://kfserving-examples/models/triton"
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "gs://mmslib-test/simple_string/m00000"
     (ep,) = b.endpoints()
-    assert ep.model == "m00000" and ep.served_name == "simple_string" and answers(ep)
-    assert ep.infer_url.endswith("/v2/models/simple_string/infer")
+    assert ep.model == "m00000" and ep.served_name == "" and answers(ep)   # the directory is the model's name
+    assert ep.infer_url.endswith("/v2/models/m00000/infer")
     assert all(h.ok for h in b.start_hosts(1))
     assert all(e.ok for e in b.deploy_mms(["m00001"]))
     tm = c.double.objects("trainedmodels")[0]
-    assert tm["spec"]["model"]["storageUri"] == "gs://kfserving-examples/models/triton/simple_string"
+    assert tm["spec"]["model"]["storageUri"] == "gs://mmslib-test/simple_string/m00001/m00001"
     tm_ep = next(e for e in b.endpoints() if e.model == "m00001")
     assert tm_ep.served_name == "" and answers(tm_ep)
     sk = KServeBackend(W, run_id="r", dry_run=True, dry_run_dir=tmp_path, runtime="kserve-sklearnserver",
@@ -170,7 +174,7 @@ def test_risk5_path_template_from_the_experiment_params(make_k8s_cluster, tmp_pa
     from mmslib import params
     from mmslib.backends import make_backend
     c = make_k8s_cluster(config=Config(path_template="/serving/{namespace}/{name}", ingress_domain="models.test"))
-    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+    p = params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
                       ingress_path_template="/serving/{namespace}/{name}", ingress_domain="models.test",
                       models=1, output_dir=str(tmp_path / "o"), deploy_timeout_s=20)
     b = c.closing(make_backend(p, W, tmp_path, None, "risk-params"))
@@ -178,15 +182,16 @@ def test_risk5_path_template_from_the_experiment_params(make_k8s_cluster, tmp_pa
     (ep,) = b.endpoints()
     assert ep.headers == {"Host": "models.test"} and answers(ep)
     with pytest.raises(Exception, match="ingress_path_template"):
-        params.stress(backend="kserve", runtime="kserve", ingress_path_template="serving/{name}")
+        params.stress(backend="kserve", storage_uri=TEST_STORAGE_URI, runtime="kserve", ingress_path_template="serving/{name}")
 
 
 def test_risk2_stress_summary_says_host_model_config_full(make_k8s_cluster, tmp_path):
     from mmslib import params
     c = make_k8s_cluster()
+    c.upload_models([f"m{i:05d}" for i in range(8)], bucket="gs://b/" + "p" * 200_000)
     p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
                       models=8, hosts=1, modes=["mms"], output_dir=str(tmp_path / "o"), model_memory="1Mi",
-                      storage_uri="gs://b/" + "p" * 200_000 + "/{model}", deploy_timeout_s=20, verify_sample=2)
+                      storage_uri="gs://b/" + "p" * 200_000 + "/{model}/{model}", deploy_timeout_s=20, verify_sample=2)
     s = stress.run(p, progress=False).summary.set_index("mode")
     assert s.loc["mms", "stop_reason"] == "host model config full" and s.loc["mms", "models_deployed"] == 5
     assert "add hosts" in s.loc["mms", "stop_detail"] and bool(s.loc["mms", "verify_ok"])

@@ -22,8 +22,10 @@ SMOKE = params.load_yaml(ROOT / "params" / "k8s-smoke.yaml")
 
 
 def smoke(c, out: Path, **over):
+    c.upload_models(["m00000", "m00001", "m00002"], bucket="gs://my-bucket/mmslib/simple_string")
     d = {**SMOKE, "kubeconfig": c.kubeconfig, "namespace": c.namespace, "ingress_host": c.ingress_host,
-         "ingress_port": c.ingress_port, "deploy_timeout_s": 30, "output_dir": str(out)}
+         "ingress_port": c.ingress_port, "deploy_timeout_s": 30, "output_dir": str(out),
+         "storage_uri": SMOKE["storage_uri"].replace("YOUR-BUCKET", "my-bucket")}
     d.update(over)
     return stress.run(params.stress(**d), progress=False)
 

@@ -106,10 +106,68 @@ DEFAULT_STORAGE_URI = "gs://kfserving-examples/models/triton/simple_string"
 SEED_TRADITIONAL = specs.SEED["traditional"]   # the seed's specs (mmslib.seed, via mmslib.specs)
 SEED_MMS = specs.SEED["mms"]
 MMS_ENGINES = ("trainedmodel", "modelmesh")
-DEPLOYMENT_MODES = KSERVE_DEPLOYMENT_MODES
+DEPLOYMENT_MODES = tuple(dict.fromkeys(KSERVE_DEPLOYMENT_MODES + ("auto",)))   # auto: Serverless where Knative is
 MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
 CONFIG_FULL = "host model config full"
+# Warning events on an InferenceService after which KServe's reconciler does not retry
+# (pkg/controller/v1beta1/inferenceservice/controller.go Reconcile: reconcile.TerminalError).
+TERMINAL_EVENTS = frozenset({"ServerlessModeRejected"})
 INGRESS_GRACE_S = 5.0            # an ingress refusing connections this long is a setting to fix, not a wait
+
+
+@dataclass(frozen=True)
+class KServeOptions:
+    """Settings only this backend has (issue #24: a backend owns its options), validated here.
+
+    - ``check_artifact_layout``: with a Triton runtime, refuse a ``storage_uri`` that cannot give each
+      InferenceService exactly one model and each TrainedModel a model directory named as it is
+      (:func:`mmslib.k8s.artifacts.per_model_layout_problem`);
+    - ``check_permissions``: one SelfSubjectAccessReview per verb and resource the run needs, before
+      anything is created (:data:`NEEDED_ACCESS`);
+    - ``kubelet_sync_s``: the kubelet's ConfigMap refresh the model agent waits for (its syncFrequency,
+      1 min by default): a TrainedModel is loaded only after the next refresh, so multi-model deploy
+      speed is bound by it; used to say so (:meth:`KServeBackend.deploy_notes`);
+    - ``tm_batch``: TrainedModels in flight at once (created without waiting for the ones before), so
+      that many land in the same refresh; ``deploy_concurrency`` still bounds InferenceServices;
+    - ``autoscale``: False pins every predictor to one replica (``maxReplicas = minReplicas``), so
+      Knative does not scale out under the readiness probes (containerConcurrency 1);
+    - ``unschedulable_wait_s``: how long a pod the scheduler refuses may stay Pending before its model
+      fails (0: at once; a cluster with a node autoscaler needs minutes);
+    - ``modelmesh_count``: ``loaded`` (a ModelMesh model counts once it answers an inference through
+      ``modelmesh_rest_url``; required) or ``registered`` (counts the InferenceServices ModelMesh
+      accepted, said so in every event and in :meth:`deploy_notes`).
+    """
+
+    check_artifact_layout: bool = True
+    check_permissions: bool = True
+    kubelet_sync_s: float = 60.0
+    tm_batch: int = 256
+    autoscale: bool = False
+    unschedulable_wait_s: float = 0.0
+    modelmesh_count: str = "loaded"
+
+    def __post_init__(self):
+        for n in ("check_artifact_layout", "check_permissions", "autoscale"):
+            if not isinstance(getattr(self, n), bool):
+                raise ParamError(n, getattr(self, n), "true | false")
+        for n in ("kubelet_sync_s", "unschedulable_wait_s"):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ParamError(n, v, "a number of seconds >= 0")
+        if isinstance(self.tm_batch, bool) or not isinstance(self.tm_batch, int) or not 1 <= self.tm_batch <= 10000:
+            raise ParamError("tm_batch", self.tm_batch, "an integer from 1 to 10000")
+        if self.modelmesh_count not in ("loaded", "registered"):
+            raise ParamError("modelmesh_count", self.modelmesh_count, "loaded | registered")
+
+    @classmethod
+    def from_mapping(cls, d: Optional[dict]) -> "KServeOptions":
+        """From a dict (e.g. parsed YAML); an unknown key is a ParamError naming the known ones."""
+        d = dict(d or {})
+        known = {f for f in cls.__dataclass_fields__}
+        for k in d:
+            if k not in known:
+                raise ParamError(f"kserve option {k}", d[k], "one of " + ", ".join(sorted(known)))
+        return cls(**d)
 
 
 def _spec_parts(spec: ServerSpec, what: str) -> Tuple[str, str, Optional[str], Optional[str]]:
@@ -167,7 +225,8 @@ class KServeBackend(Backend):
                  modelmesh_pod_selector: str = "modelmesh-service=modelmesh-serving",
                  deployment_mode: str = "Serverless", ingress_domain: str = "example.com",
                  ingress_path_template: str = "", modelmesh_rest_url: str = "", modelmesh_grpc_addr: str = "",
-                 model_config_limit_bytes: int = MODEL_CONFIG_LIMIT, serving_check: bool = True):
+                 model_config_limit_bytes: int = MODEL_CONFIG_LIMIT, serving_check: bool = True,
+                 options: Optional[KServeOptions] = None):
         self.workload = workload
         self.run_id = k8s.check_run_id(run_id)
         self.namespace = k8s.check_namespace(namespace)
@@ -184,6 +243,9 @@ class KServeBackend(Backend):
             raise ParamError("storage_uri_prefix", storage_uri_prefix,
                              "a storage URI such as gs://bucket/path (use {model} for a per-model path)")
         self.storage_uri = storage_uri_prefix
+        if options is not None and not isinstance(options, KServeOptions):
+            options = KServeOptions.from_mapping(options)
+        self.options = options or KServeOptions()
         self.traditional_spec = traditional_spec or SEED_TRADITIONAL
         self.mms_spec = mms_spec or SEED_MMS
         self._trad = _spec_parts(self.traditional_spec, "traditional_spec")
@@ -213,10 +275,7 @@ class KServeBackend(Backend):
         if deployment_mode not in DEPLOYMENT_MODES:
             raise ParamError("deployment_mode", deployment_mode, " | ".join(DEPLOYMENT_MODES))
         self.deployment_mode = deployment_mode
-        self.raw = deployment_mode in ("RawDeployment", "Standard")
-        if self.raw:     # no Knative, no queue-proxy: nothing reserved for a sidecar
-            self._trad = self._trad[:2] + (None, None)
-            self._mms = self._mms[:2] + (None, None)
+        self._set_mode(deployment_mode if deployment_mode != "auto" else "Serverless")
         if not isinstance(ingress_path_template, str) or (ingress_path_template
                                                           and not ingress_path_template.startswith("/")):
             raise ParamError("ingress_path_template", ingress_path_template,
@@ -230,6 +289,18 @@ class KServeBackend(Backend):
         self.model_config_limit_bytes = model_config_limit_bytes
         self.serving_check = bool(serving_check)
         self.triton = "triton" in self.runtime or self.model_format == "triton"
+        if "YOUR-BUCKET" in self.storage_uri:
+            raise ParamError("storage_uri", self.storage_uri, (
+                "your bucket in place of YOUR-BUCKET, after `python -m mmslib.k8s artifacts --source <a Triton model "
+                "directory> --out OUT --models N` and uploading OUT there (docs/kserve-first-contact.md, item 1)"))
+        if self.triton and self.options.check_artifact_layout:
+            problem = k8s.per_model_layout_problem(self.storage_uri)
+            if problem:
+                raise ParamError("storage_uri", self.storage_uri, (
+                    "one Triton model directory per model, named as the model: gs://BUCKET/PATH/{model}/{model} "
+                    f"({problem}). Write them with `python -m mmslib.k8s artifacts --source <a Triton model "
+                    "directory, e.g. gsutil cp -r gs://kfserving-examples/models/triton/simple_string .> --out "
+                    "OUT --models N`, upload OUT (gsutil -m cp -r OUT/* gs://BUCKET/PATH/), and pass that URI"))
         self._config_bytes: Dict[str, int] = {}     # host -> bytes of its models.json (as KServe writes it)
         self._config_entries: Dict[str, int] = {}
         modes = {False: "", None: "", True: "client", "false": "", "true": "client", "client": "client",
@@ -259,6 +330,7 @@ class KServeBackend(Backend):
         self._last_pod_check = 0.0
         self._runtime_checked = False
         self._refused_since: Dict[str, float] = {}
+        self._tm_served: List[Tuple[float, float]] = []   # (when a TrainedModel answered, seconds after Ready)
         if self.dry_run:
             if self.dry_run_dir is None:
                 raise ParamError("dry_run_dir", None, "a directory for the manifests when dry_run is true")
@@ -275,10 +347,37 @@ class KServeBackend(Backend):
             k8s.check_reachable(self.api)
             self._need(k8s.ISVC)
             k8s.check_namespace_access(self.api, self.namespace)
+            self._check_knative(deployment_mode)
         except BaseException:
             self.api.close()
             self.api = None
             raise
+
+    def _set_mode(self, mode: str) -> None:
+        self.deployment_mode = mode
+        self.raw = mode in ("RawDeployment", "Standard")
+        if self.raw:     # no Knative, no queue-proxy: nothing reserved for a sidecar
+            self._trad = self._trad[:2] + (None, None)
+            self._mms = self._mms[:2] + (None, None)
+
+    def _check_knative(self, asked: str) -> None:
+        """Serverless needs Knative Serving (serving.knative.dev/v1 services): without it KServe's
+        reconciler emits ServerlessModeRejected and stops, and nothing else ever happens. ``auto``
+        picks Serverless when Knative is served, else RawDeployment."""
+        if asked not in ("Serverless", "auto"):
+            return
+        served = k8s.knative_served(self.api)
+        if asked == "auto":
+            self._set_mode("Serverless" if served is not False else "RawDeployment")
+            log.info("deployment_mode auto: %s (Knative Serving %s)", self.deployment_mode,
+                     "served" if served else "not served" if served is False else "not readable")
+            return
+        if served is False:
+            raise ParamError("deployment_mode", asked, (
+                f"RawDeployment (or Standard, or auto) on this cluster: it does not serve serving.knative.dev/v1 "
+                f"(Knative Serving is not installed at {k8s.server_of(self.api)}), and KServe rejects a Serverless "
+                "InferenceService there (Warning event ServerlessModeRejected; nothing is ever deployed). "
+                "Or install Knative Serving"))
 
     # -- small helpers ----------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
@@ -502,7 +601,7 @@ class KServeBackend(Backend):
                              label_selector=k8s.run_selector(self.run_id)).get("items", [])
         except MmsError:
             return {}
-        out = {}
+        out = self._isvc_rejections(inflight)
         for p in pods:
             isvc = (p["metadata"].get("labels") or {}).get(k8s.LABEL_ISVC)
             if isvc not in inflight or (p.get("spec") or {}).get("nodeName"):
@@ -511,6 +610,33 @@ class KServeBackend(Backend):
                 if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
                     out[isvc] = (f"failed: InferenceService {isvc}: pod {p['metadata']['name']} cannot be scheduled "
                                  f"(PodScheduled=False, Unschedulable): {c.get('message', '')}")
+        return out
+
+    def _isvc_warnings(self, name: Optional[str] = None) -> List[dict]:
+        """Warning events on InferenceServices (KServe's reconciler reports there what stops it, e.g.
+        ServerlessModeRejected, InternalError), oldest first; of one InferenceService with ``name``."""
+        sel = "involvedObject.kind=InferenceService,type=Warning"
+        if name:
+            sel += f",involvedObject.name={name}"
+        evs = self._raw("list InferenceService events", self._core().list_namespaced_event, self.namespace,
+                        field_selector=sel).get("items", [])
+        return sorted(evs, key=lambda e: e.get("lastTimestamp") or "")
+
+    def _isvc_rejections(self, inflight: Dict[str, "_Item"]) -> Dict[str, str]:
+        """{InferenceService: error} for in-flight ones KServe's reconciler gave up on (an event reason in
+        TERMINAL_EVENTS): a Serverless InferenceService without Knative stays Ready=Unknown for ever."""
+        try:
+            evs = self._isvc_warnings()
+        except MmsError:
+            return {}
+        out = {}
+        for e in evs:
+            n = (e.get("involvedObject") or {}).get("name")
+            if n in inflight and e.get("reason") in TERMINAL_EVENTS:
+                out[n] = (f"failed: InferenceService {n} rejected by KServe: event {e.get('reason')}: "
+                          f"{e.get('message', '')}" + (" (Knative Serving is not installed: use deployment_mode "
+                                                       "RawDeployment or auto)" if e.get("reason") ==
+                                                       "ServerlessModeRejected" else ""))
         return out
 
     def _fail(self, it: _Item, error: str) -> DeployEvent:
@@ -542,7 +668,8 @@ class KServeBackend(Backend):
                 if it.admitted is None:
                     it.admitted = waited
                 now = time.monotonic()
-                if now - it.last_probe >= 0.05:
+                # probe often at first, then less (hundreds of TrainedModels may wait for the next kubelet refresh)
+                if now - it.last_probe >= min(1.0, max(0.05, (waited - it.admitted) / 10)):
                     it.last_probe = now
                     ok, it.probe_why = self._probe(obj)
                     if not ok and it.probe_why.startswith("unreachable:"):
@@ -590,7 +717,9 @@ class KServeBackend(Backend):
                         yield ev
                     held = []
                     continue
-                while not held and not exhausted and len(inflight) < self.deploy_concurrency:
+                # TrainedModels: a batch in flight, so that many land in the same kubelet ConfigMap refresh
+                limit = self.options.tm_batch if res is k8s.TM else self.deploy_concurrency
+                while not held and not exhausted and len(inflight) < limit:
                     it = next(source, None)
                     if it is None:
                         exhausted = True
@@ -615,6 +744,8 @@ class KServeBackend(Backend):
                         if it.kind == "model":
                             with self._lock:
                                 self._ok[it.model] = (it.server, it.res.plural)
+                                if it.res is k8s.TM and ev.admitted_s is not None:
+                                    self._tm_served.append((time.monotonic(), ev.seconds - ev.admitted_s))
                     else:
                         if it.kind == "model" and it.res is k8s.TM and it.server:
                             with self._lock:
@@ -787,6 +918,40 @@ class KServeBackend(Backend):
         # placed lazily, in deployment order, so a refused model frees its share
         return self._go(_Lazy(items(), len(names)), k8s.TM)
 
+    def deploy_notes(self, mode: str = "mms") -> Dict[str, Any]:
+        """What bounds the multi-model deploy rate, for the stress summary: on a real cluster a TrainedModel
+        is loaded only after the kubelet next refreshes its host's mounted model-config ConfigMap (the
+        agent acts on that ``..data`` swap: kserve pkg/agent/watcher.go; the kubelet's syncFrequency,
+        ``kubelet_sync_s``), so models answer in waves, one per refresh, however fast KServe admits them.
+
+        ``deploy_bound_by`` is ``kubelet ConfigMap refresh`` when the median wait from Ready to answering
+        is at least a quarter of ``kubelet_sync_s`` (an agent load alone takes seconds); then
+        ``refresh_waves`` (groups of answers), ``models_per_refresh`` and ``deploy_note`` say it. {} for
+        traditional serving or before two TrainedModels answered."""
+        if mode != "mms" or self.mms_engine != "trainedmodel":
+            return {}
+        with self._lock:
+            done = sorted(self._tm_served)
+        if len(done) < 2:
+            return {}
+        period = self.options.kubelet_sync_s
+        gap = max(0.2, period / 4)
+        waves = 1 + sum(1 for a, b in zip(done, done[1:]) if b[0] - a[0] > gap)
+        waits = sorted(w for _, w in done)
+        p50 = waits[len(waits) // 2]
+        per = len(done) / waves
+        out: Dict[str, Any] = {"refresh_waves": waves, "models_per_refresh": round(per, 2),
+                               "ready_to_serving_p50_s": round(p50, 3), "kubelet_sync_s": period,
+                               "deploy_bound_by": "", "deploy_note": ""}
+        if period > 0 and p50 >= period / 4:
+            out["deploy_bound_by"] = "kubelet ConfigMap refresh"
+            out["deploy_note"] = (
+                f"deploy rate bound by the kubelet's ConfigMap refresh, not by KServe: {len(done)} TrainedModels "
+                f"answered in {waves} waves (~{per:.0f} per refresh, one refresh per ~{period:g} s, the kubelet's "
+                f"syncFrequency), {p50:.1f} s median from Ready to answering; ~{per / period:.2f} models/s at "
+                "best with this batch (tm_batch); more models per refresh need more TrainedModels in flight")
+        return out
+
     def config_usage(self) -> Dict[str, Tuple[int, int]]:
         """{host: (TrainedModel entries, bytes of its model-config ConfigMap data)} as KServe writes them
         (pkg/modelconfig/configmap.go: compact JSON of [{"modelName", "modelSpec"}], key models.json)."""
@@ -810,6 +975,12 @@ class KServeBackend(Backend):
 
     def _pod_story(self, isvc: str) -> str:
         core = self._core()
+        seen_isvc = set()
+        head = []
+        for e in self._isvc_warnings(isvc):          # the reconciler's own words come first
+            if (e.get("reason"), e.get("message")) not in seen_isvc:
+                seen_isvc.add((e.get("reason"), e.get("message")))
+                head.append(f"InferenceService event {e.get('reason')}: {e.get('message')}")
         pods = self._raw(f"list pods of {isvc}", core.list_namespaced_pod, self.namespace,
                          label_selector=f"{k8s.LABEL_ISVC}={isvc}").get("items", [])
         out = []
@@ -834,7 +1005,7 @@ class KServeBackend(Backend):
                 n = e.get("count") or 1
                 bits.append(f"event {e.get('reason')}: {e.get('message')}" + (f" (x{n})" if n > 1 else ""))
             out.append(", ".join(bits))
-        return "; ".join(out) if out else f"no pods for {isvc} yet"
+        return "; ".join(head + out) if (head or out) else f"no pods for {isvc} yet"
 
     def _raw(self, what: str, fn, *args, **kw) -> dict:
         resp = self._call(what, fn, *args, _preload_content=False, retries=1, **kw)
@@ -1035,7 +1206,10 @@ class KServeBackend(Backend):
         return list(self._manifests)
 
     def close(self) -> None:
-        """Delete every object of this run's modes (TrainedModels first) and wait for them to go."""
+        """Delete every object of this run's modes and wait for them to go: TrainedModels first (KServe
+        takes each out of its host's ConfigMap before its finalizer goes), each kind with its own
+        deadline (``cleanup_timeout_s``); a host any TrainedModel still names is kept, and
+        ``cleanup_error`` says what is left and what to run (:func:`mmslib.k8s.delete_labelled`)."""
         if self._closed:
             return
         self._closed = True
@@ -1056,10 +1230,10 @@ class KServeBackend(Backend):
                                                           timeout_s=self.cleanup_timeout_s,
                                                           retries=self.api_retries)
                 if self.cleanup_result.get("remaining"):
-                    self.cleanup_error = (f"{self.cleanup_result['remaining']} objects still there after "
-                                          f"{self.cleanup_timeout_s:g} s")
-                    log.warning("close(): %s (run `python -m mmslib.k8s cleanup --run-id %s --namespace %s`)",
-                                self.cleanup_error, self.run_id, self.namespace)
+                    self.cleanup_error = (f"{self.cleanup_result['remaining']} objects left after "
+                                          f"{self.cleanup_timeout_s:g} s per kind: "
+                                          + self.cleanup_result["advice"].replace("<run id>", self.run_id))
+                    log.warning("close(): %s", self.cleanup_error)
         except MmsError as e:
             self.cleanup_error = str(e)
             log.warning("close(): clean-up failed: %s (run `python -m mmslib.k8s cleanup --run-id %s "
@@ -1094,6 +1268,8 @@ def from_params(p, workload, workdir, supervisor, run_id: str) -> KServeBackend:
     """The backend for validated experiment params ``p`` (``mmslib.backends.make_backend``)."""
     from . import model_memory
     both = specs.for_params(p)      # (raw deployment: no queue-proxy in them)
+    # the backend's own options (KServeOptions), as a mapping on the params when they carry one
+    options = KServeOptions.from_mapping(getattr(p, "kserve_options", None))
     trad, mms = both["traditional"], both["mms"]
     return KServeBackend(workload, run_id=run_id, namespace=p.namespace, kubeconfig=p.kubeconfig,
                          runtime=p.serving_runtime, storage_uri_prefix=p.storage_uri,
@@ -1102,4 +1278,5 @@ def from_params(p, workload, workdir, supervisor, run_id: str) -> KServeBackend:
                          ingress_host=p.ingress_host, ingress_port=p.ingress_port,
                          mms_engine=p.mms_engine, dry_run=p.dry_run, deployment_mode=p.deployment_mode,
                          ingress_path_template=p.ingress_path_template, ingress_domain=p.ingress_domain,
-                         modelmesh_rest_url=p.modelmesh_rest_url, dry_run_dir=Path(p.output_dir) / "manifests")
+                         modelmesh_rest_url=p.modelmesh_rest_url, dry_run_dir=Path(p.output_dir) / "manifests",
+                         options=options)

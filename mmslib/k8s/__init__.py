@@ -6,6 +6,7 @@
 - :mod:`.client`: the API client, calls with retries, errors, preflight checks;
 - :mod:`.cleanup`: clean-up by run id, ``python -m mmslib.k8s cleanup --run-id X --namespace N``;
 - :mod:`.status`: an object's conditions and readiness (pure functions on its ``status``);
+- :mod:`.artifacts`: per-model Triton artifacts (one model directory per model, named as it);
 - :mod:`.watch`: the list + watch threads that keep a resource kind's objects current.
 
 Everything but :mod:`.watch` (imported by the backend that starts watchers) is re-exported here
@@ -18,3 +19,4 @@ from .schema import *  # noqa: F401,F403
 from .client import *  # noqa: F401,F403
 from .cleanup import *  # noqa: F401,F403
 from .status import *  # noqa: F401,F403
+from .artifacts import *  # noqa: F401,F403

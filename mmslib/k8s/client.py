@@ -170,6 +170,29 @@ def check_kserve(api, needed: Sequence[Res]) -> None:
                                f"is not served by {server_of(api)}); this KServe version cannot run this mode")
 
 
+KNATIVE_SERVING = ("serving.knative.dev", "v1")
+
+
+def knative_served(api) -> Optional[bool]:
+    """Whether Knative Serving's ``services`` (serving.knative.dev/v1) is served: KServe's Serverless
+    (Knative) mode needs it; without it KServe's InferenceService reconciler emits a Warning event
+    ServerlessModeRejected and stops (pkg/controller/v1beta1/inferenceservice/controller.go Reconcile,
+    utils.IsCrdAvailable). None when this user may not read the discovery document."""
+    from kubernetes import client
+    try:
+        lst = call("GET /apis/serving.knative.dev/v1", client.CustomObjectsApi(api).get_api_resources,
+                   *KNATIVE_SERVING, retries=2)
+    except KubeApiError as e:
+        if e.status == 404:
+            return False
+        if e.status in (401, 403):
+            return None
+        raise
+    names = {r.name for r in (lst.resources or [])} if hasattr(lst, "resources") else \
+        {r["name"] for r in (lst or {}).get("resources", [])}
+    return "services" in names
+
+
 def check_namespace_access(api, namespace: str) -> None:
     """ParamError when the namespace does not exist or this user may not use it."""
     from kubernetes import client

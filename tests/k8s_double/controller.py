@@ -182,6 +182,9 @@ class Controller:
         self.agent_models: Dict[Tuple[str, str], Dict[str, Optional[float]]] = {}
         self.agent_specs: Dict[Tuple[str, str], Dict[str, str]] = {}   # the spec each model was loaded with
         self.agent_failures: List[Tuple[str, str, str]] = []
+        self.agent_errors: Dict[Tuple[str, str, str], str] = {}
+        self.agent_started: Dict[Tuple[str, str], float] = {}   # host pod Running (its kubelet sync clock)
+        self._cm_busy: Dict[Tuple[str, str], float] = {}        # a host's model-config ConfigMap being rewritten
         self.modelconfig_errors: Dict[Tuple[str, str], str] = {}
         self.modelconfig_failures = 0
         self.reconciles = 0
@@ -238,7 +241,8 @@ class Controller:
             if typ == "DELETED":
                 self.enqueue(("host-tms", ns, (obj.get("spec") or {}).get("inferenceService", "")))
         elif key == ("", "configmaps") and name.startswith("modelconfig-"):
-            self.enqueue(("agent", ns, name[len("modelconfig-"):].rsplit("-", 1)[0]))
+            host = name[len("modelconfig-"):].rsplit("-", 1)[0]
+            self.after(self.until_kubelet_sync(ns, host), ("agent", ns, host))
         elif key == ("serving.kserve.io", "servingruntimes"):
             self.enqueue(("sr", ns, name))
         elif key == ("", "pods") and typ == "DELETED":
@@ -306,6 +310,8 @@ class Controller:
             self.scheduled_at.pop((ns, pod), None)
             if self.isvc_pods.get((ns, isvc)) == pod:
                 del self.isvc_pods[(ns, isvc)]
+                self.agent_started.pop((ns, isvc), None)   # a new pod mounts the ConfigMap afresh
+                self.agent_models.pop((ns, isvc), None)
                 self._isvc(ns, isvc)
             for k, pods in self.mm_pods.items():
                 if pod in pods:
@@ -517,6 +523,7 @@ class Controller:
             self.store.remove(self.rt("", "configmaps"), ns, model_config_name(name))
         self.agent_models.pop((ns, name), None)
         self.agent_specs.pop((ns, name), None)
+        self.agent_started.pop((ns, name), None)
         if self.TM is not None:
             for tm in self.store.items(self.TM, ns):
                 if (tm.get("spec") or {}).get("inferenceService") == name and not tm["metadata"].get("deletionTimestamp"):
@@ -557,6 +564,16 @@ class Controller:
         cfg = self.d.config
         mode = deployment_mode(isvc, cfg.default_deployment_mode)
         raw = mode == "Standard"
+        if mode == "Knative" and not self.d.knative:
+            # controller.go Reconcile: "Abort early if the resolved deployment mode is Knative, but Knative
+            # Services are not available": a Warning event, the initialised conditions, a TerminalError
+            # (no requeue); nothing is created
+            self._event(isvc, "Warning", "ServerlessModeRejected", "It is not possible to use Knative deployment "
+                        "mode when Knative Services are not available", "v1beta1Controllers")
+            unknown = [{"type": t, "status": "Unknown"} for t in ("IngressReady", "PredictorReady", "Ready")]
+            self._set_status(self.ISVC, ns, name, {"observedGeneration": isvc["metadata"].get("generation", 1),
+                                                   "deploymentMode": "Serverless", "conditions": unknown})
+            return
         if is_mms_host(isvc):
             cm_t = self.rt("", "configmaps")
             if self.store.get(cm_t, ns, model_config_name(name)) is None:
@@ -622,7 +639,9 @@ class Controller:
             components={"predictor": comp}, conditions=conds,
             modelStatus={"transitionStatus": "UpToDate", "copies": {"failedCopies": 0, "totalCopies": 1},
                          "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"}}))
-        if is_mms_host(isvc):
+        if is_mms_host(isvc) and (ns, name) not in self.agent_started:
+            # the pod starts with the ConfigMap as it is now; later changes wait for the kubelet's sync
+            self.agent_started[(ns, name)] = time.monotonic()
             self._agent(ns, name)
 
     # -- ModelMesh ---------------------------------------------------------------------------
@@ -729,11 +748,28 @@ class Controller:
         host_name = (tm.get("spec") or {}).get("inferenceService", "")
         host = self.store.get(self.ISVC, ns, host_name)
         if host is None:
-            self.store.update(self.TM, ns, name, lambda o: o["metadata"].__setitem__("deletionTimestamp", now_iso()))
-            tm = self.store.get(self.TM, ns, name)
+            # "Parent InferenceService does not exists, deleting TrainedModel": r.Delete, then return. With
+            # the finalizer on, that only sets deletionTimestamp, and every later reconcile returns here
+            # too: the finalizer is never removed (stuck Terminating until someone removes it by hand)
+            if not tm["metadata"].get("deletionTimestamp"):
+                if tm["metadata"].get("finalizers"):
+                    self.store.update(self.TM, ns, name, lambda o: o["metadata"].__setitem__(
+                        "deletionTimestamp", now_iso()))
+                else:
+                    self.store.remove(self.TM, ns, name)
+            return
         if tm["metadata"].get("deletionTimestamp"):
             if TM_FINALIZER in (tm["metadata"].get("finalizers") or []):
-                self._model_config(ns, host_name, tm, delete=True)
+                # ModelConfigReconciler.Reconcile removes the entry (a rewrite of the whole ConfigMap, up to
+                # 1 MiB); only when that update succeeded does the finalizer go; an error requeues
+                wait = self._cm_busy.get((ns, host_name), 0.0) - time.monotonic()
+                if wait > 0:
+                    self.after(wait, key)
+                    return
+                if not self._model_config(ns, host_name, tm, delete=True):
+                    self.after(1.0, key)
+                    return
+                self._cm_busy[(ns, host_name)] = time.monotonic() + self.d.config.modelconfig_write_s
                 self.store.update(self.TM, ns, name, lambda o: o["metadata"].__setitem__(
                     "finalizers", [f for f in o["metadata"].get("finalizers") or [] if f != TM_FINALIZER]))
             cur = self.store.get(self.TM, ns, name)
@@ -846,6 +882,8 @@ class Controller:
         state = self.agent_models.setdefault((ns, host), {})
         if cm is None or pod is None or (pod.get("status") or {}).get("phase") != "Running":
             state.clear()
+            if pod is None:
+                self.agent_started.pop((ns, host), None)
             return
         try:
             want = {e["modelName"]: json.dumps(e.get("modelSpec"), sort_keys=True)
@@ -858,13 +896,64 @@ class Controller:
         for m in list(state):
             if m not in want or specs.get(m) != want[m]:
                 del state[m]                       # removed (parseConfig: stale), or changed: remove + add
+        isvc = self.store.get(self.ISVC, ns, host) or {}
         for m in set(want) - set(state):
             specs[m] = want[m]
-            if m in cfg.agent_fail_models:
+            why = "injected failure" if m in cfg.agent_fail_models else (
+                self.triton_load_error(m, json.loads(want[m]).get("storageUri", "")) if is_triton(isvc) else "")
+            if why:
                 state[m] = None                    # "Failed to load model": logged by the agent only
                 self.agent_failures.append((ns, host, m))
+                self.agent_errors[(ns, host, m)] = why
             else:
                 state[m] = now + cfg.agent_sync_delay_s + cfg.agent_load_delay_s
+
+    def triton_load_error(self, name: str, uri: str) -> str:
+        """Why Triton cannot load TrainedModel ``name`` from ``uri`` through the agent, "" when it can.
+        pkg/agent/downloader.go Downloader.DownloadModel puts the download in <modelDir>/<name> and
+        puller.go asks the server to load <name>; a URI missing from the object store fails the download
+        (storage provider DownloadModel), and Triton refuses a config.pbtxt whose name is not the
+        directory's ("The TrainModel resource name must be the same as the model name specified in
+        triton model configuration", docs/samples/multimodelserving/triton/README.md)."""
+        cfg = self.d.config
+        if not cfg.strict_storage:
+            return ""
+        declared = cfg.artifacts.get(uri.rstrip("/"))
+        if declared is None:
+            return f"failed to download model: {uri} holds no model directory (config.pbtxt)"
+        if declared != name:
+            return (f"failed to load '{name}': the model configuration in {uri}/config.pbtxt names "
+                    f"'{declared}', not the directory '{name}'")
+        return ""
+
+    def triton_repository(self, root: str) -> Tuple[set, Dict[str, str]]:
+        """(loaded, {refused: why}) for a single-model Triton server whose storageUri (its repository,
+        downloaded whole by the storage initializer) is ``root``: every model directory directly under
+        it is loaded (the runtime's default model control mode loads the whole repository); one whose
+        config.pbtxt names another model is refused."""
+        root = root.rstrip("/")
+        loaded, refused = set(), {}
+        for uri, declared in self.d.config.artifacts.items():
+            parent, _, dirname = uri.rstrip("/").rpartition("/")
+            if parent != root:
+                continue
+            if declared == dirname:
+                loaded.add(dirname)
+            else:
+                refused[dirname] = f"config.pbtxt names '{declared}', not the directory '{dirname}'"
+        return loaded, refused
+
+    def until_kubelet_sync(self, ns: str, host: str) -> float:
+        """Seconds until the kubelet next refreshes the host pod's mounted ConfigMap: its periodic pod
+        sync (KubeletConfiguration syncFrequency, 1 min by default) counted from the pod's start; the
+        agent (pkg/agent/watcher.go Watcher.Start) acts only on the ..data symlink that refresh swaps."""
+        period = self.d.config.kubelet_sync_period_s
+        started = self.agent_started.get((ns, host))
+        if started is None or period <= 0:
+            return 0.0
+        import math
+        now = time.monotonic()
+        return started + math.ceil(max(now - started, 1e-9) / period) * period - now
 
     def loaded_models(self, ns: str, host: str) -> set:
         """Models the agent of ``host`` has loaded by now."""
@@ -888,6 +977,10 @@ class Controller:
             isvc = (pod["metadata"].get("labels") or {}).get(LABEL_ISVC)
             if isvc:
                 mem += self._models_on(pod["metadata"]["namespace"], isvc) * (512 << 10)
+                obj = self.store.get(self.ISVC, pod["metadata"]["namespace"], isvc) if self.ISVC else None
+                if obj is not None and is_triton(obj) and not is_mms_host(obj):   # the whole repository
+                    loaded, _ = self.triton_repository(predictor_model(obj).get("storageUri") or "")
+                    mem += max(0, len(loaded) - 1) * (64 << 20)
         return cpu, mem
 
     def pod_metrics(self, pod: dict) -> dict:

@@ -92,9 +92,7 @@ class Ingress:
         if kind == "triton":
             isvc_t = self.d.type_for("serving.kserve.io", "inferenceservices")
             isvc = self.d.store.get(isvc_t, ns, name) or {}
-            root = (predictor_model(isvc).get("storageUri") or "").rstrip("/")
-            return {u.rstrip("/").rsplit("/", 1)[-1] for u in self.d.config.model_repository
-                    if u.rstrip("/").rsplit("/", 1)[0] == root}
+            return self.d.controller.triton_repository(predictor_model(isvc).get("storageUri") or "")[0]
         return {name}
 
     def modelmesh_models(self) -> Set[str]:

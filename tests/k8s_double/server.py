@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -49,6 +49,10 @@ CORE = [
     ResourceType("", "v1", "services", "Service", short_names=("svc",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
 ]
+# Knative Serving's Service (what KServe's Serverless mode creates per component); only its presence in
+# discovery matters here (KServe checks it: utils.IsCrdAvailable in the InferenceService reconciler).
+KNATIVE_SERVICE = ResourceType("serving.knative.dev", "v1", "services", "Service", short_names=("ksvc", "kservice"),
+                               custom=True)
 CRD_TYPE = ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                         namespaced=False, short_names=("crd", "crds"))
 POD_METRICS = ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", virtual=True, verbs=("get", "list"))
@@ -68,11 +72,30 @@ KSERVE = [
                   "clusterservingruntime", (), "ClusterServingRuntimeList", status_subresource=True, custom=True),
      "V1alpha1ClusterServingRuntime"),
 ]
+# KServe's public Triton examples (gs://kfserving-examples/models/triton/ holds several model
+# directories beside simple_string, issue #22 names bert/, bert-transformer/, huggingface/): a
+# traditional InferenceService pointed at that folder downloads and loads every one of them.
+PUBLIC_ARTIFACTS = {
+    "gs://kfserving-examples/models/triton/simple_string": "simple_string",
+    "gs://kfserving-examples/models/triton/bert": "bert",
+    "gs://kfserving-examples/models/triton/huggingface": "huggingface",
+}
 CONFIGMAP_MAX_BYTES = 1 << 20    # k8s.io/kubernetes pkg/apis/core/validation ValidateConfigMap: core.MaxSecretSize
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def declared_name(config_pbtxt: str) -> Optional[str]:
+    """The top-level ``name: "..."`` of a Triton config.pbtxt (the double's own reader)."""
+    depth = 0
+    for line in config_pbtxt.splitlines():
+        m = re.match(r'\s*name\s*:\s*"([^"]*)"\s*$', line)
+        if depth == 0 and m:
+            return m.group(1)
+        depth += sum(line.count(c) for c in "{[") - sum(line.count(c) for c in "}]")
+    return None
 
 
 def metadata_problems(meta) -> List[Tuple[str, str]]:
@@ -209,15 +232,23 @@ class Config:
     """Behaviour of the simulated cluster (attributes can be changed while it runs)."""
 
     isvc_ready_delay_s: float = 0.05     # scheduled pod -> Running/Ready, ISVC Ready
-    agent_sync_delay_s: float = 0.02     # ConfigMap written -> the agent sees it (kubelet's volume sync)
+    kubelet_sync_period_s: float = 60.0  # the kubelet rewrites a pod's mounted ConfigMap (the ..data symlink
+    #   swap the agent's watcher acts on) only on its periodic pod sync: KubeletConfiguration syncFrequency,
+    #   1 min by default; tests/k8s_fixtures.py makes it 0.05 s unless a test asks for the real one
+    agent_sync_delay_s: float = 0.02     # the refreshed file -> the agent has parsed it (fsnotify, parseConfig)
     agent_load_delay_s: float = 0.02     # the agent's pull + load of one model (pkg/agent/puller.go)
     agent_fail_models: Tuple[str, ...] = ()   # models whose load fails (the agent only logs it)
     path_template: str = ""              # inferenceservice-config ingress.pathTemplate, e.g. /serving/{ns}/{name}
     ingress_domain: str = "example.com"  # inferenceservice-config ingress.ingressDomain
-    model_repository: Tuple[str, ...] = ("gs://kfserving-examples/models/triton/simple_string",)
-    # ^ model directories that exist in the (simulated) object store; a Triton server lists a repository
-    #   root's subdirectories among them as its models
+    artifacts: Dict[str, str] = field(default_factory=lambda: dict(PUBLIC_ARTIFACTS))
+    # ^ the (simulated) object store: {model directory URI: the name its config.pbtxt declares}. A Triton
+    #   server loads every model directory under its repository root; Triton's agent download of a
+    #   TrainedModel fails for a URI not here, and its load fails when the declared name is not the
+    #   TrainedModel's (K8sDouble.upload adds a local folder's model directories)
+    strict_storage: bool = True          # False: a TrainedModel on a Triton host loads whatever its URI
     delete_delay_s: float = 0.02         # finalizers: deletionTimestamp -> gone
+    modelconfig_write_s: float = 0.0     # one rewrite of a host's model-config ConfigMap (up to 1 MiB) on a
+    #   TrainedModel's deletion: they go one at a time per host
     report_unschedulable: bool = True    # Knative: ISVC Ready=False reason Unschedulable
     queue_proxy: Tuple[str, Optional[str]] = ("25m", None)     # Knative default when no annotation
     agent: Tuple[str, str] = ("100m", "100Mi")                  # KServe agent (MMS hosts)
@@ -237,7 +268,8 @@ class K8sDouble:
                  capacity: Optional[Capacity] = None, config: Optional[Config] = None,
                  namespaces=("default", "kube-system", "kserve"), forbidden_namespaces=(),
                  token: Optional[str] = "double-token", user: str = "double-user",
-                 workload: str = "simple_string", ingress: bool = True, runtimes: bool = True):
+                 workload: str = "simple_string", ingress: bool = True, runtimes: bool = True,
+                 knative: bool = True):
         self.store = Store()
         self.config = config or Config()
         self.capacity = capacity or Capacity()
@@ -253,7 +285,8 @@ class K8sDouble:
         self._req_lock = threading.Lock()
         self.types: Dict[Tuple[str, str], ResourceType] = {}
         self.by_gv: Dict[Tuple[str, str], List[ResourceType]] = {}
-        for rt in CORE + [CRD_TYPE, POD_METRICS, NODE_METRICS]:
+        self.knative = knative       # False: a cluster without Knative Serving (KServe in raw mode only)
+        for rt in CORE + [CRD_TYPE, POD_METRICS, NODE_METRICS] + ([KNATIVE_SERVICE] if knative else []):
             self._register(rt)
         if kserve:
             self._install_kserve(crds_dir)
@@ -457,6 +490,19 @@ class K8sDouble:
             if p == plural and not rt.virtual:
                 return rt
         raise KeyError(plural)
+
+    def upload(self, prefix: str, local_dir) -> Dict[str, str]:
+        """"Upload" a local folder to the simulated object store at ``prefix`` (as ``gsutil cp -r``):
+        every directory holding a config.pbtxt becomes a model directory URI with the name that file
+        declares (its directory's name where it declares none, as Triton). Returns what was added."""
+        root = Path(local_dir)
+        added = {}
+        for cfg in sorted(root.rglob("config.pbtxt")):
+            rel = cfg.parent.relative_to(root).as_posix()
+            uri = prefix.rstrip("/") + ("/" + rel if rel != "." else "")
+            added[uri] = declared_name(cfg.read_text()) or cfg.parent.name
+        self.config.artifacts.update(added)
+        return added
 
     def create_object(self, obj: dict) -> dict:
         """Create directly (no admission): seeding state for tests."""
