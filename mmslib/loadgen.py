@@ -32,8 +32,10 @@ time the response ENDED (``Trail.EndTime``; gRPC ``stats.End.EndTime``), so
 receiving: it leaves out the time the request waited for a connection (k6's
 ``blocked``: from asking the connection pool for one to getting it, opening a
 new connection included), so the parser adds the request's ``http_req_blocked``
-sample (same ``rid``): latency runs from asking for a connection to the
-answer's last byte, and ``t_unix`` is when the request asked for one. Times to
+sample (same ``rid``), capped at its ``iteration_duration`` (k6's sending starts
+at the end of a dial, which can overlap blocked): latency runs from asking for
+a connection to the answer's last byte, and ``t_unix`` is when the request
+asked for one. Times to
 the microsecond (``clock_resolution_ms`` 0.001). For a refused connection k6
 reports status 0 and duration 0.
 
@@ -112,6 +114,7 @@ from .targets import _GRPC_CONTENTS, _M32, TRAFFIC, Target, _cumulative, traffic
 RECORD_COLUMNS = schema.REQUEST_COLUMNS  # the schema lives in mmslib.records
 DURATION_METRICS = ("http_req_duration", "grpc_req_duration", "mms_unsent")
 BLOCKED_METRIC = "http_req_blocked"  # added to http_req_duration: the wait for a connection
+ITERATION_METRIC = "iteration_duration"  # caps that sum (an upper bound: the whole iteration)
 LEVEL_CLOCK_RESOLUTION_MS = 1e-3   # run_level: k6's CSV timestamps, microseconds
 REPLAY_CLOCK_RESOLUTION_MS = {"k6": 1e-6, "go": 1e-6}  # replay: both read a nanosecond monotonic clock
 GRPC_METHOD = "inference.GRPCInferenceService/ModelInfer"
@@ -345,7 +348,7 @@ def parse_k6_csv(path) -> pd.DataFrame:
     (``timeFormat=unix_micro``, system tags ``status,error_code``, metadata
     ``rid``), as written by :func:`run_level`'s script. Rows sorted by t_unix.
     A REST request's latency is its ``http_req_duration`` plus its
-    ``http_req_blocked`` (same ``rid``; 0 where there is none)."""
+    ``http_req_blocked`` (same ``rid``), at most its ``iteration_duration``."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -368,9 +371,10 @@ def parse_k6_csv(path) -> pd.DataFrame:
         path, read_options=pacsv.ReadOptions(block_size=16 << 20),
         convert_options=pacsv.ConvertOptions(include_columns=need, column_types=types,
                                              strings_can_be_null=True, quoted_strings_can_be_null=True))
-    dur_set, chk_set, blk_set = pa.array(list(DURATION_METRICS)), pa.array(["checks"]), pa.array([BLOCKED_METRIC])
+    dur_set, chk_set = pa.array(list(DURATION_METRICS)), pa.array(["checks"])
+    blk_set, itr_set = pa.array([BLOCKED_METRIC]), pa.array([ITERATION_METRIC])
     cols = {k: [] for k in ("ts", "lat", "status", "rid", "model", "endpoint", "warm", "c_rid", "c_val",
-                            "b_rid", "b_val")}
+                            "b_rid", "b_val", "i_rid", "i_val")}
 
     def rid(col, missing):  # metadata is "rid=<iteration>"
         return pc.cast(pc.utf8_slice_codeunits(pc.fill_null(col, f"rid={missing}"), 4),
@@ -382,12 +386,16 @@ def parse_k6_csv(path) -> pd.DataFrame:
             dur = batch.filter(pc.is_in(names, value_set=dur_set))
             chk = batch.filter(pc.is_in(names, value_set=chk_set))
             blk = batch.filter(pc.is_in(names, value_set=blk_set))
+            itr = batch.filter(pc.is_in(names, value_set=itr_set))
             if chk.num_rows:
                 cols["c_rid"].append(rid(chk.column("metadata"), -2))
                 cols["c_val"].append(chk.column("metric_value").to_numpy(zero_copy_only=False))
             if blk.num_rows:
                 cols["b_rid"].append(rid(blk.column("metadata"), -3))
                 cols["b_val"].append(blk.column("metric_value").to_numpy(zero_copy_only=False))
+            if itr.num_rows:
+                cols["i_rid"].append(rid(itr.column("metadata"), -4))
+                cols["i_val"].append(itr.column("metric_value").to_numpy(zero_copy_only=False))
             if not dur.num_rows:
                 continue
             tags = dur.column("extra_tags")
@@ -416,8 +424,16 @@ def parse_k6_csv(path) -> pd.DataFrame:
         if len(c_rid) else np.zeros(len(d_rid), dtype=bool)
     ok = np.zeros(len(d_rid), dtype=bool)
     ok[found] = c_val[pos[found]] > 0.5
-    # latency: plus the request's wait for a connection (its http_req_blocked sample, same rid)
-    latency = latency + _by_rid(cat["b_rid"].astype(np.int64), cat["b_val"].astype(np.float64), d_rid)
+    # latency: plus the request's wait for a connection (its http_req_blocked sample, same rid),
+    # at most its iteration's duration: k6 counts sending from the end of a dial, which overlaps
+    # blocked when a request waited for a dial and then got another connection (2 in 1,836
+    # requests at 500/s read up to 37 ms too long)
+    blocked = _by_rid(cat["b_rid"].astype(np.int64), cat["b_val"].astype(np.float64), d_rid, np.nan)
+    iteration = _by_rid(cat["i_rid"].astype(np.int64), cat["i_val"].astype(np.float64), d_rid, np.nan)
+    rest = ~np.isnan(blocked)
+    latency = np.where(rest, latency + np.where(rest, blocked, 0.0), latency)
+    cap = rest & ~np.isnan(iteration) & (latency > iteration)
+    latency[cap] = iteration[cap]
     df = pd.DataFrame({
         "t_unix": ts / 1e6 - latency / 1e3,
         "latency_ms": latency,
@@ -431,9 +447,9 @@ def parse_k6_csv(path) -> pd.DataFrame:
     return df.iloc[order].reset_index(drop=True)
 
 
-def _by_rid(rids: np.ndarray, vals: np.ndarray, want: np.ndarray) -> np.ndarray:
-    """For each id in ``want``: the value of that id in (``rids``, ``vals``), 0 where absent."""
-    out = np.zeros(len(want))
+def _by_rid(rids: np.ndarray, vals: np.ndarray, want: np.ndarray, missing: float = 0.0) -> np.ndarray:
+    """For each id in ``want``: the value of that id in (``rids``, ``vals``), ``missing`` where absent."""
+    out = np.full(len(want), missing, dtype=np.float64)
     if not len(rids):
         return out
     order = np.argsort(rids, kind="stable")

@@ -252,24 +252,29 @@ def test_parse_joins_checks_and_handles_failures(tmp_path):
         "http_req_blocked,1700000000500000,5.000000,,200,model=a&endpoint=E&warmup=true,rid=0\n"
         "http_req_duration,1700000000500000,250.000000,,200,warmup=true&model=a&endpoint=E,rid=0\n"
         "checks,1700000000500100,1.000000,,,endpoint=E&model=a&warmup=true,rid=0\n"
+        "iteration_duration,1700000000500100,300.000000,,,endpoint=E&model=a&warmup=true,rid=0\n"
         "iterations,1700000000500100,1.000000,,,,rid=0\n"
         "http_req_duration,1700000001000000,0.000000,1212,0,model=b&endpoint=E&warmup=false,rid=1\n"
         "checks,1700000001000100,0.000000,,,model=b&endpoint=E&warmup=false,rid=1\n"
         "grpc_req_duration,1700000002000000,2.000000,,5,model=c&endpoint=G&warmup=false,rid=3\n"
         "mms_unsent,1700000003000000,10.000000,,14,model=d&endpoint=G&warmup=false,rid=2\n"
         "checks,1700000003000100,0.000000,,,model=d&endpoint=G&warmup=false,rid=2\n"
+        "http_req_blocked,1700000004000000,40.000000,,200,model=e&endpoint=E&warmup=false,rid=4\n"
+        "http_req_duration,1700000004000000,20.000000,,200,model=e&endpoint=E&warmup=false,rid=4\n"
+        "iteration_duration,1700000004000100,50.000000,,,model=e&endpoint=E&warmup=false,rid=4\n"
         "vus,1700000004000000,1.000000,,,,\n")
     df = parse_k6_csv(csv)
     assert list(df.columns) == RECORD_COLUMNS
-    assert df["model"].tolist() == ["a", "b", "c", "d"]
-    # a REST request's latency includes its wait for a connection (http_req_blocked, same rid)
-    assert df["latency_ms"].tolist() == pytest.approx([255.0, 0.0, 2.0, 10.0])
-    assert df["t_unix"].tolist() == pytest.approx([1700000000.245, 1700000001.0, 1700000001.998, 1700000002.99],
-                                                  abs=1e-6, rel=0)
-    assert df["status"].tolist() == [200, 0, 5, 14]
-    assert df["ok"].tolist() == [True, False, False, False]  # rid=3 has no check: not ok
-    assert df["warmup"].tolist() == [True, False, False, False]
-    assert df["endpoint"].tolist() == ["E", "E", "G", "G"]
+    assert df["model"].tolist() == ["a", "b", "c", "d", "e"]
+    # a REST request's latency includes its wait for a connection (http_req_blocked, same rid),
+    # at most its iteration's duration (rid=4: 40 + 20 > 50)
+    assert df["latency_ms"].tolist() == pytest.approx([255.0, 0.0, 2.0, 10.0, 50.0])
+    assert df["t_unix"].tolist() == pytest.approx([1700000000.245, 1700000001.0, 1700000001.998, 1700000002.99,
+                                                   1700000003.95], abs=1e-6, rel=0)
+    assert df["status"].tolist() == [200, 0, 5, 14, 200]
+    assert df["ok"].tolist() == [True, False, False, False, False]  # rid=3, 4 have no check: not ok
+    assert df["warmup"].tolist() == [True, False, False, False, False]
+    assert df["endpoint"].tolist() == ["E", "E", "G", "G", "E"]
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(MmsError):
         parse_k6_csv(tmp_path / "bad.csv")
