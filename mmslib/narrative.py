@@ -56,28 +56,98 @@ def mode_title(mode: str, p) -> str:
 
 
 def performance_warnings(summary: pd.DataFrame, levels: pd.DataFrame, busy_load: float | None = None) -> str:
-    """Warnings a reader must see: invalid levels, few samples, errors, a busy machine."""
-    import os
-    busy = busy_load if busy_load is not None else 0.5 * (os.cpu_count() or 1)
+    """Warnings a reader must see (invalid levels, few samples, errors, a busy machine), as
+    Markdown bullets: :func:`mmslib.validity.performance`'s notes, one line each."""
+    from . import validity
+    return validity.bullets(validity.performance(summary, levels, busy_load))
+
+
+def performance_headline(summary: pd.DataFrame, sat: pd.DataFrame, p, notes: pd.DataFrame | None = None) -> str:
+    """The answer of a performance run in a few sentences: up to what rate each mode held the SLO,
+    the latency of both modes at the highest rate both ran validly, and how many levels carry
+    validity notes (``notes``: :func:`mmslib.validity.performance`)."""
+    if not len(summary):
+        return "No level was measured."
+    rates = sorted(summary["qps"].unique())
+    span = f"one rate, {rates[0]:g} QPS" if len(rates) == 1 else f"{len(rates)} rates, {rates[0]:g} to {rates[-1]:g} QPS"
+    what = (f"{p.models} {p.workload} models, {p.protocol.upper()}, the {p.runtime} runtime on the {p.backend} "
+            f"backend; {span}, {p.duration_s:g} s per level")
+    held = {}
+    by = sat.set_index("mode") if len(sat) else pd.DataFrame()
+    for m in [x for x in ("traditional", "mms") if x in by.index] + [x for x in by.index if x not in _MODE_WORDS]:
+        r = by.loc[m]
+        held[m] = ("no tested rate" if pd.isna(r["max_ok_qps"]) else
+                   f"**{r['max_ok_qps']:g} QPS**" + (" (the highest tested)" if pd.isna(r["first_fail_qps"]) else ""))
     out = []
-    for r in summary.itertuples():
-        tag = f"{r.mode} @ {r.qps:g} QPS (repeat {r.repeat})"
-        if not r.valid:
-            out.append(f"- **{tag}: not valid** — {r.invalid_reason}")
-        if r.errors:
-            out.append(f"- {tag}: {int(r.errors)} errors of {int(r.n)} requests")
-        if r.few_samples:
-            out.append(f"- {tag}: only {int(r.n_lat)} samples: p99 is unstable (want ~1,000+)")
-    if "loadavg_before" in levels.columns:
-        for r in levels.itertuples():
-            if r.loadavg_before > busy:
-                out.append(f"- {r.mode} @ {r.qps:g} QPS: load average {r.loadavg_before:.2f} before the level "
-                           f"(> {busy:g}): the machine was busy")
-    if "error" in levels.columns:
-        for r in levels.itertuples():
-            if isinstance(r.error, str) and r.error:
-                out.append(f"- {r.mode} @ {r.qps:g} QPS: the load generator failed: {r.error[:200]}")
-    return "\n".join(out)
+    if held:
+        vals = set(held.values())
+        who = (f"both modes held {vals.pop()}" if len(held) == 2 and len(vals) == 1 else
+               " and ".join(f"{_MODE_WORDS.get(m, m)} held {h}" for m, h in held.items()))
+        out.append(f"Within p99 <= {p.slo_p99_ms:g} ms with no errors, {who} ({what}).")
+    med = summary.groupby(["mode", "qps"], as_index=False).agg(p50=("p50", "median"), p99=("p99", "median"),
+                                                             valid=("valid", "all"))
+    modes = [m for m in ("traditional", "mms") if m in set(med["mode"])]
+    both = set.intersection(*[set(med.loc[(med["mode"] == m) & med["valid"], "qps"]) for m in modes]) if modes else set()
+    if both:
+        q = max(both)
+        row = med[med["qps"] == q].set_index("mode")
+        out.append(f"At {q:g} QPS, the highest rate every mode ran validly, p50 / p99 latency was "
+                   + "; ".join(f"{_fmt(row.loc[m, 'p50'], 2)} / {_fmt(row.loc[m, 'p99'], 2)} ms "
+                               f"{_MODE_WORDS.get(m, m)}" for m in modes) + ".")
+    if notes is not None:
+        n_levels = len(summary.drop_duplicates(["mode", "qps", "repeat"])) if "repeat" in summary \
+            else len(summary)
+        from .validity import summary_sentence
+        out.append(summary_sentence(notes, n_levels))
+    return " ".join(s for s in out if s)
+
+
+_MODE_WORDS = {"traditional": "traditional serving", "mms": "multi-model serving"}
+
+
+def with_validity(headline: str, notes: pd.DataFrame, levels: int, unit: str = "level(s)") -> str:
+    """``headline`` followed by a paragraph saying how many of the ``levels`` carry validity notes."""
+    from .validity import summary_sentence
+    s = summary_sentence(notes, levels, unit)
+    return headline + ("\n\n" + s if s else "")
+
+
+def coldstart_headline(cycle_summary: pd.DataFrame, leak: pd.DataFrame, churn_compare: pd.DataFrame,
+                       lazy: pd.DataFrame, validation_sentence: str = "", cluster: pd.DataFrame | None = None,
+                       slo_ms: float | None = None) -> str:
+    """The answer of a coldstart run, a bullet per section measured: load/unload latency and the
+    leak verdict per runtime; whether churn hurt the resident models beyond run-to-run spread;
+    hit rate and SLO attainment over the lazy cells; the simulator's validation and the hosts a
+    simulated cluster needs."""
+    out = []
+    if len(cycle_summary):
+        verdict = leak.set_index("runtime")["verdict"] if len(leak) else pd.Series(dtype=object)
+        out.append("- **Load and unload** (p50, ms): " + "; ".join(
+            f"{r.runtime} {_fmt(r.load_p50_ms, 1)} / {_fmt(r.unload_p50_ms, 1)}"
+            + (f", memory {verdict[r.runtime]}" if r.runtime in verdict.index else "")
+            for r in cycle_summary.itertuples()) + ".")
+    if churn_compare is not None and len(churn_compare):
+        parts = []
+        for r in churn_compare.itertuples():
+            v = str(getattr(r, "p99_beyond_spread", ""))
+            d = getattr(r, "p99_diff", float("nan"))
+            parts.append(f"{r.runtime}: p99 {'+' if d >= 0 else ''}{_fmt(d, 1)} ms with churn "
+                         f"(beyond run-to-run spread: {v})" if d == d else f"{r.runtime}: {v}")
+        out.append("- **Loading while serving**: " + "; ".join(parts) + ".")
+    if len(lazy):
+        hr, att = lazy["hit_rate"], lazy["attainment"]
+        out.append(f"- **More models than memory** ({len(lazy)} cells): hit rate {_fmt(100 * hr.min(), 1)}% to "
+                   f"{_fmt(100 * hr.max(), 1)}%, SLO attainment"
+                   + (f" ({slo_ms:g} ms)" if slo_ms else "") + f" {_fmt(100 * att.min(), 1)}% to "
+                   f"{_fmt(100 * att.max(), 1)}%; client and server cold-start counts agree in "
+                   f"{int(lazy['counts_agree'].sum())} of {len(lazy)} cells.")
+    if validation_sentence:
+        out.append(f"- {validation_sentence}")
+    if cluster is not None and len(cluster) and {"models", "hosts_needed"} <= set(cluster.columns):
+        out.append("- **Cluster** (simulated): " + "; ".join(
+            f"{int(r.models):,} models: " + ("not reachable" if pd.isna(r.hosts_needed) else f"{int(r.hosts_needed)} host(s)")
+            for r in cluster.itertuples()) + ".")
+    return "\n".join(out) or "Nothing was measured (no section selected)."
 
 
 def saturation_sentence(sat: pd.DataFrame, slo_ms: float) -> str:

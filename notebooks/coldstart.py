@@ -96,7 +96,9 @@ fail_on_slo = False  # not used (the performance notebook's gate)
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmslib.notebook import validated
+from mmslib import coldstart, narrative, validity
+from mmslib.notebook import glue_run, metadata_table, quiet_when_done, setting_line, setting_table, validated
+from mmslib.notebook import validity_section
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 160)
@@ -105,27 +107,43 @@ pd.set_option("display.max_columns", 40)
 # %%
 # Validate every parameter before anything starts (a bad value stops here, naming the parameter).
 P = validated("coldstart", globals())
-pd.Series(P.to_dict(), name="value").to_frame()
+display(Markdown(setting_line(P)))
 
 # %%
-from mmslib import coldstart
+with quiet_when_done():  # progress while it runs, cleared once it is done
+    result = coldstart.run(P)
+    cycle_summary, leak = result.cycle_summary(), result.leak_audit()
+    churn = result.churn_summary()
+    churn_compare = result.churn_compare() if len(churn) else pd.DataFrame()
+    lazy = result.lazy_summary()
+    validation = result.validation() if len(lazy) else pd.DataFrame()
+    cluster = coldstart.cluster_questions(result) if len(validation) else pd.DataFrame()
+    coldstart.save_simulation(result.rundir, validation, cluster)  # the report reads them from the run directory
+notes = validity.coldstart(cycle_summary, churn, result.churn_levels, lazy)
 
-result = coldstart.run(P)
-print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
+# %% [markdown]
+# ## The answer
+
+# %%
+display(Markdown(narrative.with_validity(
+    narrative.coldstart_headline(cycle_summary, leak, churn_compare, lazy,
+                                 coldstart.validation_sentence(validation) if len(validation) else "", cluster,
+                                 P.slo_ms),
+    notes, len(cycle_summary) + len(churn) + len(lazy), "measurements (runtimes, runs, cells)")))
+fig = coldstart.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
 
 # %% [markdown]
 # ## 1. Load and unload, and what they leave behind
 # Latency of `POST /v2/repository/models/<name>/load` and `.../unload` (ms, client side), and the
 # servers' PSS before the cycles, with a model loaded (median, max) and after. Leak audit: PSS after
 # each unload fitted against the cycle (first 10% of cycles left out); **grows** when the fitted
-# drift over the run exceeds the bound and its 95% interval excludes zero.
+# drift over the run exceeds the bound and its 95% interval excludes zero. `notes`: marks in
+# *Validity notes* below.
 
 # %%
-cycle_summary = result.cycle_summary()
-cycle_summary
+validity.mark(cycle_summary, notes, {"runtime": "runtime"}, section="1")
 
 # %%
-leak = result.leak_audit()
 leak
 
 # %%
@@ -137,27 +155,23 @@ fig = coldstart.plot_memory(result.cycles) if len(result.cycles) else None
 # the repeats and says whether the difference is beyond the run-to-run spread.
 
 # %%
-churn = result.churn_summary()
 cols = ["runtime", "mode", "repeat", "n", "errors", "p50", "p99", "p99_lo", "p99_hi", "attainment",
         "attainment_lo", "attainment_hi", "churn_loads", "churn_achieved_per_s", "valid"]
-churn[[c for c in cols if c in churn.columns]] if len(churn) else None
+validity.mark(churn[[c for c in cols if c in churn.columns]], notes,
+              {"runtime": "runtime", "mode": "mode", "repeat": "repeat"}, section="2") if len(churn) else None
 
 # %%
-result.churn_compare() if len(churn) else None
+churn_compare if len(churn) else None
 
 # %% [markdown]
 # ## 3. More models than memory (lazy loading, LRU eviction)
 # One cell per Zipf exponent x capacity, a fresh host each. Cold starts are counted by the client
 # (the `x-mms-cold-start` header on each response) and by the server (`GET /v2/mms/lazy`), over
 # every request of the cell: `counts_agree` says they are equal. A cell is `valid` when the client kept
-# its schedule (99% of requests sent less than `slo_ms` late).
+# its schedule (99% of requests sent less than `slo_ms` late). The figure is the one in *The answer*.
 
 # %%
-lazy = result.lazy_summary()
-lazy
-
-# %%
-fig = coldstart.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
+validity.mark(lazy, notes, {"name": "cell"}, section="3") if len(lazy) else lazy
 
 # %% [markdown]
 # ## 4. The simulator, validated, then at cluster scale
@@ -166,27 +180,31 @@ fig = coldstart.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
 # 5 points.
 
 # %%
-validation = result.validation() if len(lazy) else pd.DataFrame()
 validation
 
 # %%
 fig = coldstart.plot_validation(validation) if len(validation) else None
 
 # %%
-if len(validation):
-    display(Markdown(coldstart.validation_sentence(validation)))
-    cluster = coldstart.cluster_questions(result)
-else:
-    cluster = pd.DataFrame()
-coldstart.save_simulation(result.rundir, validation, cluster)  # the report reads them from the run directory
+display(Markdown(coldstart.validation_sentence(validation))) if len(validation) else None
 cluster
 
 # %% [markdown]
-# ## Run metadata
+# ## Validity notes
 
 # %%
-from mmslib.notebook import glue_run, metadata_table
+validity_section(notes)
 
+# %% [markdown]
+# ## Setting
+# Every parameter (`changed`: not at its default) and the run's metadata (versions, machine, git sha),
+# saved with the records in `output_dir/meta.json`.
+
+# %%
+display(Markdown(f"Run `{result.rundir.run_id}`: records in `{result.rundir.path}`."))
+setting_table(P)
+
+# %%
 metadata_table(result.rundir.meta)
 
 # %%

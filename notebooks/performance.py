@@ -38,7 +38,7 @@ fail_on_slo = False  # false | true (every level) | the levels that must meet th
 repeats = 1  # runs of every level, interleaved across modes
 cpu_isolation = False  # true: pin the servers and k6 to separate CPUs
 sample_interval_s = 1.0  # seconds between server CPU/memory samples
-# Where and how (see README "Extending" for adding a runtime, backend or workload)
+# Where and how (see docs/development.md "Extending" for adding a runtime, backend or workload)
 backend = "local"  # local (server processes on 127.0.0.1) | kserve (a Kubernetes cluster)
 runtime = "kserve"  # model server on the local backend: kserve | triton | mlserver
 workload = "simple_string"  # what each model computes: simple_string | bert
@@ -79,7 +79,9 @@ modelmesh_rest_url = ""  # kserve ModelMesh: its REST proxy URL (after kubectl p
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmslib.notebook import validated
+from mmslib import narrative, performance, plots, stats, validity
+from mmslib.notebook import glue_run, metadata_table, quiet_when_done, setting_line, setting_table, validated
+from mmslib.notebook import validity_section
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 160)
@@ -87,7 +89,20 @@ pd.set_option("display.width", 160)
 # %%
 # Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
 P = validated("performance", globals())
-pd.Series(P.to_dict(), name="value").to_frame()
+display(Markdown(setting_line(P)))
+
+# %%
+with quiet_when_done():  # progress while it runs, cleared once it is done
+    result = performance.run(P)
+summary, sat = result.summary, result.saturation()
+notes = validity.performance(summary, result.levels)
+
+# %% [markdown]
+# ## The answer
+
+# %%
+display(Markdown(narrative.performance_headline(summary, sat, P, notes)))
+fig = plots.latency_vs_rate(summary, P.slo_p99_ms)
 
 # %% [markdown]
 # ## Method
@@ -105,40 +120,27 @@ pd.Series(P.to_dict(), name="value").to_frame()
 #   (A B, then B A), so drift hits both modes alike; tables show the median and the spread.
 # - **Server side.** Each runtime's own metrics give the time spent inside the server per request,
 #   shown beside client-side latency: the difference is protocol, queueing and client overhead.
-
-# %%
-from mmslib import narrative, performance, plots, stats
-
-result = performance.run(P)
-summary = result.summary
-print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
-result.deploy
-
-# %% [markdown]
+#
 # ## Latency tables, in the seed's layout (ms)
+# `notes`: the level's marks in *Validity notes* below.
 
 # %%
 for mode in P.modes:
     display(Markdown(narrative.mode_title(mode, P)))
-    display(stats.seed_table(summary, mode))
-
-# %%
-warn = narrative.performance_warnings(summary, result.levels)
-display(Markdown(warn or "All levels valid, enough samples, machine not busy before any level."))
+    display(validity.mark(stats.seed_table(summary, mode), notes, {"Client side QPS": "qps"}, mode=mode))
 
 # %% [markdown]
 # ## Up to what rate does each mode hold?
 
 # %%
-sat = result.saturation()
 display(Markdown(narrative.saturation_sentence(sat, P.slo_p99_ms)))
 sat
 
 # %% [markdown]
-# ## Latency vs rate
+# ## Validity notes
 
 # %%
-fig = plots.latency_vs_rate(summary, P.slo_p99_ms)
+validity_section(notes)
 
 # %% [markdown]
 # ## Latency over time at each rate (the seed's plots)
@@ -160,7 +162,7 @@ fig = plots.resources_over_levels(result.samples) if len(result.samples) else No
 # %%
 cols = [c for c in ("mode", "qps", "repeat", "mean", "p50", "server_ms", "compute_ms", "queue_ms")
         if c in summary.columns]
-summary[cols]
+validity.mark(summary[cols], notes, {"mode": "mode", "qps": "qps", "repeat": "repeat"})
 
 # %% [markdown]
 # ## Traditional vs multi-model at each rate
@@ -169,11 +171,18 @@ summary[cols]
 stats.compare_modes(summary) if set(P.modes) == {"traditional", "mms"} else None
 
 # %% [markdown]
-# ## Run metadata
+# ## Setting
+# Every parameter (`changed`: not at its default), what was deployed and verified, and the run's
+# metadata (versions, machine, git sha), saved with the records in `output_dir/meta.json`.
 
 # %%
-from mmslib.notebook import glue_run, metadata_table
+display(Markdown(f"Run `{result.rundir.run_id}`: records in `{result.rundir.path}`."))
+setting_table(P)
 
+# %%
+result.deploy
+
+# %%
 metadata_table(result.rundir.meta)
 
 # %%

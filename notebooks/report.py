@@ -20,21 +20,6 @@
 # script or a benchmark, recomputed from its per-request records, side by side and next to the
 # results KServe published for its multi-model serving benchmark (the *seed*). The percentiles and
 # the SLO are applied now, at report time (`percentiles`, `slo_ms`).
-#
-# **Contents**
-#
-# - [The answer](#the-answer)
-# - [Runs](#runs)
-# - [Stress: how many models, at what cost](#stress)
-# - [Performance: latency vs rate](#performance)
-# - [Latency distributions per level](#distributions)
-# - [SLO attainment](#traffic)
-# - [Cold starts](#cold-starts)
-# - [Comparing two runs](#comparison)
-# - [Capacity planner: the seed's cluster](#capacity)
-# - [Cold starts at cluster scale (simulation)](#simulation)
-# - [Each run: facts, setting and metadata](#each-run)
-# - [Exports](#exports)
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE, or -f FILE.yaml); `papermill --help-notebook` lists them.
@@ -80,6 +65,21 @@ report.format_table(report.headline_table(R, include_seed=P.include_seed))
 # largest, then the latest). *Reserved* figures are the Kubernetes requests the specs would make
 # (queue-proxy included), *measured* memory is the PSS of the server processes; latency is
 # client-side, in milliseconds.
+#
+# **Contents**
+#
+# - [The answer](#the-answer)
+# - [Runs](#runs)
+# - [Stress: how many models, at what cost](#stress)
+# - [Performance: latency vs rate](#performance)
+# - [Latency distributions per level](#distributions)
+# - [SLO attainment](#traffic)
+# - [Cold starts](#cold-starts)
+# - [Comparing two runs](#comparison)
+# - [Capacity planner: the seed's cluster](#capacity)
+# - [Cold starts at cluster scale (simulation)](#simulation)
+# - [Each run: facts, setting and metadata](#each-run)
+# - [Exports](#exports)
 #
 # ## <a id="runs"></a>Runs
 

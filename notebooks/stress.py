@@ -35,7 +35,7 @@ time_limit_s = 600.0  # time limit per mode, seconds
 verify_sample = 100  # models sampled for a correct-inference check after deploying (0: none)
 measure_every = 0  # measure memory every this many models; 0: every model (traditional), every 1/200 of the target (mms)
 fail_on_slo = False  # must stay false: the stress test states no latency SLO
-# Where and how (see README "Extending" for adding a runtime, backend or workload)
+# Where and how (see docs/development.md "Extending" for adding a runtime, backend or workload)
 backend = "local"  # local (server processes on 127.0.0.1) | kserve (a Kubernetes cluster)
 runtime = "kserve"  # model server on the local backend: kserve | triton | mlserver
 workload = "simple_string"  # what each model computes: simple_string | bert
@@ -76,7 +76,9 @@ modelmesh_rest_url = ""  # kserve ModelMesh: its REST proxy URL (after kubectl p
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmslib.notebook import validated
+from mmslib import narrative, plots, stress, validity
+from mmslib.notebook import glue_run, metadata_table, quiet_when_done, setting_line, setting_table, validated
+from mmslib.notebook import validity_section
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 160)
@@ -84,7 +86,20 @@ pd.set_option("display.width", 160)
 # %%
 # Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
 P = validated("stress", globals())
-pd.Series(P.to_dict(), name="value").to_frame()
+display(Markdown(setting_line(P)))
+
+# %%
+with quiet_when_done():  # progress while it runs, cleared once it is done
+    result = stress.run(P)
+summary, steps = result.summary, result.steps
+notes = validity.stress(summary)
+
+# %% [markdown]
+# ## The answer
+
+# %%
+display(Markdown(narrative.with_validity(narrative.stress_headline(summary), notes, len(summary), "mode(s)")))
+fig = plots.stress_memory(steps)
 
 # %% [markdown]
 # ## Method
@@ -97,49 +112,42 @@ pd.Series(P.to_dict(), name="value").to_frame()
 # A row is recorded per step; rows are written to `output_dir` as the run goes, so nothing measured is
 # lost if it fails. After deployment every model must appear in its server's model list, and a random
 # sample (`verify_sample`) must answer a correct inference.
-
-# %%
-from mmslib import stress
-
-result = stress.run(P)
-summary = result.summary
-steps = result.steps
-print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
-
-# %% [markdown]
+#
 # ## Summary (the seed's stress summary, on this machine)
+# `notes`: the mode's marks in *Validity notes* below.
 
 # %%
-from mmslib import narrative
-
-display(Markdown(narrative.stress_headline(summary)))
-stress.seed_summary_table(summary)
-
-# %% [markdown]
-# ## Models vs memory, and deploy time
-
-# %%
-from mmslib import plots
-
-fig = plots.stress_memory(steps)
-
-# %%
-fig = plots.stress_deploy_time(steps)
+validity.mark_columns(stress.seed_summary_table(summary), notes, "mode")
 
 # %% [markdown]
 # ## Verification
 
 # %%
-summary[["mode", "verified_expected", "verified_listed", "verified_sampled", "verified_correct", "verify_ok",
-         "verify_failures"]]
+validity.mark(summary[["mode", "verified_expected", "verified_listed", "verified_sampled", "verified_correct",
+                       "verify_ok", "verify_failures"]], notes, {"mode": "mode"})
 
 # %% [markdown]
-# ## Run metadata
-# Versions, machine, parameters and git sha, saved with the records in `output_dir/meta.json`.
+# ## Validity notes
 
 # %%
-from mmslib.notebook import glue_run, metadata_table
+validity_section(notes)
 
+# %% [markdown]
+# ## Deploy time
+
+# %%
+fig = plots.stress_deploy_time(steps)
+
+# %% [markdown]
+# ## Setting
+# Every parameter (`changed`: not at its default) and the run's metadata (versions, machine, git sha),
+# saved with the records in `output_dir/meta.json`.
+
+# %%
+display(Markdown(f"Run `{result.rundir.run_id}`: records in `{result.rundir.path}`."))
+setting_table(P)
+
+# %%
 metadata_table(result.rundir.meta)
 
 # %%

@@ -40,8 +40,9 @@ hot_cv = 4.0  # popularity hot: coefficient of variation of the hot stream's gap
 duration_s = 15.0  # measured seconds per level (after the warm-up)
 warmup_s = 2.0  # seconds sent first at each level, kept but left out of the statistics
 slo_ms = 50.0  # latency objective (ms, from the scheduled time); errors and timeouts are misses
-attainment_target = 0.99  # share of requests that must meet the SLO, in (0, 1]
+attainment_target = 0.99  # share of requests that must meet the SLO, in (0, 1): met when its interval's lower end reaches it
 lateness_p99_ms = 10.0  # a level whose generator lateness p99 exceeds this is not valid
+offered_tolerance = 0.1  # a level whose offered rate (measured window) is off nominal by more than this share is not valid
 search = False  # true: also bisect over the rate for the highest rate meeting the target, per mode
 search_lo = 10.0  # search: lowest rate (requests/s)
 search_hi = 400.0  # search: highest rate (requests/s)
@@ -57,8 +58,8 @@ backend = "local"  # local (server processes on 127.0.0.1) | kserve (a Kubernete
 runtime = "kserve"  # model server on the local backend: kserve | triton | mlserver
 workload = "simple_string"  # what each model computes: simple_string | bert
 device = "auto"  # bert only: auto | cpu | cuda
-modes = ["traditional", "mms"]  # traditional (a server per model) and/or mms (hosts holding many models)
 model_size = None  # families (sklearn_forest, lightgbm_trees, onnx_mlp): artifact size per model, e.g. 10Mi
+modes = ["traditional", "mms"]  # traditional (a server per model) and/or mms (hosts holding many models)
 hosts = 1  # multi-model host servers (InferenceServices) in mode mms
 deploy_concurrency = 4  # servers/models being deployed at once
 deploy_timeout_s = 120.0  # a model not ready within this many seconds is a failure
@@ -93,15 +94,31 @@ modelmesh_rest_url = ""  # kserve ModelMesh: its REST proxy URL (after kubectl p
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmslib.notebook import validated
+from mmslib import narrative, traffic, traffic_plots, validity
+from mmslib.notebook import glue_run, metadata_table, quiet_when_done, setting_line, setting_table, validated
+from mmslib.notebook import validity_section
 
 pd.set_option("display.precision", 4)
 pd.set_option("display.width", 180)
+pd.set_option("display.max_columns", 40)
 
 # %%
 # Validate every parameter before anything is deployed (a bad value stops here, naming the parameter).
 P = validated("traffic", globals())
-pd.Series(P.to_dict(), name="value").to_frame()
+display(Markdown(setting_line(P)))
+
+# %%
+with quiet_when_done():  # progress while it runs, cleared once it is done
+    result = traffic.run(P)
+S = result.summary
+notes = validity.traffic(S)
+
+# %% [markdown]
+# ## The answer
+
+# %%
+display(Markdown(narrative.with_validity(traffic.headline(result), notes, len(S))))
+fig = traffic_plots.attainment_vs_rate(S, P.attainment_target)
 
 # %% [markdown]
 # ## Method
@@ -118,36 +135,27 @@ pd.Series(P.to_dict(), name="value").to_frame()
 # - **Enough samples**: MLPerf's early-stopping rule gives the requests needed to claim the target at
 #   99% confidence, given the misses seen (459 with none, 662 with one, 2,010 with ten); a level short
 #   of it is flagged `few_queries`.
+#
+# ## Highest rate meeting the target, per mode, models and CV
 
 # %%
-from mmslib import traffic, traffic_plots
-
-result = traffic.run(P)
-S = result.summary
-print(f"run {result.rundir.run_id}: records in {result.rundir.path}")
-result.deploy
-
-# %% [markdown]
-# ## The answer
-
-# %%
-display(Markdown(traffic.headline(result)))
 result.max_rates
 
 # %% [markdown]
 # ## Every level
+# `notes`: the level's marks in *Validity notes* below.
 
 # %%
-cols = ["models", "mode", "rate", "cv", "repeat", "offered_rate", "n", "share", "lo", "hi", "goodput", "p50",
-        "p99", "p99_sched", "lateness_p99", "valid", "invalid_reason", "min_queries", "few_queries",
+cols = ["models", "mode", "rate", "cv", "repeat", "search", "offered_rate", "n", "share", "lo", "hi", "goodput",
+        "p50", "p99", "p99_sched", "lateness_p99", "valid", "invalid_reason", "min_queries", "few_queries",
         "generator_cpu_ms_per_request"]
-S[[c for c in cols if c in S.columns]]
+validity.mark(S[[c for c in cols if c in S.columns]], notes, {k: k for k in traffic.LEVEL_KEYS + ["search"]})
 
 # %% [markdown]
-# ## Attainment vs rate, per burstiness and mode
+# ## Validity notes
 
 # %%
-fig = traffic_plots.attainment_vs_rate(S, P.attainment_target)
+validity_section(notes)
 
 # %% [markdown]
 # ## Attainment vs burstiness (CV of the gaps)
@@ -190,11 +198,18 @@ fig = traffic_plots.lateness_over_time(traffic.lateness_over_time(result.records
 result.searches
 
 # %% [markdown]
-# ## Run metadata
+# ## Setting
+# Every parameter (`changed`: not at its default), what was deployed and verified, and the run's
+# metadata (versions, machine, git sha, schedule hashes), saved with the records in `output_dir/meta.json`.
 
 # %%
-from mmslib.notebook import glue_run, metadata_table
+display(Markdown(f"Run `{result.rundir.run_id}`: records in `{result.rundir.path}`."))
+setting_table(P)
 
+# %%
+result.deploy
+
+# %%
 metadata_table(result.rundir.meta)
 
 # %%
