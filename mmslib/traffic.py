@@ -42,8 +42,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import pandas as pd
 
-from . import arrivals, export, gate, records as schema, slo
-from .intervals import quantile_ci
+from . import arrivals, export, gate, intervals, records as schema, slo
 from .backends import model_names
 from .errors import MmsError
 from .loadgen import replay
@@ -82,7 +81,8 @@ class TrafficResult:
     records: pd.DataFrame     # one row per scheduled request (warm-up rows marked)
     levels: pd.DataFrame      # one row per level: generator facts, schedule hash
     summary: pd.DataFrame     # per level: attainment [CI], goodput, latency, validity, early stopping
-    max_rates: pd.DataFrame   # per (models, mode, cv): highest rate meeting the target (sweep)
+    pooled: pd.DataFrame      # per (models, mode, rate, cv): repeats pooled, attainment interval, decision
+    max_rates: pd.DataFrame   # per (models, mode, cv): highest rate met (lower bound >= target), sweep
     searches: pd.DataFrame    # per mode: bisection result (empty without search)
     noisy: pd.DataFrame       # popularity hot: the other models, per mode, with the verdict
     deploy: pd.DataFrame
@@ -124,7 +124,7 @@ def schedule_for(p: TrafficParams, level: Level) -> arrivals.Schedule:
         names, level.rate if p.arrival != "trace" else 1.0, p.duration_s, p.warmup_s,
         arrival=p.arrival, cv=level.cv if p.arrival == "gamma" else 1.0, popularity=p.popularity,
         zipf_alpha=p.zipf_alpha, hot_models=p.hot_models, hot_rate=p.hot_rate, hot_cv=p.hot_cv,
-        seed=p.seed + 1000 * level.repeat, trace=p.trace, time_scale=p.time_scale)
+        seed=p.seed, repeat=level.repeat, trace=p.trace, time_scale=p.time_scale)
 
 
 # --------------------------------------------------------------------------- running
@@ -233,7 +233,7 @@ def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
         recs[k] = v
     row = {"models": lv.models, "mode": lv.mode, "rate": float(lv.rate), "cv": float(lv.cv),
            "repeat": int(lv.repeat), "search": bool(lv.search), "scheduled": len(sched),
-           "scheduled_rate": sched.rate, "span_s": sched.span_s, "warmup_s": sched.warmup_s,
+           "scheduled_rate": sched.rate, "offered_rate": sched.rate, "span_s": sched.span_s, "warmup_s": sched.warmup_s,
            "measured_s": sched.measured_s, "hot_requests": int(sched.hot.sum()),
            "trace_rows_cut": sched.trace_rows_cut, "schedule_hash": sched.hash(), "t_start": t_start,
            "k6_cpus": str(k6_cpus or ""), "generator": p.generator, "error": error, **info}
@@ -248,13 +248,14 @@ def _search(p, mode, measure: Callable) -> dict:
     def passes(rate):
         lv = Level(p.models[0], mode, round(float(rate), 3), cv, 0, search=True)
         row, recs = measure(lv)
-        s = level_summary(recs, row, p)
-        return bool(s["valid"] and s["share"] >= p.attainment_target)
+        return level_summary(recs, row, p)["decision"]
 
     res = slo.bisect_rate(passes, p.search_lo, p.search_hi, p.search_tolerance)
     return {"mode": mode, "models": p.models[0], "cv": cv, "max_rate": res.max_rate, "lo": res.lo,
+            "undecided_probes": sum(1 for _, d in res.probes if d not in (slo.MET, slo.MISSED)),
+            "probe_decisions": [str(d) for _, d in res.probes],
             "hi": res.hi, "tolerance": p.search_tolerance, "converged": res.converged,
-            "probes": [list(x) for x in res.probes]}
+            "probes": [[float(r), d == slo.MET] for r, d in res.probes]}
 
 
 # --------------------------------------------------------------------------- statistics
@@ -263,7 +264,8 @@ def level_summary(recs: pd.DataFrame, row, p: TrafficParams) -> dict:
     """One level's SLO figures from its records (measured rows only) and generator row."""
     m = recs[~recs["warmup"].astype(bool)] if len(recs) else recs
     measured_s = float(row["measured_s"])
-    a = slo.attainment(m["latency_sched_ms"], m["ok"], p.slo_ms, measured_s)
+    t = m["scheduled_unix"].to_numpy(dtype=float) if "scheduled_unix" in m else None
+    a = slo.attainment(m["latency_sched_ms"], m["ok"], p.slo_ms, measured_s, t=t)
     a_send = slo.attainment(m["latency_ms"], m["ok"], p.slo_ms, measured_s)
     good = m[m["ok"].astype(bool)]
     lat = good["latency_ms"].to_numpy(dtype=float)
@@ -276,14 +278,27 @@ def level_summary(recs: pd.DataFrame, row, p: TrafficParams) -> dict:
     for q in (50, 99):
         out[f"p{q}"] = float(np.percentile(lat, q)) if len(lat) else float("nan")
         out[f"p{q}_sched"] = float(np.percentile(lat_s, q)) if len(lat_s) else float("nan")
-    if len(lat) >= 2:
-        lo, hi = quantile_ci(lat_s, 0.99)
+    if len(lat) >= 2 and t is not None:
+        # the interval from the busy periods of all measured requests (errors hold the system too)
+        okm = m["ok"].to_numpy(dtype=bool)
+        held = np.where(okm, m["latency_sched_ms"].to_numpy(dtype=float), np.nan)
+        dep = intervals.dependence(t, None, len(m), latency_s=held / 1000)
+        sub = intervals.Dependence(dep.units[okm], dep.n_units, dep.unit_deff, dep.kind)
+        lo, hi, _ = intervals.quantile_ci_dep(lat_s, 0.99, dep=sub)
+        out["p99_sched_lo"], out["p99_sched_hi"] = float(lo), float(hi)
+    elif len(lat) >= 2:
+        lo, hi = intervals.quantile_ci(lat_s, 0.99)
         out["p99_sched_lo"], out["p99_sched_hi"] = float(lo), float(hi)
     else:
         out["p99_sched_lo"] = out["p99_sched_hi"] = float("nan")
     out["lateness_p50"] = float(np.percentile(late, 50)) if len(late) else float("nan")
     out["lateness_p99"] = float(np.percentile(late, 99)) if len(late) else float("nan")
     out["lateness_max"] = float(late.max()) if len(late) else float("nan")
+    # the rate the measured window actually offered (a short bursty level is not its nominal rate)
+    nominal = float(row["rate"]) + (p.hot_rate if p.popularity == "hot" else 0.0)
+    offered = float(row.get("offered_rate", row["scheduled_rate"]))
+    out["offered_rate"] = offered
+    out["offered_off"] = offered / nominal - 1 if nominal > 0 and p.arrival != "trace" else 0.0
     reasons = []
     if row.get("error"):
         reasons.append(f"{row.get('generator', 'k6')} failed")
@@ -291,15 +306,26 @@ def level_summary(recs: pd.DataFrame, row, p: TrafficParams) -> dict:
         reasons.append(f"{int(row['unsent'])} requests not sent")
     if not (out["lateness_p99"] <= p.lateness_p99_ms):
         reasons.append(f"lateness p99 {out['lateness_p99']:.1f} ms > {p.lateness_p99_ms:g} ms")
+    if abs(out["offered_off"]) > p.offered_tolerance:
+        reasons.append(f"offered {offered:.3g}/s, {out['offered_off']:+.0%} off nominal {nominal:g}/s "
+                       f"(tolerance {p.offered_tolerance:.0%}; {needed_duration(p, nominal, out.get('cv')):.0f} s "
+                       f"levels would keep it within on average)")
     out["valid"] = not reasons
     out["invalid_reason"] = "; ".join(reasons)
+    out["decision"] = a.decision(p.attainment_target) if out["valid"] else "not valid"
     misses = a.n - a.within
-    pct = p.attainment_target if p.attainment_target < 1 else 0.99
-    out["min_queries"] = slo.min_queries(int(misses), pct) if misses < a.n else -1
-    out["few_queries"] = not slo.early_stopping_ok(a.n, int(misses), pct)
-    out["offered_rate"] = float(row["scheduled_rate"])
+    out["min_queries"] = slo.min_queries(int(misses), p.attainment_target) if misses < a.n else -1
+    out["few_queries"] = not slo.early_stopping_ok(a.n, int(misses), p.attainment_target)
     out["generator_cpu_ms_per_request"] = float(row.get("cpu_ms_per_request", float("nan")))
     return out
+
+
+def needed_duration(p: TrafficParams, rate: float, cv) -> float:
+    """Seconds of measured window for the offered rate to fall within ``offered_tolerance`` of
+    nominal in about 95% of levels: the count of a renewal process over ``T`` s has variance
+    ``~ cv**2 * rate * T``, so ``T >= (2 * cv / tolerance)**2 / rate``."""
+    c = 1.0 if p.arrival in ("poisson", "trace") else (0.0 if p.arrival == "constant" else float(cv))
+    return (2 * c / p.offered_tolerance) ** 2 / rate if rate > 0 else float("nan")
 
 
 def summarize(records: pd.DataFrame, levels: pd.DataFrame, p: TrafficParams) -> pd.DataFrame:
@@ -321,11 +347,37 @@ def _select(records: pd.DataFrame, lv: Level) -> pd.DataFrame:
     return records[mask.to_numpy()]
 
 
-def max_rates(summary: pd.DataFrame, target: float) -> pd.DataFrame:
+def pooled(records: pd.DataFrame, summary: pd.DataFrame, p: TrafficParams) -> pd.DataFrame:
+    """Per (models, mode, rate, cv) of the sweep: the repeats pooled (each repeat its own busy
+    periods: independent runs are never merged), attainment with its interval and the decision
+    against the target; valid when every repeat is."""
     if not len(summary):
         return pd.DataFrame()
     s = summary[~summary["search"].astype(bool)]
-    return slo.max_rate(s, target, rate="rate", share="share", valid="valid", by=["models", "mode", "cv"])
+    keys = ["models", "mode", "rate", "cv"]
+    rows = []
+    m = records[~records["warmup"].astype(bool) & ~records["search"].astype(bool)] if len(records) else records
+    for key, g in s.groupby(keys, dropna=False, sort=True):
+        kv = dict(zip(keys, key))
+        recs = m
+        for k, v in kv.items():
+            col = recs[k].to_numpy(dtype=float) if k in ("rate", "cv") else recs[k].to_numpy()
+            recs = recs[(np.isnan(col) if isinstance(v, float) and v != v else col == v)]
+        valid = bool(g["valid"].astype(bool).all())
+        a = slo.attainment(recs["latency_sched_ms"], recs["ok"], p.slo_ms,
+                           float(g["measured_s"].sum()) if "measured_s" in g else float("nan"),
+                           t=recs["scheduled_unix"].to_numpy(dtype=float), batch=recs["repeat"].to_numpy())
+        rows.append({**kv, "repeats": len(g), **a.as_row(), "valid": valid,
+                     "decision": a.decision(p.attainment_target) if valid else "not valid"})
+    return pd.DataFrame(rows)
+
+
+def max_rates(pooled_levels: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per (models, mode, cv): the highest rate met, from the pooled decisions (see :func:`slo.max_rate`)."""
+    if not len(pooled_levels):
+        return pd.DataFrame()
+    return slo.max_rate(pooled_levels, target, rate="rate", decision="decision", valid="valid",
+                        by=["models", "mode", "cv"])
 
 
 def spectrum(records: pd.DataFrame, percentiles=SPECTRUM, latency: str = "latency_sched_ms") -> pd.DataFrame:
@@ -352,52 +404,61 @@ def lateness_over_time(records: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFram
 
 def noisy_neighbour(records: pd.DataFrame, p: TrafficParams) -> pd.DataFrame:
     """With ``popularity: hot``: the other models' p99 (from the scheduled
-    time) and attainment per (models, rate, cv) and mode, with 95% intervals,
-    and the verdict traditional vs multi-model (see the module doc)."""
+    time) and attainment per (models, rate, cv) and mode, pooled over repeats
+    with dependence-aware 95% intervals, and the verdict traditional vs
+    multi-model from the per-repeat values (:func:`mmslib.compare.repeat_verdicts`:
+    Welch's test, Holm's adjustment over the table; "unknown: needs >= 3
+    repeats per run" with fewer)."""
+    from .compare import repeat_verdicts
     if p.popularity != "hot" or not len(records) or set(p.modes) != {"traditional", "mms"}:
         return pd.DataFrame()
     hot_names = set(model_names(int(records["models"].max()))[:p.hot_models])
     m = records[~records["warmup"].astype(bool) & ~records["search"].astype(bool)]
     m = m[~m["model"].isin(hot_names)]
-    per = []
-    for key, g in m.groupby(LEVEL_KEYS, dropna=False):
-        a = slo.attainment(g["latency_sched_ms"], g["ok"], p.slo_ms)
-        ok = g.loc[g["ok"].astype(bool), "latency_sched_ms"].to_numpy(dtype=float)
-        p99 = float(np.percentile(ok, 99)) if len(ok) else float("nan")
-        lo, hi = quantile_ci(ok, 0.99) if len(ok) >= 2 else (float("nan"), float("nan"))
-        per.append({**dict(zip(LEVEL_KEYS, key)), "n": a.n, "p99": p99, "p99_lo": float(lo), "p99_hi": float(hi),
-                    "share": a.share, "share_lo": a.lo, "share_hi": a.hi})
-    per = pd.DataFrame(per)
-    out = []
-    for key, g in per.groupby(["models", "rate", "cv"], dropna=False):
+    keys = ["models", "rate", "cv"]
+    rows, per_t, per_m = [], [], []
+    for key, g in m.groupby(keys, dropna=False):
         t, mm = g[g["mode"] == "traditional"], g[g["mode"] == "mms"]
         if not len(t) or not len(mm):
             continue
-        row = dict(zip(["models", "rate", "cv"], key))
-        for name, lo, hi in (("p99", "p99_lo", "p99_hi"), ("share", "share_lo", "share_hi")):
-            tv, mv = _med(t[name]), _med(mm[name])
-            t_lo, t_hi, m_lo, m_hi = _med(t[lo]), _med(t[hi]), _med(mm[lo]), _med(mm[hi])
-            # intervals apart (an open end, NaN, where the sample is too small, never separates)
-            apart = bool(t_hi < m_lo or m_hi < t_lo)
-            spread = max(_span(t[name]), _span(mm[name]))
-            beyond = bool(apart and (len(t) < 2 or abs(mv - tv) > spread))
-            row.update({f"traditional_{name}": tv, f"traditional_{name}_ci": f"[{t_lo:.4g}, {t_hi:.4g}]",
-                        f"mms_{name}": mv, f"mms_{name}_ci": f"[{m_lo:.4g}, {m_hi:.4g}]",
-                        f"{name}_difference": mv - tv, f"{name}_run_spread": spread,
-                        f"{name}_verdict": "beyond run-to-run spread" if beyond else "within run-to-run spread"})
-        row["others_requests"] = int(g["n"].sum())
-        out.append(row)
-    return pd.DataFrame(out)
+        row = dict(zip(keys, key))
+        for mode, d in (("traditional", t), ("mms", mm)):
+            times = d["scheduled_unix"].to_numpy(dtype=float)
+            a = slo.attainment(d["latency_sched_ms"], d["ok"], p.slo_ms, t=times, batch=d["repeat"].to_numpy())
+            okm = d["ok"].to_numpy(dtype=bool)
+            x = d["latency_sched_ms"].to_numpy(dtype=float)
+            p99 = float(np.percentile(x[okm], 99)) if okm.any() else float("nan")
+            if okm.sum() >= 2:
+                dep = intervals.dependence(times, d["repeat"].to_numpy(), len(d),
+                                           latency_s=np.where(okm, x, np.nan) / 1000)
+                lo, hi, _ = intervals.quantile_ci_dep(x[okm], 0.99, dep=intervals.Dependence(
+                    dep.units[okm], dep.n_units, dep.unit_deff, dep.kind))
+            else:
+                lo = hi = float("nan")
+            row.update({f"{mode}_p99": p99, f"{mode}_p99_ci": f"[{lo:.4g}, {hi:.4g}]",
+                        f"{mode}_share": a.share, f"{mode}_share_ci": f"[{a.lo:.4g}, {a.hi:.4g}]"})
+        for name in ("p99", "share"):
+            row[f"{name}_difference"] = row[f"mms_{name}"] - row[f"traditional_{name}"]
+            stat = "attainment" if name == "share" else "p99"
+            per_t.append([_stat(r, stat, p.slo_ms) for _, r in t.groupby("repeat")])
+            per_m.append([_stat(r, stat, p.slo_ms) for _, r in mm.groupby("repeat")])
+        row["others_requests"] = int(len(g))
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    v = repeat_verdicts(per_t, per_m)
+    for i, row in enumerate(rows):
+        for j, name in enumerate(("p99", "share")):
+            r = v.iloc[2 * i + j]
+            row[f"{name}_p_adjusted"] = r["p_adjusted"]
+            row[f"{name}_repeats"] = int(min(r["repeats_a"], r["repeats_b"]))
+            row[f"{name}_verdict"] = r["verdict"]
+    return pd.DataFrame(rows)
 
 
-def _med(x: pd.Series) -> float:
-    x = x.dropna()
-    return float(x.median()) if len(x) else float("nan")
-
-
-def _span(x: pd.Series) -> float:
-    x = x.dropna()
-    return float(x.max() - x.min()) if len(x) else 0.0
+def _stat(d: pd.DataFrame, stat: str, slo_ms: float) -> float:
+    from .compare import stat_of
+    return stat_of(d["latency_sched_ms"].to_numpy(dtype=float), d["ok"].to_numpy(dtype=bool), stat, slo_ms)
 
 
 def load(rundir: RunDir, p: TrafficParams) -> TrafficResult:
@@ -413,7 +474,8 @@ def load(rundir: RunDir, p: TrafficParams) -> TrafficResult:
     summary = summarize(records, levels, p) if len(levels) else pd.DataFrame()
     searches = pd.DataFrame(rundir.load_json("searches") or [])
     deploy = pd.DataFrame(rundir.load_json("deploy") or [])
-    return TrafficResult(records, levels, summary, max_rates(summary, p.attainment_target), searches,
+    pool = pooled(records, summary, p)
+    return TrafficResult(records, levels, summary, pool, max_rates(pool, p.attainment_target), searches,
                          noisy_neighbour(records, p), deploy, rundir, p)
 
 
@@ -435,40 +497,55 @@ def density(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(result: TrafficResult) -> str:
-    """The answer in words (markdown): highest rate at the SLO per mode and CV,
-    invalid and under-sampled levels, the search, the noisy neighbour."""
+    """The answer in words (markdown): highest rate at the SLO per mode and CV (decided on the
+    attainment interval's lower end), what stopped it, invalid levels, the search, the noisy neighbour."""
     p, s = result.params, result.summary
     if not len(s):
         return "No level was measured."
     out = [f"SLO: answered correctly within **{p.slo_ms:g} ms** of the scheduled time; "
-           f"target attainment **{p.attainment_target:.4g}**."]
+           f"target attainment **{p.attainment_target:.4g}**, met when the 95% interval's lower end reaches it "
+           f"(intervals account for busy periods: {_method(result)})."]
     for r in result.max_rates.itertuples():
         cv = "trace" if r.cv != r.cv else f"CV {r.cv:g}"
         if r.max_rate == r.max_rate:
-            txt = f"up to **{r.max_rate:g} requests/s**"
-            if r.first_miss == r.first_miss:
-                txt += f" (missed at {r.first_miss:g})"
-            else:
-                txt += " (met at every valid rate measured)"
+            txt = f"holds up to **{r.max_rate:g} requests/s**"
+            txt += " (met at every valid rate measured)" if r.stopped_by.startswith("met") else f" ({r.stopped_by} requests/s)"
+        elif r.stopped_by.startswith("missed"):
+            txt = f"**not met** even at the lowest valid rate ({r.stopped_by} requests/s)"
+        elif r.stopped_by.startswith("not enough"):
+            txt = f"**not enough data** to say ({r.stopped_by} requests/s: lengthen the levels or add repeats)"
         else:
-            txt = f"**not met** even at the lowest rate ({r.first_miss:g} requests/s)" \
-                if r.first_miss == r.first_miss else "no valid level"
+            txt = "no valid level"
         out.append(f"- {r.mode}, {r.models} models, {cv}: {txt}")
     for r in result.searches.itertuples() if len(result.searches) else []:
+        extra = f"; {r.undecided_probes} probe(s) had not enough data" if getattr(r, "undecided_probes", 0) else ""
         out.append(f"- search, {r.mode}: max rate at the target **{r.max_rate:g} requests/s** "
-                   f"(bracket [{r.lo:g}, {r.hi:g}], tolerance {r.tolerance:g}, {len(r.probes)} probes)")
+                   f"(bracket [{r.lo:g}, {r.hi:g}], tolerance {r.tolerance:g}, {len(r.probes)} probes{extra})")
     sw = s[~s["search"].astype(bool)]
     bad = sw[~sw["valid"].astype(bool)]
     if len(bad):
-        out.append(f"- **{len(bad)} of {len(sw)} levels not valid** (the generator fell behind): "
+        out.append(f"- **{len(bad)} of {len(sw)} levels not valid**: "
                    + "; ".join(f"{r.mode} {r.rate:g}/s: {r.invalid_reason}" for r in bad.head(4).itertuples()))
-    few = sw[sw["few_queries"].astype(bool)]
-    if len(few):
-        out.append(f"- {len(few)} of {len(sw)} levels have fewer requests than MLPerf's early-stopping "
-                   f"rule asks for their attainment claim (column `min_queries`).")
+    und = sw[sw["decision"] == slo.NOT_ENOUGH]
+    if len(und):
+        out.append(f"- {len(und)} of {len(sw)} valid levels have **not enough data** to say whether they meet the "
+                   f"target (the interval straddles it; MLPerf's early-stopping count is in `min_queries`).")
     if len(result.noisy):
-        beyond = result.noisy[result.noisy["p99_verdict"].str.startswith("beyond")
-                              | result.noisy["share_verdict"].str.startswith("beyond")]
-        out.append(f"- Noisy neighbour: the other models' p99 or attainment differed between modes beyond "
-                   f"run-to-run spread at {len(beyond)} of {len(result.noisy)} (rate, CV) points.")
+        v = pd.concat([result.noisy["p99_verdict"], result.noisy["share_verdict"]])
+        if v.str.startswith("unknown").all():
+            out.append("- Noisy neighbour: **unknown** (the verdict needs >= 3 repeats per mode: `repeats: 3`).")
+        else:
+            beyond = result.noisy[result.noisy["p99_verdict"].str.startswith("beyond")
+                                  | result.noisy["share_verdict"].str.startswith("beyond")]
+            out.append(f"- Noisy neighbour: the other models' p99 or attainment differed between modes beyond "
+                       f"run-to-run spread at {len(beyond)} of {len(result.noisy)} (rate, CV) points "
+                       f"(Welch over repeats, Holm-adjusted).")
     return "\n".join(out)
+
+
+def _method(result: TrafficResult) -> str:
+    s = result.summary
+    if "method" in s and len(s) and s["method"].notna().any():
+        deff = s["n"] / s["n_eff"]
+        return f"effective sample n / {deff.min():.3g} to n / {deff.max():.3g}"
+    return "Clopper-Pearson"
