@@ -711,6 +711,7 @@ class TrafficParams(Common):
         sl = _number(self.slo_ms)
         self.slo_ms = check_slo_ms(sl if sl is not None else self.slo_ms)
         at = _number(self.attainment_target)
+    offered_tolerance: float = 0.1  # a level whose offered rate is off nominal by more is not valid
         self.attainment_target = check_target(at if at is not None else self.attainment_target)
         self.lateness_p99_ms = _num("lateness_p99_ms", self.lateness_p99_ms, 0, lo_open=True)
         self.search = _bool("search", self.search)
@@ -745,3 +746,4 @@ def traffic(**raw) -> TrafficParams:
 
 
 EXPERIMENTS["traffic"] = TrafficParams
+        self.offered_tolerance = _num("offered_tolerance", self.offered_tolerance, 0, lo_open=True)
