@@ -202,7 +202,9 @@ def test_other_experiments_get_attainment_and_level_figures(tmp_path):
     plt.close(fig)
     # runs are ordered by start time (whole seconds) then name: either experiment may open the sentence
     a = report.answer(runs).lower()
-    assert "traffic: 2 of 4 levels met their slo" in a and "coldstart: 0 of 3 levels met their slo" in a
+    # cv 1 levels: 200 requests, none missed, cannot show 99% (lower end 0.982): not enough data
+    assert "traffic: 0 of 4 levels shown to meet their slo (2 with not enough data to say)" in a
+    assert "coldstart: 0 of 3 levels shown to meet their slo" in a
 
 
 def test_html_helpers_can_fail():

@@ -269,7 +269,9 @@ def answer(runs: Runs) -> str:
         lv = runs.levels[runs.levels["experiment"] == e] if "experiment" in runs.levels else pd.DataFrame()
         if len(lv) and "slo_met" in lv and lv["slo_met"].notna().any():
             met = lv["slo_met"].eq(True)  # NaN (no SLO stated) counts as not met
-            parts.append(f"{e}: {int(met.sum())} of {len(lv)} levels met their SLO")
+            und = int(lv["slo_decision"].eq("not enough data").sum()) if "slo_decision" in lv else 0
+            parts.append(f"{e}: {int(met.sum())} of {len(lv)} levels shown to meet their SLO"
+                         + (f" ({und} with not enough data to say)" if und else ""))
     if not parts:
         return f"{len(runs)} run(s) found; none holds both modes of a stress or performance experiment yet."
     where = "; ".join(parts)
