@@ -165,7 +165,7 @@ def performance(summary: pd.DataFrame, levels: pd.DataFrame, busy_load: Optional
 
 def traffic(summary: pd.DataFrame) -> pd.DataFrame:
     """Notes of a traffic run (per models, mode, rate, CV, repeat, search): not valid, errors,
-    fewer requests than the early-stopping rule needs."""
+    not enough data to decide against the target (the attainment interval straddles it)."""
     keys = ["models", "mode", "rate", "cv", "repeat", "search"]
     rows = []
     for r in summary.itertuples():
@@ -178,11 +178,13 @@ def traffic(summary: pd.DataFrame) -> pd.DataFrame:
             rows.append({**base, "level": lv, "check": "not valid", "note": str(r.invalid_reason)})
         if getattr(r, "errors", 0):
             rows.append({**base, "level": lv, "check": "errors", "note": f"{int(r.errors)} errors of {int(r.n)} requests"})
-        if getattr(r, "few_queries", False):
-            need = int(r.min_queries)
-            rows.append({**base, "level": lv, "check": "few queries",
-                         "note": (f"only {int(r.n)} requests: the attainment claim needs {need:,} at 99% confidence"
-                                  if need >= 0 else f"only {int(r.n)} requests, every one a miss")})
+        if getattr(r, "decision", None) == "not enough data":
+            need = int(getattr(r, "min_queries", -1))
+            rows.append({**base, "level": lv, "check": "not enough data",
+                         "note": (f"attainment {r.share:.2%}, 95% interval [{r.lo:.2%}, {r.hi:.2%}] (n_eff "
+                                  f"{getattr(r, 'n_eff', float('nan')):,.0f} of {int(r.n):,}) straddles the target"
+                                  + (f"; MLPerf's early-stopping rule alone would need {need:,} requests"
+                                     if need >= 0 else ""))})
     return notes_frame(rows, keys)
 
 

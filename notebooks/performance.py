@@ -108,14 +108,17 @@ fig = plots.latency_vs_rate(summary, P.slo_p99_ms)
 # ## Method
 # - **Open loop.** k6's `constant-arrival-rate` executor starts requests on a fixed schedule whatever
 #   the latency, like the seed's vegeta: a slow server does not slow the schedule down, so latency is
-#   not hidden by *coordinated omission*. A level whose generator fell behind (more than 1% of
-#   iterations dropped, or less than 99% of the target rate achieved) is flagged **not valid**.
+#   not hidden by *coordinated omission*. A level whose generator fell behind (more than 0.1% of
+#   iterations dropped: a tenth of the p99's tail, since a dropped request would have been a slow
+#   one; or less than 99% of the target rate achieved) is flagged **not valid**.
 # - **Warm-up.** The first `warmup_s` seconds of every level are sent but excluded from the statistics;
 #   they stay in the raw records, marked `warmup`.
 # - **Records.** Every request is a row (start time, latency, status, correct answer or not, model,
 #   server); all figures below are computed from those rows, saved in `output_dir/requests/`.
-# - **Intervals.** p99 comes with a distribution-free 95% confidence interval (order statistics);
-#   a level with fewer than ~1,000 requests has an unstable p99 and is marked `few_samples`.
+# - **Intervals.** p99 comes with a 95% interval that holds for dependent requests (busy periods are
+#   the independent units; never narrower than the order-statistics interval); a level with fewer
+#   than ~1,000 requests has an unstable p99 and is marked `few_samples`. A rate is **held** only when
+#   the interval's upper end is within the SLO ("not enough data" otherwise). See `docs/statistics.md`.
 # - **Repeats.** With `repeats > 1` every level runs that many times in an interleaved order
 #   (A B, then B A), so drift hits both modes alike; tables show the median and the spread.
 # - **Server side.** Each runtime's own metrics give the time spent inside the server per request,

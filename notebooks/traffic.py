@@ -129,12 +129,17 @@ fig = traffic_plots.attainment_vs_rate(S, P.attainment_target)
 #   Latency is kept from the **scheduled** time and from the send time; their difference, the
 #   generator's **lateness**, is kept per request. A level with a request not sent, or lateness p99
 #   above `lateness_p99_ms`, is **not valid**.
+# - **Steady state.** Arrivals start in equilibrium (no burst at the start), and each level is judged
+#   at the rate its measured window actually offered (`offered_rate`): a level off nominal by more than
+#   `offered_tolerance` is **not valid** (bursty levels need long windows to offer their rate).
 # - **Attainment**: the share of measured requests answered correctly within `slo_ms` of their
-#   scheduled time (errors and timeouts are misses), with a 95% Clopper-Pearson interval;
+#   scheduled time (errors and timeouts are misses), with a 95% interval that accounts for **busy
+#   periods** (requests of a queue are not independent; `n_eff` is the effective sample size);
 #   **goodput**: requests per second within the SLO.
-# - **Enough samples**: MLPerf's early-stopping rule gives the requests needed to claim the target at
-#   99% confidence, given the misses seen (459 with none, 662 with one, 2,010 with ten); a level short
-#   of it is flagged `few_queries`.
+# - **Decisions on evidence**: a level **meets** the target when the interval's lower end reaches it,
+#   **misses** when its upper end is below it, and otherwise there is **not enough data** (`decision`).
+#   The highest rate, the search and `fail_on_slo` use these decisions, with repeats pooled. MLPerf's
+#   early-stopping count is shown beside them (`min_queries`). See `docs/statistics.md`.
 #
 # ## Highest rate meeting the target, per mode, models and CV
 
@@ -146,9 +151,9 @@ result.max_rates
 # `notes`: the level's marks in *Validity notes* below.
 
 # %%
-cols = ["models", "mode", "rate", "cv", "repeat", "search", "offered_rate", "n", "share", "lo", "hi", "goodput",
-        "p50", "p99", "p99_sched", "lateness_p99", "valid", "invalid_reason", "min_queries", "few_queries",
-        "generator_cpu_ms_per_request"]
+cols = ["models", "mode", "rate", "cv", "repeat", "search", "offered_rate", "n", "n_eff", "share", "lo", "hi",
+        "decision", "goodput", "p50", "p99", "p99_sched", "p99_sched_lo", "p99_sched_hi", "lateness_p99", "valid",
+        "invalid_reason", "min_queries", "generator_cpu_ms_per_request"]
 validity.mark(S[[c for c in cols if c in S.columns]], notes, {k: k for k in traffic.LEVEL_KEYS + ["search"]})
 
 # %% [markdown]

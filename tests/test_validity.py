@@ -76,13 +76,16 @@ def test_summary_sentence_counts_levels_and_kinds():
 def test_traffic_notes_nan_cv_and_early_stopping():
     s = pd.DataFrame([
         dict(models=5, mode="mms", rate=50.0, cv=float("nan"), repeat=0, search=False, valid=True,
-             invalid_reason="", errors=0, n=141, few_queries=True, min_queries=459),
+             invalid_reason="", errors=0, n=141, n_eff=141.0, share=1.0, lo=0.9742, hi=1.0,
+             decision="not enough data", few_queries=True, min_queries=459),
         dict(models=5, mode="traditional", rate=50.0, cv=4.0, repeat=0, search=False, valid=False,
-             invalid_reason="lateness p99 11.0 ms > 10 ms", errors=2, n=900, few_queries=False, min_queries=662),
+             invalid_reason="lateness p99 11.0 ms > 10 ms", errors=2, n=900, few_queries=False, min_queries=662,
+             decision="not valid"),
     ])
     notes = validity.traffic(s)
-    assert notes["check"].tolist() == ["few queries", "not valid", "errors"]
-    assert notes["note"].iloc[0] == "only 141 requests: the attainment claim needs 459 at 99% confidence"
+    assert notes["check"].tolist() == ["not enough data", "not valid", "errors"]
+    assert notes["note"].iloc[0] == ("attainment 100.00%, 95% interval [97.42%, 100.00%] (n_eff 141 of 141) straddles "
+                                     "the target; MLPerf's early-stopping rule alone would need 459 requests")
     assert notes["level"].iloc[0] == "mms, 5 models @ 50/s (repeat 0)"
     marked = validity.mark(s[["models", "mode", "rate", "cv", "repeat", "search"]], notes,
                            {k: k for k in ("models", "mode", "rate", "cv", "repeat", "search")})
