@@ -318,9 +318,15 @@ def test_trainedmodel_memory_admission(k8s_cluster, api):
     # the host pod carries KServe's agent sidecar
     pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector="serving.kserve.io/inferenceservice=host").items
     assert [c.name for c in pods[0].spec.containers] == ["kserve-container", "queue-proxy", "agent"]
-    # deleting the host takes its TrainedModels and pod with it
+    # deleting the host first takes its pod with it, and strands its TrainedModels: KServe marks them deleted
+    # ("Parent InferenceService does not exists") but never removes their finalizer (issue #22 item 5)
     co.delete_namespaced_custom_object(G, V1B1, NS, "inferenceservices", "host")
-    wait_for(lambda: not k8s_cluster.double.objects("trainedmodels") and not k8s_cluster.double.objects("pods"))
+    wait_for(lambda: not k8s_cluster.double.objects("pods") and not k8s_cluster.double.objects("inferenceservices"))
+    time.sleep(0.5)
+    left = k8s_cluster.double.objects("trainedmodels")
+    assert sorted(o["metadata"]["name"] for o in left) == ["t0", "t1", "t2"]
+    assert all(o["metadata"].get("deletionTimestamp") and o["metadata"]["finalizers"] == ["trainedmodel.finalizer"]
+               for o in left if o["metadata"]["name"] != "t2")
 
 
 def test_pod_metrics_and_switch_off(k8s_cluster, api):

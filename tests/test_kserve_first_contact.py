@@ -179,3 +179,85 @@ def test_item5_cleanup_never_strands_trainedmodels(make_k8s_cluster, caplog):
     api.close()
     b2._closed = True          # (cleaned up above)
     b2.api.close()
+
+
+# -- 9. permissions, all at once, before anything is created ----------------------------------------------
+
+def test_item9_missing_permissions_listed_at_once_before_anything_is_created(make_k8s_cluster):
+    denied = [("delete", "serving.kserve.io", "trainedmodels"), ("watch", "serving.kserve.io", "inferenceservices"),
+              ("list", "", "events")]
+    c = make_k8s_cluster(rbac_denied=denied)
+    with pytest.raises(ParamError) as e:
+        backend(c)
+    msg = str(e.value)
+    assert "namespace" in msg and "missing (3): watch inferenceservices.serving.kserve.io" in msg
+    assert "delete trainedmodels.serving.kserve.io" in msg and "list events" in msg
+    assert "kind: Role" in msg and 'resources: ["trainedmodels"]' in msg
+    assert c.double.requests_matching("POST", "/serving.kserve.io/") == []
+    assert len(c.double.requests_matching("POST", "selfsubjectaccessreviews")) >= 15
+    # the double's authorizer is the one it enforces: the same denial on the real request
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    api = c.api_client()
+    with pytest.raises(ApiException) as a:
+        client.CoreV1Api(api).list_namespaced_event("default")
+    assert a.value.status == 403
+    api.close()
+    # ModelMesh needs no TrainedModels: not asked for
+    assert ("delete", "serving.kserve.io", "trainedmodels") not in backend(
+        make_k8s_cluster(), mms_engine="modelmesh").needed_access()
+
+
+# -- 7. a 403 is not always the memory limit; storage URI schemes --------------------------------------------
+
+def test_item7_forbidden_is_told_apart_and_storage_schemes_checked(make_k8s_cluster, tmp_path):
+    from mmslib import params, stress
+    c = make_k8s_cluster(config=Config(quota_inferenceservices=2))
+    # a scheme KServe's agent cannot download (a TrainedModel's: gs, s3, http, https): refused up front
+    for uri in ("pvc://models/{model}/{model}", "foo://b/{model}/{model}"):
+        with pytest.raises(ParamError, match=r"storage_uri.*gs:// \| s3:// \| http:// \| https://"):
+            backend(c, storage_uri_prefix=uri)
+    # a ResourceQuota's 403 is a quota stop, not "admission refused" (the multi-model memory limit)
+    p = params.stress(backend="kserve", runtime="kserve", kubeconfig=c.kubeconfig, ingress_port=c.ingress_port,
+                      storage_uri=TEST_STORAGE_URI, models=4, modes=["traditional"], output_dir=str(tmp_path / "o"),
+                      deploy_timeout_s=20, deploy_concurrency=1, verify_sample=0)
+    s = stress.run(p, progress=False).summary.set_index("mode")
+    assert s.loc["traditional", "models_deployed"] == 2
+    assert s.loc["traditional", "stop_reason"] != stress.STOP_ADMISSION
+    assert "quota:" in s.loc["traditional", "stop_detail"] and "exceeded quota" in s.loc["traditional", "stop_detail"]
+    # a webhook's denial says so (the double's TrainedModel validator, as KServe's)
+    b = backend(c, run_id="fc7")
+    assert all(h.ok for h in b.start_hosts(1))
+    b.storage_uri = "pvc://models/{model}/{model}"        # (past the check above)
+    (ev,) = b.deploy_mms(["m00000"])
+    assert not ev.ok and ev.error.startswith("webhook:") and "storageUri field is invalid" in ev.error
+    assert stress._classify(ev.error) != stress.STOP_ADMISSION
+    # RBAC
+    from mmslib.backends.kserve import forbidden_kind
+    assert forbidden_kind('inferenceservices.serving.kserve.io is forbidden: User "u" cannot create resource '
+                          '"inferenceservices"') == "rbac"
+
+
+# -- 4. path-based ingress as KServe does it --------------------------------------------------------------
+
+def test_item4_path_ingress_follows_the_status_url(make_k8s_cluster):
+    c = make_k8s_cluster(config=Config(path_template="/serving/{{ .Namespace }}/{{ .Name }}",
+                                       ingress_domain="models.test"))
+    b = backend(c)                                     # no ingress_path_template given: the URL says it
+    assert all(e.ok for e in b.deploy_traditional(["m00000"]))
+    isvc = c.double.objects("inferenceservices")[0]
+    assert isvc["status"]["url"] == "http://models.test/serving/default/m00000"   # as KServe writes it
+    (ep,) = b.endpoints()
+    assert ep.rest_url.endswith("/serving/default/m00000") and ep.headers == {"Host": "models.test"} and answers(ep)
+    assert all(h.ok for h in b.start_hosts(1)) and all(e.ok for e in b.deploy_mms(["m00001"]))
+    tm_ep = next(e for e in b.endpoints() if e.model == "m00001")
+    assert tm_ep.rest_url.endswith("/serving/default/mms-host-0") and answers(tm_ep) and b.verify().ok
+    b.close()
+    # raw mode ignores pathTemplate (only the Serverless ingress reconciler renders it): by Host, even when the
+    # user gave the template in KServe's Go syntax
+    r = backend(c, run_id="fc4r", deployment_mode="RawDeployment",
+                ingress_path_template="/serving/{{ .Namespace }}/{{ .Name }}")
+    assert all(e.ok for e in r.deploy_traditional(["m00002"]))
+    (ep,) = r.endpoints()
+    assert ep.headers == {"Host": "m00002-default.models.test"} and ep.rest_url.endswith(f":{c.ingress_port}")
+    assert answers(ep)

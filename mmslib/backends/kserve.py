@@ -170,6 +170,39 @@ class KServeOptions:
         return cls(**d)
 
 
+# Storage URI schemes KServe accepts: a TrainedModel's (the agent downloads it: pkg/agent/storage/provider.go
+# SupportedProtocols, enforced by pkg/apis/serving/v1alpha1/trainedmodel_webhook.go validateStorageURI) and an
+# InferenceService's (pkg/controller/v1beta1/inferenceservice/utils/utils.go SupportedStorageURIPrefixList).
+TM_STORAGE_SCHEMES = ("gs://", "s3://", "http://", "https://")
+ISVC_STORAGE_SCHEMES = ("gs://", "s3://", "pvc://", "file://", "https://", "http://", "hdfs://", "webhdfs://",
+                        "oci://", "hf://")
+
+
+def render_path_template(template: str, namespace: str, name: str) -> str:
+    """KServe's ingress pathTemplate rendered as its reconciler does (ingress/path.go GenerateUrlPath,
+    a Go template with .Name and .Namespace: ``/serving/{{ .Namespace }}/{{ .Name }}``); the Python-format
+    spelling ``/serving/{namespace}/{name}`` is accepted too."""
+    import re
+    out = re.sub(r"\{\{\s*\.Namespace\s*\}\}", namespace, template)
+    out = re.sub(r"\{\{\s*\.Name\s*\}\}", name, out)
+    return out.replace("{namespace}", namespace).replace("{name}", name)
+
+
+def forbidden_kind(message: str) -> str:
+    """What a 403 from the API server is, from its message: ``webhook`` (an admission webhook denied it:
+    KServe's validators), ``quota`` (a ResourceQuota), ``rbac`` (the authorizer), else ``forbidden``. None
+    of them is the multi-model memory limit (that is the TrainedModel's MemoryResourceAvailable
+    condition, reported as ``admission:``)."""
+    m = message.lower()
+    if "admission webhook" in m:
+        return "webhook"
+    if "exceeded quota" in m or "must specify limits" in m or "must specify requests" in m:
+        return "quota"
+    if "cannot create resource" in m or ("is forbidden" in m and "user " in m):
+        return "rbac"
+    return "forbidden"
+
+
 def _spec_parts(spec: ServerSpec, what: str) -> Tuple[str, str, Optional[str], Optional[str]]:
     """(predictor cpu, memory, queue-proxy cpu, memory) from a ServerSpec; ParamError if malformed."""
     if not isinstance(spec, ServerSpec) or not spec.containers:
@@ -279,8 +312,8 @@ class KServeBackend(Backend):
         if not isinstance(ingress_path_template, str) or (ingress_path_template
                                                           and not ingress_path_template.startswith("/")):
             raise ParamError("ingress_path_template", ingress_path_template,
-                             "'' (host-based routing) or KServe's ingress pathTemplate as a Python format string, "
-                             "e.g. /serving/{namespace}/{name}")
+                             "'' (host-based routing, or whatever path KServe puts in status.url) or KServe's "
+                             "ingress pathTemplate, e.g. /serving/{{ .Namespace }}/{{ .Name }}")
         self.ingress_domain, self.ingress_path_template = str(ingress_domain), ingress_path_template
         self.modelmesh_rest_url, self.modelmesh_grpc_addr = str(modelmesh_rest_url or ""), str(modelmesh_grpc_addr or "")
         if isinstance(model_config_limit_bytes, bool) or not isinstance(model_config_limit_bytes, int) \
@@ -289,6 +322,12 @@ class KServeBackend(Backend):
         self.model_config_limit_bytes = model_config_limit_bytes
         self.serving_check = bool(serving_check)
         self.triton = "triton" in self.runtime or self.model_format == "triton"
+        schemes = ISVC_STORAGE_SCHEMES if mms_engine == "modelmesh" else TM_STORAGE_SCHEMES
+        if not self.storage_uri.startswith(schemes):
+            raise ParamError("storage_uri", self.storage_uri, (
+                f"a URI KServe can download: {' | '.join(schemes)}" + (
+                    " (a TrainedModel's storageUri is downloaded by KServe's model agent, which knows only these; "
+                    "its webhook refuses the others)" if mms_engine != "modelmesh" else "")))
         if "YOUR-BUCKET" in self.storage_uri:
             raise ParamError("storage_uri", self.storage_uri, (
                 "your bucket in place of YOUR-BUCKET, after `python -m mmslib.k8s artifacts --source <a Triton model "
@@ -348,6 +387,7 @@ class KServeBackend(Backend):
             self._need(k8s.ISVC)
             k8s.check_namespace_access(self.api, self.namespace)
             self._check_knative(deployment_mode)
+            self._check_access()
         except BaseException:
             self.api.close()
             self.api = None
@@ -378,6 +418,32 @@ class KServeBackend(Backend):
                 f"(Knative Serving is not installed at {k8s.server_of(self.api)}), and KServe rejects a Serverless "
                 "InferenceService there (Warning event ServerlessModeRejected; nothing is ever deployed). "
                 "Or install Knative Serving"))
+
+    def needed_access(self) -> List[Tuple[str, str, str]]:
+        """(verb, API group, resource) the run needs in its namespace: create/get/list/watch/delete of
+        InferenceServices (and TrainedModels with the trainedmodel engine), get/list of ServingRuntimes,
+        list of pods and events (readiness, diagnosis, usage)."""
+        kserve = "serving.kserve.io"
+        out = [(v, kserve, "inferenceservices") for v in ("create", "get", "list", "watch", "delete")]
+        if self.mms_engine == "trainedmodel":
+            out += [(v, kserve, "trainedmodels") for v in ("create", "get", "list", "watch", "delete")]
+        out += [(v, kserve, "servingruntimes") for v in ("get", "list")]
+        out += [("list", "", "pods"), ("get", "", "pods"), ("list", "", "events")]
+        return out
+
+    def _check_access(self) -> None:
+        """One SelfSubjectAccessReview per needed verb and resource, before anything is created; a
+        ParamError listing every one missing, with a Role that grants them."""
+        if not self.options.check_permissions or self.dry_run_mode == "client":
+            return
+        needs = self.needed_access()
+        missing = k8s.missing_access(self.api, self.namespace, needs)
+        if missing:
+            what = ", ".join(f"{v} {r}" + (f".{g}" if g else "") for v, g, r in missing)
+            raise ParamError("namespace", self.namespace, (
+                f"a namespace where this user may do what the run needs; missing ({len(missing)}): {what}. "
+                "Grant them with a Role and a RoleBinding to the user, e.g. (kubectl apply -f):\n"
+                + k8s.rbac_role(self.namespace, needs)))
 
     # -- small helpers ----------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
@@ -525,8 +591,8 @@ class KServeBackend(Backend):
                         hint = "it is being deleted; wait until it is gone"
                     raise DeployError(f"api: {r.kind} {self.namespace}/{it.name} already exists (HTTP 409): {hint}") from None
                 if e.status == 403:
-                    raise DeployError(f"admission: {r.kind} {self.namespace}/{it.name} refused by the API server "
-                                      f"(HTTP 403): {e.message}") from None
+                    raise DeployError(f"{forbidden_kind(e.message)}: {r.kind} {self.namespace}/{it.name} refused by "
+                                      f"the API server (HTTP 403): {e.message}") from None
                 if e.status in (400, 422):
                     raise DeployError(f"api: the API server rejected {r.kind} {self.namespace}/{it.name} "
                                       f"(HTTP {e.status}): {e.message}") from None
@@ -577,12 +643,23 @@ class KServeBackend(Backend):
             server, served = (o.get("spec") or {}).get("inferenceService") or name, name
         else:
             server, served = name, self.served_name(name)
-        host = host_of(st.get("url"))
+        import re
+        import urllib.parse
+        u = urllib.parse.urlsplit(st.get("url") or "")
+        host = u.hostname or ""
         if not host:
             return None
+        path = u.path
+        if o["kind"] == "TrainedModel":   # the host's URL + constants.PredictPath (trainedmodel controller updateStatus)
+            path = re.sub(r"/v2/models/[^/]+/infer$|/v1/models/[^/]+:predict$", "", path)
         rest = f"http://{self.ingress_host}:{self.ingress_port}"
-        if self.ingress_path_template:   # ingress reconciler path.go GenerateUrlPath; matched on ingressDomain
-            rest += self.ingress_path_template.format(namespace=ns, name=server).rstrip("/")
+        if path.strip("/"):
+            # path-based ingress: KServe put the rendered pathTemplate in status.url (ingress_reconciler.go
+            # getPathBasedServiceUrl: http://<ingressDomain><path>); follow it as it is
+            rest += path.rstrip("/")
+        elif self.ingress_path_template and not self.raw:
+            # an older KServe without the path in status.url: the template as given (Go or Python syntax)
+            rest += render_path_template(self.ingress_path_template, ns, server).rstrip("/")
             host = self.ingress_domain
         return Endpoint(name, server, rest, "", {"Host": host}, served_name=served if served != name else "")
 
@@ -793,7 +870,7 @@ class KServeBackend(Backend):
                        r.group, r.version, self.namespace, r.plural, it.manifest, dry_run="All",
                        field_validation="Strict")
         except k8s.KubeApiError as e:
-            if e.status == 403 and "forbidden" in e.message.lower() and "admission webhook" not in e.message:
+            if e.status == 403 and forbidden_kind(e.message) == "rbac":
                 raise DeployError(
                     f"dry-run (server): RBAC forbids creating {r.kind}s in namespace {self.namespace} (HTTP 403: "
                     f"{e.message}); grant this user create/get/list/watch/delete on {r.plural}.{r.group} there "

@@ -216,6 +216,42 @@ def check_namespace_access(api, namespace: str) -> None:
         raise
 
 
+def missing_access(api, namespace: str, needs: Sequence[tuple]) -> Optional[list]:
+    """[(verb, group, resource)] of ``needs`` this user may not do in ``namespace``: one
+    SelfSubjectAccessReview each (authorization.k8s.io/v1, what ``kubectl auth can-i`` asks). None when
+    the reviews themselves cannot be made (an API server without them, or a user who may not)."""
+    from kubernetes import client
+    authz = client.AuthorizationV1Api(api)
+    out = []
+    for verb, group, resource in needs:
+        body = client.V1SelfSubjectAccessReview(api_version="authorization.k8s.io/v1", kind="SelfSubjectAccessReview",
+                                                spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group,
+                                                            resource=resource)))
+        try:
+            r = call(f"SelfSubjectAccessReview {verb} {resource}", authz.create_self_subject_access_review, body,
+                     retries=2)
+        except KubeApiError as e:
+            if e.status in (403, 404, 405):
+                log.info("cannot ask the API server what this user may do (%s): permissions not checked", e)
+                return None
+            raise
+        if not (r.status and r.status.allowed):
+            out.append((verb, group, resource))
+    return out
+
+
+def rbac_role(namespace: str, needs: Sequence[tuple]) -> str:
+    """A Role granting ``needs`` ((verb, group, resource)), as YAML, for the error message."""
+    by: dict = {}
+    for verb, group, resource in needs:
+        by.setdefault((group, resource), []).append(verb)
+    rules = "".join(f'  - apiGroups: ["{g}"]\n    resources: ["{r}"]\n    verbs: [{", ".join(repr(v).replace(chr(39), chr(34)) for v in vs)}]\n'
+                    for (g, r), vs in by.items())
+    return (f"apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: mmslib\n  namespace: {namespace}\n"
+            f"rules:\n{rules}")
+
+
 def cluster_shape(api) -> dict:
     """What a run on this cluster ran on, for ``meta.json``: the API server's version, the nodes
     (count, kubelet versions, allocatable CPU, memory, pods and GPUs summed over the schedulable

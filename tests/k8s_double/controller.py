@@ -624,6 +624,9 @@ class Controller:
             comp = {"url": purl}
         else:     # Knative's domain template "{{.Name}}.{{.Namespace}}.{{.Domain}}"
             url, purl = f"http://{name}.{ns}.{cfg.domain}", f"http://{name}-predictor.{ns}.{cfg.domain}"
+            if cfg.path_template:   # ingress_reconciler.go getServiceUrl -> getPathBasedServiceUrl (Istio/Serverless)
+                from .server import render_path
+                url = f"http://{cfg.ingress_domain}{render_path(cfg.path_template, ns, name).rstrip('/')}"
             comp = {"latestCreatedRevision": rev, "latestReadyRevision": rev, "latestRolledoutRevision": rev,
                     "url": purl, "traffic": [{"latestRevision": True, "percent": 100, "revisionName": rev}]}
         # inference_service_status.go: Ready = the living set (PredictorReady, IngressReady); Knative's

@@ -76,12 +76,11 @@ class Ingress:
                 st = isvc.get("status") or {}
                 kind = "mms" if is_mms_host(isvc) else ("triton" if is_triton(isvc) else "single")
                 for url in (st.get("url"), ((st.get("components") or {}).get("predictor") or {}).get("url")):
-                    host = urllib.parse.urlsplit(url or "").hostname
-                    if host:
-                        routes[host] = (ns, name, kind)
-                if cfg.path_template:
-                    prefix = cfg.path_template.format(ns=ns, name=name, namespace=ns).rstrip("/")
-                    routes[f"path:{prefix}"] = (ns, name, kind)
+                    u = urllib.parse.urlsplit(url or "")
+                    if u.hostname and u.path.strip("/"):      # a path-based URL (pathTemplate): by path
+                        routes[f"path:{u.path.rstrip('/')}"] = (ns, name, kind)
+                    elif u.hostname:
+                        routes[u.hostname] = (ns, name, kind)
             self._routes, self._routes_rv = routes, rv
             return routes
 
@@ -183,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip().lower()
         routes = ing.routes()
         r = routes.get(host)
-        if r is None and host == ing.d.config.ingress_domain.lower() and ing.d.config.path_template:
+        if r is None and host == ing.d.config.ingress_domain.lower():
             for k, v in routes.items():
                 if k.startswith("path:") and (path + "/").startswith(k[5:] + "/"):
                     r, path = v, path[len(k) - 5:] or "/"

@@ -53,6 +53,10 @@ CORE = [
 # discovery matters here (KServe checks it: utils.IsCrdAvailable in the InferenceService reconciler).
 KNATIVE_SERVICE = ResourceType("serving.knative.dev", "v1", "services", "Service", short_names=("ksvc", "kservice"),
                                custom=True)
+# SelfSubjectAccessReview (authorization.k8s.io/v1, create only): "may I <verb> <resource>?", answered
+# from the same rules the double enforces on every request (forbidden_namespaces, rbac_denied).
+SSAR = ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
+                    namespaced=False, verbs=("create",))
 CRD_TYPE = ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                         namespaced=False, short_names=("crd", "crds"))
 POD_METRICS = ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", virtual=True, verbs=("get", "list"))
@@ -80,6 +84,7 @@ PUBLIC_ARTIFACTS = {
     "gs://kfserving-examples/models/triton/bert": "bert",
     "gs://kfserving-examples/models/triton/huggingface": "huggingface",
 }
+TM_STORAGE_PROTOCOLS = ("s3://", "gs://", "https://", "http://")   # pkg/agent/storage/provider.go SupportedProtocols
 CONFIGMAP_MAX_BYTES = 1 << 20    # k8s.io/kubernetes pkg/apis/core/validation ValidateConfigMap: core.MaxSecretSize
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -96,6 +101,14 @@ def declared_name(config_pbtxt: str) -> Optional[str]:
             return m.group(1)
         depth += sum(line.count(c) for c in "{[") - sum(line.count(c) for c in "}]")
     return None
+
+
+def render_path(template: str, namespace: str, name: str) -> str:
+    """pkg/controller/v1beta1/inferenceservice/reconcilers/ingress/path.go GenerateUrlPath: the
+    pathTemplate rendered with .Name and .Namespace (a Python-format template is accepted too)."""
+    out = re.sub(r"\{\{\s*\.Namespace\s*\}\}", namespace, template)
+    out = re.sub(r"\{\{\s*\.Name\s*\}\}", name, out)
+    return out.replace("{namespace}", namespace).replace("{ns}", namespace).replace("{name}", name)
 
 
 def metadata_problems(meta) -> List[Tuple[str, str]]:
@@ -238,7 +251,8 @@ class Config:
     agent_sync_delay_s: float = 0.02     # the refreshed file -> the agent has parsed it (fsnotify, parseConfig)
     agent_load_delay_s: float = 0.02     # the agent's pull + load of one model (pkg/agent/puller.go)
     agent_fail_models: Tuple[str, ...] = ()   # models whose load fails (the agent only logs it)
-    path_template: str = ""              # inferenceservice-config ingress.pathTemplate, e.g. /serving/{ns}/{name}
+    path_template: str = ""              # inferenceservice-config ingress.pathTemplate (Go template, as KServe:
+    #   "/serving/{{ .Namespace }}/{{ .Name }}"; {namespace}/{name} accepted too); Serverless only
     ingress_domain: str = "example.com"  # inferenceservice-config ingress.ingressDomain
     artifacts: Dict[str, str] = field(default_factory=lambda: dict(PUBLIC_ARTIFACTS))
     # ^ the (simulated) object store: {model directory URI: the name its config.pbtxt declares}. A Triton
@@ -247,6 +261,7 @@ class Config:
     #   TrainedModel's (K8sDouble.upload adds a local folder's model directories)
     strict_storage: bool = True          # False: a TrainedModel on a Triton host loads whatever its URI
     delete_delay_s: float = 0.02         # finalizers: deletionTimestamp -> gone
+    quota_inferenceservices: Optional[int] = None   # a ResourceQuota count/inferenceservices.serving.kserve.io
     modelconfig_write_s: float = 0.0     # one rewrite of a host's model-config ConfigMap (up to 1 MiB) on a
     #   TrainedModel's deletion: they go one at a time per host
     report_unschedulable: bool = True    # Knative: ISVC Ready=False reason Unschedulable
@@ -269,13 +284,16 @@ class K8sDouble:
                  namespaces=("default", "kube-system", "kserve"), forbidden_namespaces=(),
                  token: Optional[str] = "double-token", user: str = "double-user",
                  workload: str = "simple_string", ingress: bool = True, runtimes: bool = True,
-                 knative: bool = True):
+                 knative: bool = True, rbac_denied=()):
         self.store = Store()
         self.config = config or Config()
         self.capacity = capacity or Capacity()
         self.metrics_enabled = metrics
         self.kserve = kserve
         self.forbidden_namespaces = set(forbidden_namespaces)
+        # RBAC: (verb, API group, resource) this user may not do in any namespace, e.g.
+        # ("delete", "serving.kserve.io", "trainedmodels"); answered 403 as the API server's authorizer
+        self.rbac_denied = {tuple(x) for x in rbac_denied}
         self.token = token
         self.user = user
         self.workload = workload
@@ -286,7 +304,7 @@ class K8sDouble:
         self.types: Dict[Tuple[str, str], ResourceType] = {}
         self.by_gv: Dict[Tuple[str, str], List[ResourceType]] = {}
         self.knative = knative       # False: a cluster without Knative Serving (KServe in raw mode only)
-        for rt in CORE + [CRD_TYPE, POD_METRICS, NODE_METRICS] + ([KNATIVE_SERVICE] if knative else []):
+        for rt in CORE + [CRD_TYPE, POD_METRICS, NODE_METRICS, SSAR] + ([KNATIVE_SERVICE] if knative else []):
             self._register(rt)
         if kserve:
             self._install_kserve(crds_dir)
@@ -503,6 +521,13 @@ class K8sDouble:
             added[uri] = declared_name(cfg.read_text()) or cfg.parent.name
         self.config.artifacts.update(added)
         return added
+
+    def allowed(self, verb: str, group: str, resource: str, namespace: Optional[str]) -> bool:
+        """The double's authorizer (RBAC): forbidden_namespaces deny everything there, rbac_denied
+        denies a (verb, group, resource) everywhere."""
+        if namespace is not None and namespace in self.forbidden_namespaces:
+            return False
+        return (verb, group, resource) not in self.rbac_denied
 
     def create_object(self, obj: dict) -> dict:
         """Create directly (no admission): seeding state for tests."""
@@ -752,7 +777,9 @@ class _Handler(BaseHTTPRequestHandler):
             verb = "delete" if name else "deletecollection"
         if verb not in rt.verbs:
             raise ApiError(405, f"the server does not allow this method on the requested resource")
-        if ns_target is not None and ns_target in d.forbidden_namespaces:
+        if rt is SSAR and verb == "create":
+            return self._access_review(body)
+        if not d.allowed(verb, group, plural, ns_target):
             what = f'{rt.qualified} "{name}"' if name else rt.qualified
             grp = f'in API group "{group}"'
             raise ApiError(403, f'{what} is forbidden: User "{d.user}" cannot {verb} resource "{plural}" {grp} '
@@ -853,6 +880,12 @@ class _Handler(BaseHTTPRequestHandler):
                                {"name": name, "kind": "configmaps", "causes": [
                                    {"reason": "FieldValueTooLong", "field": "[]",
                                     "message": f"Too long: must have at most {CONFIGMAP_MAX_BYTES} bytes"}]})
+        if rt.kind == "InferenceService" and old is None and d.config.quota_inferenceservices is not None:
+            used = len(d.store.items(rt, obj["metadata"].get("namespace", "")))
+            if used >= d.config.quota_inferenceservices:   # the ResourceQuota admission plugin (object count)
+                res, n = "count/inferenceservices.serving.kserve.io", d.config.quota_inferenceservices
+                raise ApiError(403, f'inferenceservices.serving.kserve.io "{name}" is forbidden: exceeded quota: '
+                                    f"mmslib-quota, requested: {res}=1, used: {res}={used}, limited: {res}={n}")
         if rt.kind == "InferenceService" and d.config.kserve_webhooks:
             default_inference_service(obj, d.config)
         if rt.group == "serving.kserve.io" and d.config.kserve_webhooks and rt.kind in ("InferenceService", "TrainedModel"):
@@ -865,11 +898,31 @@ class _Handler(BaseHTTPRequestHandler):
                                     "alphanumeric characters or '-', and must start with alphabetical character. "
                                     "(e.g. \"my-name\" or \"abc-123\", regex used for validation is "
                                     "'[a-z]([-a-z0-9]*[a-z0-9])?')")
+            uri = ((obj.get("spec") or {}).get("model") or {}).get("storageUri", "")
+            if rt.kind == "TrainedModel" and not any(uri.startswith(p) for p in TM_STORAGE_PROTOCOLS):
+                # pkg/apis/serving/v1alpha1/trainedmodel_webhook.go validateStorageURI (the agent's
+                # pkg/agent/storage/provider.go SupportedProtocols)
+                raise ApiError(403, 'admission webhook "trainedmodel.kserve-webhook-server.validator" denied the '
+                                    f'request: the Trained Model "{name}" storageUri field is invalid. The storage uri '
+                                    f"must start with one of the prefixes: {', '.join(TM_STORAGE_PROTOCOLS)}. (the "
+                                    f'storage uri given is "{uri}")')
             if rt.kind == "TrainedModel" and old is not None:
                 if old["spec"]["model"].get("memory") != obj.get("spec", {}).get("model", {}).get("memory"):
                     raise ApiError(403, f'admission webhook "trainedmodel.kserve-webhook-server.validator" denied the '
                                         f'request: failed to update trained model "{name}" in validator because '
                                         "memory was changed")
+
+    def _access_review(self, body) -> None:
+        """POST selfsubjectaccessreviews: status.allowed for spec.resourceAttributes (k8s.io/api
+        authorization/v1 SelfSubjectAccessReview), decided by the double's authorizer."""
+        if not isinstance(body, dict) or body.get("kind") not in (None, "SelfSubjectAccessReview"):
+            raise ApiError(400, "the body of the request was in an unknown format")
+        ra = (body.get("spec") or {}).get("resourceAttributes") or {}
+        ok = self.double.allowed(ra.get("verb", ""), ra.get("group", ""), ra.get("resource", ""),
+                                 ra.get("namespace") or None)
+        out = dict(body, status={"allowed": ok, **({} if ok else {"reason": "no RBAC policy matched"})})
+        out.setdefault("metadata", {})["creationTimestamp"] = None
+        self._send(201, out)
 
     def _create(self, rt: ResourceType, ns: Optional[str], body, q) -> None:
         d = self.double
