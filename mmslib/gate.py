@@ -15,7 +15,8 @@ from typing import Any, List, Sequence, Union
 
 import pandas as pd
 
-from .errors import MmsError, ParamError
+from .errors import MmsError
+from .values import levels_or_bool
 
 
 class SLOMissed(MmsError, RuntimeError):
@@ -27,22 +28,8 @@ class SLOMissed(MmsError, RuntimeError):
 
 
 def parse(v: Any, name: str = "fail_on_slo") -> Union[bool, List[float]]:
-    """``false``/``true`` (any spelling :func:`mmslib.params._bool` takes) or a list of levels."""
-    from .params import _bool, _listish, _num
-    try:
-        return _bool(name, v)
-    except ParamError:
-        pass
-    lv = _listish(v)
-    if not isinstance(lv, (list, tuple)):
-        lv = [lv]
-    try:
-        out = [_num(name, x) for x in lv]
-    except ParamError:
-        out = []
-    if not out:
-        raise ParamError(name, v, "true | false, or the levels that must meet the SLO (e.g. 25,50)")
-    return out
+    """``false``/``true`` (any spelling :func:`mmslib.values.boolean` takes) or a list of levels."""
+    return levels_or_bool(v, name)
 
 
 def _level_column(summary: pd.DataFrame, by: Sequence[str]) -> str:

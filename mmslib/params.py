@@ -34,124 +34,10 @@ MMS_ENGINES = ("trainedmodel", "modelmesh", "lazy")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def _quantity(name, v, kind):
-    from .quantity import parse_cpu, parse_memory
-    try:
-        return parse_cpu(v) if kind == "cpu" else parse_memory(v)
-    except (ValueError, TypeError, OverflowError):  # OverflowError: e.g. "1E310" CPUs as a float
-        ex = "e.g. 100m, 1, 2.5" if kind == "cpu" else "e.g. 100Mi, 10Gi, 500M, or bytes"
-        raise ParamError(name, v, f"a Kubernetes {kind} quantity ({ex})") from None
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-#: What a number parameter accepts, in words a shell user can type back.
-_NUM_EXAMPLES = "e.g. 25, 2.5, 1e3, 1_000"
-
-
-def _strip(v):
-    return v.strip() if isinstance(v, str) else v
-
-
-def _number(v):
-    """A number as typed on a shell ("25", "1e3", "1_000", " 2.5 "), or None if it is not one.
-    Booleans are not numbers; NaN and infinities are refused."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, str):
-        t = v.strip()
-        if not t or not re.fullmatch(r"[+-]?[0-9_.eE+-]+", t):
-            return None
-        try:
-            v = int(t) if re.fullmatch(r"[+-]?[0-9][0-9_]*", t) else float(t)
-        except ValueError:
-            return None
-    if not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
-        return None
-    if isinstance(v, int) and not -1e308 < v < 1e308:  # beyond any float (10**400)
-        return None
-    return v
-
-
-def _int(name, v, lo=None, hi=None):
-    """An integer: 25, "25", "1_000", 1e3 / "1e3" (integer-valued)."""
-    x = _number(v)
-    if isinstance(x, float) and x.is_integer():
-        x = int(x)
-    if not isinstance(x, int):
-        raise ParamError(name, v, f"an integer{_range(lo, hi)}")
-    if (lo is not None and x < lo) or (hi is not None and x > hi):
-        raise ParamError(name, v, f"an integer{_range(lo, hi)}")
-    return x
-
-
-def _num(name, v, lo=None, hi=None, lo_open=False):
-    """A finite number: 25, 2.5, "25", "1e3", "1_000"."""
-    x = _number(v)
-    if x is None or (lo is not None and (x <= lo if lo_open else x < lo)) or (hi is not None and x > hi):
-        raise ParamError(name, v, f"a number{_range(lo, hi, lo_open)} ({_NUM_EXAMPLES})")
-    return float(x)
-
-
-def _range(lo, hi, lo_open=False):
-    if lo is not None and hi is not None:
-        return f" from {lo} to {hi}"
-    if lo is not None:
-        return f" > {lo}" if lo_open else f" >= {lo}"
-    if hi is not None:
-        return f" <= {hi}"
-    return ""
-
-
-def _choice(name, v, allowed):
-    if v not in allowed:
-        raise ParamError(name, v, " | ".join(map(str, allowed)))
-    return v
-
-
-def _bool(name, v):
-    """true/false, yes/no, on/off, 1/0 in any case (papermill passes "true" as a string)."""
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int) and v in (0, 1):
-        return bool(v)
-    if isinstance(v, str):
-        t = v.strip().lower()
-        if t in _TRUE:
-            return True
-        if t in _FALSE:
-            return False
-    raise ParamError(name, v, "true | false (also yes | no, on | off, 1 | 0)")
-
-
-def _optional(v):
-    """None for the ways a shell user writes "nothing": None, "none", "null", "" (any case)."""
-    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "null", "~")):
-        return None
-    return v
-
-
-def _listish(v):
-    """A list as typed on a shell: "[25, 50]", "25,50", "25 50" (a single "25" stays a scalar).
-    Items are read as YAML scalars (numbers become numbers). Anything else is returned as is."""
-    if isinstance(v, str):
-        import yaml
-        t = v.strip()
-        if t.startswith("["):
-            try:
-                return yaml.safe_load(t)
-            except yaml.YAMLError:
-                return v
-        parts = [x for x in re.split(r"[,\s]+", t) if x]
-        if len(parts) > 1:
-            out = []
-            for x in parts:
-                try:
-                    out.append(yaml.safe_load(x))
-                except yaml.YAMLError:
-                    out.append(x)
-            return out
-    return v
+from .values import (  # noqa: E402  (the parsing's one home; short private names kept for this module)
+    NUM_EXAMPLES as _NUM_EXAMPLES, boolean as _bool, choice as _choice, integer as _int, listish as _listish,
+    num as _num, number as _number, optional as _optional, quantity as _quantity, range_text as _range,
+    strip as _strip)
 
 
 def _modes(v):
@@ -269,8 +155,8 @@ class Common:
                 raise ParamError("dry_run", self.dry_run, "false | true (write the manifests, no cluster) | server "
                                                           "(a server-side dry run of every manifest)") from None
         _choice("deployment_mode", self.deployment_mode, KSERVE_DEPLOYMENT_MODES)
-        from .gate import parse as _gate
-        self.fail_on_slo = _gate(self.fail_on_slo)
+        from .values import levels_or_bool
+        self.fail_on_slo = levels_or_bool(self.fail_on_slo)
         # The kserve backend's parameters are checked for their kind on every backend:
         # a mistyped value is refused even where it would not be used.
         for n in ("namespace", "ingress_host", "serving_runtime", "storage_uri", "ingress_path_template",
@@ -472,6 +358,11 @@ class ColdstartParams(Common):
     capacity: List[Any] = field(default_factory=lambda: ["10%", "25%", "50%", "100%"])  # count, "N%", or memory
     zipf_alpha: List[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
     lazy_qps: float = 20.0                # section 3: request rate (Poisson)
+    lazy_cells: Optional[List[Dict[str, Any]]] = None  # section 3: cells fixed ahead ({alpha, capacity, qps, role}); None: the grid
+    lateness_p99_ms: float = 10.0         # section 3: a cell is valid when 99% of its requests were sent less late
+    service_ms: float = 0.0               # simple_string: each prediction holds the server this long (0: none)
+    validation_slo_ms: Optional[List[float]] = None  # section 4: SLOs the simulator's attainment is checked at; None: [slo_ms]
+    validation_seeds: int = 10            # section 4: simulator runs (seeds) per validation cell
     cluster_models: List[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     cluster_host_memory: str = "10Gi"     # simulated host's memory for models (capacity = this / model memory)
     cluster_alpha: float = 1.0
@@ -535,6 +426,22 @@ class ColdstartParams(Common):
         self.zipf_alpha = [_num("zipf_alpha", a, 0, 10) for a in alphas]
         if len(set(self.zipf_alpha)) != len(self.zipf_alpha):
             raise ParamError("zipf_alpha", self.zipf_alpha, "distinct exponents")
+        self.lateness_p99_ms = _num("lateness_p99_ms", self.lateness_p99_ms, 0, lo_open=True)
+        self.service_ms = _num("service_ms", self.service_ms, 0, 10_000)
+        if self.service_ms > 0 and self.workload != "simple_string":
+            raise ParamError("service_ms", self.service_ms, "0 unless workload is simple_string (its models sleep it)")
+        self.lazy_cells = self._check_lazy_cells(_optional(self.lazy_cells))
+        vs = _optional(self.validation_slo_ms)
+        if vs is not None:
+            vs = _listish(vs)
+            vs = vs if isinstance(vs, (list, tuple)) else [vs]
+            if not vs:
+                raise ParamError("validation_slo_ms", self.validation_slo_ms, "a non-empty list of SLOs in ms, or None")
+            vs = [_num("validation_slo_ms", x, 0, lo_open=True) for x in vs]
+            if len(set(vs)) != len(vs):
+                raise ParamError("validation_slo_ms", self.validation_slo_ms, "distinct SLOs")
+        self.validation_slo_ms = vs
+        self.validation_seeds = _int("validation_seeds", self.validation_seeds, 1, 1000)
         cm = _listish(self.cluster_models)
         cm = cm if isinstance(cm, (list, tuple)) else [cm]
         self.cluster_models = [_int("cluster_models", x, 1, 100_000_000) for x in cm]
@@ -545,6 +452,38 @@ class ColdstartParams(Common):
         self.cluster_qps = _num("cluster_qps", self.cluster_qps, 0, lo_open=True)
         self.cluster_duration_s = _num("cluster_duration_s", self.cluster_duration_s, 0, lo_open=True)
         return self
+
+    def _check_lazy_cells(self, cells):
+        """``lazy_cells``: None, or a non-empty list of {alpha, capacity, qps, role} with at least
+        one calibration cell and no two cells alike."""
+        if cells is None:
+            return None
+        allowed = ("a list of cells {alpha: >= 0, capacity: a count, N% or memory, qps: > 0, "
+                   "role: calibration | validation}, at least one calibration cell")
+        cells = _listish(cells)
+        if not isinstance(cells, (list, tuple)) or not cells or not all(isinstance(c, dict) for c in cells):
+            raise ParamError("lazy_cells", cells, allowed)
+        out = []
+        for c in cells:
+            if set(c) != {"alpha", "capacity", "qps", "role"}:
+                raise ParamError("lazy_cells", c, allowed)
+            out.append({"alpha": _num("lazy_cells", c["alpha"], 0, 10),
+                        "capacity": self._cell_capacity(c["capacity"]), "capacity_spec": str(c["capacity"]),
+                        "qps": _num("lazy_cells", c["qps"], 0, lo_open=True),
+                        "role": _choice("lazy_cells", c["role"], ("calibration", "validation"))})
+        keys = [(c["alpha"], c["capacity"], c["qps"]) for c in out]
+        if len(set(keys)) != len(keys):
+            raise ParamError("lazy_cells", cells, "distinct cells (alpha, capacity as a count, qps)")
+        if not any(c["role"] == "calibration" for c in out):
+            raise ParamError("lazy_cells", cells, allowed)
+        return [{"alpha": c["alpha"], "capacity": c["capacity_spec"], "qps": c["qps"], "role": c["role"]}
+                for c in out]
+
+    def _cell_capacity(self, c) -> int:
+        try:
+            return self._capacity_count(c)
+        except ParamError as e:
+            raise ParamError("lazy_cells", c, f"capacity: {e.allowed}") from None
 
     def model_memory_bytes(self) -> int:
         if self.model_memory is not None:
@@ -561,25 +500,25 @@ class ColdstartParams(Common):
     def capacity_counts(self) -> List[int]:
         """``capacity`` as model counts: an integer is a count, "N%" a share of
         ``models``, a memory quantity ("64Mi") holds that many models' declared memory."""
+        return [self._capacity_count(c) for c in self.capacity]
+
+    def _capacity_count(self, c) -> int:
         allowed = (f"model counts from 1 to models ({self.models}), percentages of models like 25%, "
                    "or memory quantities like 64Mi (divided by the declared model memory)")
-        out = []
-        for c in self.capacity:
-            if isinstance(c, str) and c.strip().endswith("%"):
-                x = _number(c.strip()[:-1])
-                if x is None or not 0 < x <= 100:
-                    raise ParamError("capacity", c, allowed)
-                n = int(self.models * x / 100 + 1e-9)
-            elif _number(c) is not None:
-                n = _int("capacity", c, 1, self.models)
-            elif isinstance(c, str):
-                n = _quantity("capacity", c, "memory") // self.model_memory_bytes()
-            else:
+        if isinstance(c, str) and c.strip().endswith("%"):
+            x = _number(c.strip()[:-1])
+            if x is None or not 0 < x <= 100:
                 raise ParamError("capacity", c, allowed)
-            if not 1 <= n <= self.models:
-                raise ParamError("capacity", c, allowed + f" (this is {n} models)")
-            out.append(int(n))
-        return out
+            n = int(self.models * x / 100 + 1e-9)
+        elif _number(c) is not None:
+            n = _int("capacity", c, 1, self.models)
+        elif isinstance(c, str):
+            n = _quantity("capacity", c, "memory") // self.model_memory_bytes()
+        else:
+            raise ParamError("capacity", c, allowed)
+        if not 1 <= n <= self.models:
+            raise ParamError("capacity", c, allowed + f" (this is {n} models)")
+        return int(n)
 
 
 def coldstart(**raw) -> ColdstartParams:
@@ -603,7 +542,7 @@ class ReportParams:
     tables_dir: Optional[str] = None           # where the report's tables go (CSV + JSON); None: <input_dir>/report
 
     def validate(self, machine_memory: Optional[int] = None) -> "ReportParams":
-        from .summary import parse_percentiles
+        from .values import percentiles as parse_percentiles
         if not isinstance(self.input_dir, (str, os.PathLike)) or not str(self.input_dir).strip():
             raise ParamError("input_dir", self.input_dir, "a directory path")
         runs = _listish(self.runs)
@@ -658,6 +597,7 @@ class TrafficParams(Common):
     slo_ms: float = 50.0
     attainment_target: float = 0.99
     lateness_p99_ms: float = 10.0
+    offered_tolerance: float = 0.1  # a level whose offered rate is off nominal by more is not valid
     search: bool = False
     search_lo: float = 10.0
     search_hi: float = 400.0
@@ -711,9 +651,9 @@ class TrafficParams(Common):
         sl = _number(self.slo_ms)
         self.slo_ms = check_slo_ms(sl if sl is not None else self.slo_ms)
         at = _number(self.attainment_target)
-    offered_tolerance: float = 0.1  # a level whose offered rate is off nominal by more is not valid
         self.attainment_target = check_target(at if at is not None else self.attainment_target)
         self.lateness_p99_ms = _num("lateness_p99_ms", self.lateness_p99_ms, 0, lo_open=True)
+        self.offered_tolerance = _num("offered_tolerance", self.offered_tolerance, 0, lo_open=True)
         self.search = _bool("search", self.search)
         self.search_lo = _num("search_lo", self.search_lo, 0, lo_open=True)
         self.search_hi = _num("search_hi", self.search_hi, 0, lo_open=True)
@@ -746,4 +686,3 @@ def traffic(**raw) -> TrafficParams:
 
 
 EXPERIMENTS["traffic"] = TrafficParams
-        self.offered_tolerance = _num("offered_tolerance", self.offered_tolerance, 0, lo_open=True)

@@ -27,11 +27,10 @@ from typing import Any, Iterable, Optional, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
-from . import intervals, stats
-from .errors import ParamError
+from . import intervals, stats, values
 
-#: The seed's columns: p50, p90, p95, p99 and max.
-DEFAULT_PERCENTILES: Tuple[Union[float, str], ...] = (50, 90, 95, 99, "max")
+#: The seed's columns: p50, p90, p95, p99 and max (their home: :mod:`mmslib.values`).
+DEFAULT_PERCENTILES = values.DEFAULT_PERCENTILES
 #: The spectrum the report draws (HDR style).
 SPECTRUM = (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
 #: A p99 SLO: 99% of requests within the threshold.
@@ -39,29 +38,8 @@ DEFAULT_SLO_TARGET = 0.99
 
 
 def parse_percentiles(v: Any, name: str = "percentiles") -> Tuple[Union[float, str], ...]:
-    """Percentiles as a user gives them: ``[50, 99.9, "max"]``, ``"50,99,max"``, ``"50 99"``;
-    each a number in (0, 100) or ``max``. Raises :class:`ParamError`."""
-    from .params import _listish, _number
-    if v is None:
-        return DEFAULT_PERCENTILES
-    raw = _listish(v)
-    if not isinstance(raw, (list, tuple)):
-        raw = [raw]
-    out = []
-    for x in raw:
-        if isinstance(x, str) and x.strip().lower() in ("max", "p100", "100"):
-            out.append("max")
-            continue
-        q = _number(x.lstrip("pP") if isinstance(x, str) else x)
-        if q == 100:
-            out.append("max")
-            continue
-        if q is None or not 0 < q < 100:
-            raise ParamError(name, v, "a list of percentiles from 0 to 100 or max (e.g. 50,90,95,99,max)")
-        out.append(float(q))
-    if not out:
-        raise ParamError(name, v, "a list of percentiles from 0 to 100 or max (e.g. 50,90,95,99,max)")
-    return tuple(dict.fromkeys(out))
+    """Percentiles as a user gives them (:func:`mmslib.values.percentiles`)."""
+    return values.percentiles(v, name)
 
 
 def column(q: Union[float, str]) -> str:

@@ -230,7 +230,7 @@ def collect(folder: Union[str, Path, None] = "outputs", runs: Optional[Iterable[
     """
     pcts = summ.parse_percentiles(percentiles)
     if slo_ms is not None:
-        from ..params import _num
+        from ..values import num as _num
         slo_ms = _num("slo_ms", slo_ms, 0, lo_open=True)
     base = resolve(folder) if folder is not None else None
     dirs: List[Path] = list(find_runs(base)) if base is not None else []
