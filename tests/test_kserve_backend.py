@@ -418,7 +418,9 @@ def test_modelmesh_engine(k8s_cluster):
     c = k8s_cluster
     api = c.api_client()
     co = client.CustomObjectsApi(api)
-    b = backend(c, mms_engine="modelmesh", runtime="triton-mm")
+    c.double.store.update(c.double.types[("", "namespaces")], "", "default",
+                          lambda o: o["metadata"].setdefault("labels", {}).__setitem__("modelmesh-enabled", "true"))
+    b = backend(c, mms_engine="modelmesh", runtime="triton-mm", options={"modelmesh_count": "registered"})
     with pytest.raises(ParamError, match="runtime"):
         b.start_hosts(1)
     co.create_namespaced_custom_object("serving.kserve.io", "v1alpha1", "default", "servingruntimes", {
@@ -441,6 +443,7 @@ def test_modelmesh_engine(k8s_cluster):
     assert r.status_code == 404          # the route the old backend invented does not exist
     assert "modelmesh-serving Service" in b.verify().failures[0]
     b.modelmesh_rest_url = f"http://127.0.0.1:{c.double.ingress.modelmesh_port}"
+    time.sleep(0.5)       # counted as registered (Ready), which ModelMesh says before the load is done
     eps = b.endpoints()
     assert all(infer_ok(e) for e in eps) and b.verify().ok
     u = b.usage()

@@ -261,3 +261,56 @@ def test_item4_path_ingress_follows_the_status_url(make_k8s_cluster):
     (ep,) = r.endpoints()
     assert ep.headers == {"Host": "m00002-default.models.test"} and ep.rest_url.endswith(f":{c.ingress_port}")
     assert answers(ep)
+
+
+# -- 8. hosts pinned to one replica ---------------------------------------------------------------------------
+
+def test_item8_predictors_pinned_to_one_replica_unless_autoscaling(make_k8s_cluster):
+    c = make_k8s_cluster()
+    b = backend(c)
+    assert all(e.ok for e in b.deploy_traditional(["m00000"])) and all(h.ok for h in b.start_hosts(1))
+    for o in c.double.objects("inferenceservices"):
+        assert o["spec"]["predictor"]["minReplicas"] == o["spec"]["predictor"]["maxReplicas"] == 1
+    # KServe passes them to Knative as min-scale / max-scale (SetAutoScalingAnnotations)
+    for p in c.double.objects("pods", label_selector="mmslib.io/run-id=fc"):
+        ann = p["metadata"]["annotations"]
+        assert ann["autoscaling.knative.dev/min-scale"] == ann["autoscaling.knative.dev/max-scale"] == "1"
+    b.close()
+    a = backend(c, run_id="fc8", options={"autoscale": True})
+    assert all(e.ok for e in a.deploy_traditional(["m00001"]))
+    (o,) = c.double.objects("inferenceservices", label_selector="mmslib.io/run-id=fc8")
+    assert "maxReplicas" not in o["spec"]["predictor"]
+
+
+# -- 6. ModelMesh: Ready is not loaded; the namespace label --------------------------------------------------
+
+def test_item6_modelmesh_needs_its_label_and_a_way_to_verify_loaded(make_k8s_cluster):
+    c = make_k8s_cluster(config=Config(agent_load_delay_s=0.5, modelmesh_capacity=2))
+    mm = f"http://127.0.0.1:{c.double.ingress.modelmesh_port}"
+    kw = dict(mms_engine="modelmesh", runtime="triton-mm", deploy_concurrency=1)
+    with pytest.raises(ParamError, match=r"modelmesh_rest_url.*port-forward svc/modelmesh-serving.*registered"):
+        backend(c, **kw)                                 # every registration would count as deployed
+    with pytest.raises(ParamError, match=r"namespace.*kubectl label namespace default modelmesh-enabled=true"):
+        backend(c, modelmesh_rest_url=mm, **kw)
+    d = c.double
+    d.store.update(d.types[("", "namespaces")], "", "default",
+                   lambda o: o["metadata"].setdefault("labels", {}).__setitem__("modelmesh-enabled", "true"))
+    d.create_object({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",
+                     "metadata": {"name": "triton-mm", "namespace": "default"},
+                     "spec": {"multiModel": True, "supportedModelFormats": [{"name": "triton", "autoSelect": True}],
+                              "containers": [{"name": "triton", "image": "tritonserver:double"}]}})
+    b = backend(c, modelmesh_rest_url=mm, **kw)
+    assert all(h.ok for h in b.start_hosts(1))
+    evs = list(b.deploy_mms(["m00000", "m00001", "m00002"]))
+    assert all(e.ok for e in evs), [e.error for e in evs]
+    # Ready (registered) while Loading: counted only once it answered through the REST proxy
+    assert all(e.seconds - e.admitted_s >= 0.3 for e in evs)
+    # past its capacity ModelMesh evicts the least recently used: still Ready, no longer loaded
+    isvc = next(o for o in d.objects("inferenceservices") if o["metadata"]["name"] == "m00000")
+    assert any(x["type"] == "Ready" and x["status"] == "True" for x in isvc["status"]["conditions"])
+    v = b.verify()
+    assert not v.ok and v.correct == 2 and v.sampled == 3
+    b.close()
+    # or count registrations, and say so
+    r = backend(c, run_id="fc6r", options={"modelmesh_count": "registered"}, **kw)
+    assert r.deploy_notes("mms")["deploy_counted"] == "registrations"

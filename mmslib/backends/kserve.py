@@ -388,6 +388,7 @@ class KServeBackend(Backend):
             k8s.check_namespace_access(self.api, self.namespace)
             self._check_knative(deployment_mode)
             self._check_access()
+            self._check_modelmesh()
         except BaseException:
             self.api.close()
             self.api = None
@@ -418,6 +419,34 @@ class KServeBackend(Backend):
                 f"(Knative Serving is not installed at {k8s.server_of(self.api)}), and KServe rejects a Serverless "
                 "InferenceService there (Warning event ServerlessModeRejected; nothing is ever deployed). "
                 "Or install Knative Serving"))
+
+    def _check_modelmesh(self) -> None:
+        """ModelMesh: the namespace must carry ``modelmesh-enabled=true`` (modelmesh-serving reconciles only
+        such namespaces), and a model must be verifiable as loaded: ModelMesh sets Ready while the model is
+        still Loading and keeps it after evicting it, so without ``modelmesh_rest_url`` every registration
+        would count as deployed and a stress run would never find a limit; ``modelmesh_count: registered``
+        accepts that, said so in :meth:`deploy_notes`."""
+        if self.mms_engine != "modelmesh":
+            return
+        if not self.modelmesh_rest_url and self.options.modelmesh_count == "loaded":
+            raise ParamError("modelmesh_rest_url", "", (
+                "the modelmesh-serving Service's REST proxy, to verify each model is loaded (kubectl port-forward "
+                "svc/modelmesh-serving 8008 -n " + self.namespace + ", then http://127.0.0.1:8008): ModelMesh says "
+                "Ready while a model is still Loading and after evicting it; or the kserve option "
+                "modelmesh_count: registered, to count registrations (and say so)"))
+        from kubernetes import client
+        try:
+            ns = k8s.call(f"GET namespace {self.namespace}", client.CoreV1Api(self.api).read_namespace,
+                          self.namespace, retries=1)
+        except k8s.KubeApiError as e:
+            if e.status == 403:
+                log.info("cannot read namespace %s: its modelmesh-enabled label is not checked", self.namespace)
+                return
+            raise
+        if ((ns.metadata.labels or {}).get("modelmesh-enabled")) != "true":
+            raise ParamError("namespace", self.namespace, (
+                "a namespace labelled modelmesh-enabled=true for ModelMesh (modelmesh-serving ignores the others: "
+                f"its models would never be served): kubectl label namespace {self.namespace} modelmesh-enabled=true"))
 
     def needed_access(self) -> List[Tuple[str, str, str]]:
         """(verb, API group, resource) the run needs in its namespace: create/get/list/watch/delete of
@@ -557,7 +586,10 @@ class KServeBackend(Backend):
         return k8s.isvc_manifest(name, self.namespace, labels=self._labels(mode, role), model_format=self.model_format,
                                  runtime=self.runtime, storage_uri=storage_uri, cpu=cpu, memory=mem,
                                  sidecar_cpu=scpu, sidecar_memory=smem, min_replicas=self.min_replicas,
-                                 container_concurrency=self.container_concurrency, deployment_mode=deployment_mode)
+                                 container_concurrency=self.container_concurrency, deployment_mode=deployment_mode,
+                                 # pinned (min = max) unless asked: containerConcurrency 1 and no maxReplicas let
+                                 # Knative scale out under the readiness probes, and each replica reserves a host
+                                 max_replicas=None if self.options.autoscale else self.min_replicas)
 
     # -- deployment loop -----------------------------------------------------------
     def _create(self, it: _Item) -> str:
@@ -1005,6 +1037,11 @@ class KServeBackend(Backend):
         is at least a quarter of ``kubelet_sync_s`` (an agent load alone takes seconds); then
         ``refresh_waves`` (groups of answers), ``models_per_refresh`` and ``deploy_note`` say it. {} for
         traditional serving or before two TrainedModels answered."""
+        if mode == "mms" and self.mms_engine == "modelmesh" and not self.modelmesh_rest_url:
+            return {"deploy_counted": "registrations", "deploy_note": (
+                "ModelMesh: counted registrations (InferenceServices ModelMesh accepted, Ready), not loaded models: "
+                "ModelMesh says Ready while a model is Loading and after evicting it; set modelmesh_rest_url to "
+                "count loaded models")}
         if mode != "mms" or self.mms_engine != "trainedmodel":
             return {}
         with self._lock:

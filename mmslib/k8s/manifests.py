@@ -63,7 +63,8 @@ def isvc_manifest(name: str, namespace: str, *, labels: Dict[str, str], model_fo
                   cpu: Optional[str] = None, memory: Optional[str] = None,
                   sidecar_cpu: Optional[str] = None, sidecar_memory: Optional[str] = None,
                   min_replicas: Optional[int] = 1, container_concurrency: Optional[int] = 1,
-                  deployment_mode: Optional[str] = None, annotations: Optional[Dict[str, str]] = None) -> dict:
+                  deployment_mode: Optional[str] = None, annotations: Optional[Dict[str, str]] = None,
+                  max_replicas: Optional[int] = None) -> dict:
     """An InferenceService with one predictor (``spec.predictor.model``).
 
     Without ``storage_uri`` it is a multi-model host for TrainedModels.
@@ -86,6 +87,8 @@ def isvc_manifest(name: str, namespace: str, *, labels: Dict[str, str], model_fo
             model["resources"] = res
         if min_replicas is not None:
             predictor["minReplicas"] = int(min_replicas)
+        if max_replicas is not None:       # KServe writes it as Knative's max-scale (0: unlimited)
+            predictor["maxReplicas"] = int(max_replicas)
         if container_concurrency is not None:
             predictor["containerConcurrency"] = int(container_concurrency)
         predictor["labels"] = dict(labels)   # KServe puts these on the predictor pods

@@ -185,6 +185,7 @@ class Controller:
         self.agent_errors: Dict[Tuple[str, str, str], str] = {}
         self.agent_started: Dict[Tuple[str, str], float] = {}   # host pod Running (its kubelet sync clock)
         self._cm_busy: Dict[Tuple[str, str], float] = {}        # a host's model-config ConfigMap being rewritten
+        self.mm_loaded_at: Dict[Tuple[str, str], float] = {}    # ModelMesh model -> when it is loaded
         self.modelconfig_errors: Dict[Tuple[str, str], str] = {}
         self.modelconfig_failures = 0
         self.reconciles = 0
@@ -439,9 +440,10 @@ class Controller:
             res["limits"] = lim
         return {"name": name, "image": image, "resources": res}
 
-    def _new_pod(self, ns: str, name: str, labels: Dict[str, str], containers: List[dict], owner: dict) -> dict:
+    def _new_pod(self, ns: str, name: str, labels: Dict[str, str], containers: List[dict], owner: dict,
+                 annotations: Optional[Dict[str, str]] = None) -> dict:
         pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "namespace": ns, "labels": labels,
+               "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": dict(annotations or {}),
                             "ownerReferences": [{"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
                                                  "name": owner["metadata"]["name"],
                                                  "uid": owner["metadata"].get("uid", ""), "controller": True}]},
@@ -481,8 +483,16 @@ class Controller:
             labels.update({LABEL_ISVC: name, "component": "predictor", "app": rev,
                            "serving.knative.dev/revision": rev, "serving.knative.dev/service": f"{name}-predictor"})
             pod_name = f"{rev}-deployment-{secrets.token_hex(4)[:5]}"
+        pod_ann = {}
+        if not raw:
+            # pkg/controller/v1alpha1/utils/utils.go SetAutoScalingAnnotations: min-scale from minReplicas (default
+            # 1), max-scale only when maxReplicas != 0; without it Knative's autoscaler may add replicas up to
+            # its global max-scale whenever requests exceed containerConcurrency (readiness probes included)
+            pod_ann["autoscaling.knative.dev/min-scale"] = str(pred.get("minReplicas", 1))
+            if pred.get("maxReplicas"):
+                pod_ann["autoscaling.knative.dev/max-scale"] = str(pred["maxReplicas"])
         self.isvc_pods[(ns, name)] = pod_name
-        return self._new_pod(ns, pod_name, labels, containers, isvc)
+        return self._new_pod(ns, pod_name, labels, containers, isvc, pod_ann)
 
     def _pod_running(self, pod: dict, delay: float, key: Key) -> bool:
         """Advance a scheduled pod to Running after ``delay``; True when Running."""
@@ -553,6 +563,7 @@ class Controller:
         key = ("isvc", ns, name)
         if isvc is None:
             self._gc_isvc(ns, name)
+            self.mm_loaded_at.pop((ns, name), None)
             return
         if self._finalize(self.ISVC, isvc, key):
             return
@@ -724,13 +735,29 @@ class Controller:
             self.after(self.d.config.isvc_ready_delay_s, ("isvc", ns, name))
             return
         host = f"modelmesh-serving.{ns}"
+        # Ready as soon as ModelMesh registered the model, while it is still Loading (issue #22 item 6), and it
+        # stays Ready after ModelMesh evicts it (least recently used, past modelmesh_capacity)
+        due = self.mm_loaded_at.setdefault((ns, name), time.monotonic() + self.d.config.agent_load_delay_s)
+        loaded = time.monotonic() >= due
+        if not loaded:
+            self.after(due - time.monotonic(), ("isvc", ns, name))
         self._set_status(self.ISVC, ns, name, dict(
             base, url=f"grpc://{host}:8033", address={"url": f"grpc://{host}.svc.cluster.local:8033"},
             components={"predictor": {"grpcUrl": f"grpc://{host}:8033", "restUrl": f"http://{host}:8008",
                                       "url": f"grpc://{host}:8033"}},
             conditions=[{"type": "PredictorReady", "status": "True"}, {"type": "Ready", "status": "True"}],
             modelStatus={"transitionStatus": "UpToDate", "copies": {"failedCopies": 0, "totalCopies": len(running)},
-                         "states": {"activeModelState": "Loaded", "targetModelState": ""}}))
+                         "states": {"activeModelState": "Loaded" if loaded else "Loading", "targetModelState": ""}}))
+
+    def modelmesh_loaded(self, ns: Optional[str] = None) -> set:
+        """ModelMesh models loaded now: past their load, and among the ``modelmesh_capacity`` most recently
+        loaded (the rest evicted, least recently used first; their InferenceServices stay Ready)."""
+        now = time.monotonic()
+        done = sorted((t, k) for k, t in dict(self.mm_loaded_at).items() if t <= now and (ns is None or k[0] == ns))
+        cap = self.d.config.modelmesh_capacity
+        if cap is not None:
+            done = done[-cap:] if cap > 0 else []
+        return {k[1] for _, k in done}
 
     # -- TrainedModel ------------------------------------------------------------------------
     def _tm(self, ns: str, name: str) -> None:

@@ -96,8 +96,9 @@ class Ingress:
 
     def modelmesh_models(self) -> Set[str]:
         isvc_t = self.d.type_for("serving.kserve.io", "inferenceservices")
+        loaded = self.d.controller.modelmesh_loaded()
         return {i["metadata"]["name"] for i in (self.d.store.items(isvc_t) if isvc_t else [])
-                if is_modelmesh(i) and is_ready(i)}
+                if is_modelmesh(i) and is_ready(i) and i["metadata"]["name"] in loaded}
 
     def predictor(self, model: str):
         p = self._predictors.get(model)

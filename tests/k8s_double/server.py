@@ -261,6 +261,7 @@ class Config:
     #   TrainedModel's (K8sDouble.upload adds a local folder's model directories)
     strict_storage: bool = True          # False: a TrainedModel on a Triton host loads whatever its URI
     delete_delay_s: float = 0.02         # finalizers: deletionTimestamp -> gone
+    modelmesh_capacity: Optional[int] = None   # ModelMesh models held loaded at once (None: all); LRU eviction
     quota_inferenceservices: Optional[int] = None   # a ResourceQuota count/inferenceservices.serving.kserve.io
     modelconfig_write_s: float = 0.0     # one rewrite of a host's model-config ConfigMap (up to 1 MiB) on a
     #   TrainedModel's deletion: they go one at a time per host
