@@ -186,6 +186,7 @@ def test_notebook_opens_with_the_answer_and_closes_with_the_setting(name):
     assert "Validity notes" in heads and heads.index("Validity notes") < heads.index("Setting")
     assert not any("P.to_dict()" in c for c in code), "the full parameter table belongs in Setting"
     assert any("setting_line(P)" in c for c in code) and any("setting_table(P)" in c for c in code)
+    assert any("with quiet_when_done():" in c for c in code), "the run's progress lines would open the page"
     assert any(f"validity.{name}(" in c for c in code) and any("validity_section(notes)" in c for c in code)
 
 
