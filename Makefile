@@ -53,6 +53,12 @@ demo: stress performance traffic report
 test: venv envs
 	$(VENV)/bin/pytest -q -ra
 
+# The fast tier (under a minute, no servers): parameters, statistics, summaries, run directories,
+# the report from synthetic runs, plug-in contracts. `make test` runs it too. (tests/conftest.py FAST_FILES)
+.PHONY: test-fast
+test-fast: venv
+	$(VENV)/bin/pytest -q -ra -m "not slow"
+
 # Longer reliability checks (not in `make test`): 20 interruptions per runtime over every
 # experiment, 400 kills mid-write, every runtime for ports/server deaths/loopback; prints figures.
 .PHONY: check-long

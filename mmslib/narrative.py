@@ -76,13 +76,19 @@ def performance_headline(summary: pd.DataFrame, sat: pd.DataFrame, p, notes: pd.
     by = sat.set_index("mode") if len(sat) else pd.DataFrame()
     for m in [x for x in ("traditional", "mms") if x in by.index] + [x for x in by.index if x not in _MODE_WORDS]:
         r = by.loc[m]
-        held[m] = ("no tested rate" if pd.isna(r["max_ok_qps"]) else
+        held[m] = (None if pd.isna(r["max_ok_qps"]) else
                    f"**{r['max_ok_qps']:g} QPS**" + (" (the highest tested)" if pd.isna(r["first_fail_qps"]) else ""))
     out = []
     if held:
         vals = set(held.values())
-        who = (f"both modes held {vals.pop()}" if len(held) == 2 and len(vals) == 1 else
-               " and ".join(f"{_MODE_WORDS.get(m, m)} held {h}" for m, h in held.items()))
+        if vals == {None}:
+            who = ("neither mode is" if len(held) == 2 else f"{_MODE_WORDS.get(next(iter(held)), next(iter(held)))} is") \
+                + " shown to hold any tested rate"
+        elif len(held) == 2 and len(vals) == 1:
+            who = f"both modes held {vals.pop()}"
+        else:
+            who = " and ".join(f"{_MODE_WORDS.get(m, m)} held {h}" if h else
+                               f"{_MODE_WORDS.get(m, m)} is not shown to hold any tested rate" for m, h in held.items())
         out.append(f"Within p99 <= {p.slo_p99_ms:g} ms with no errors, {who} ({what}).")
     med = summary.groupby(["mode", "qps"], as_index=False).agg(p50=("p50", "median"), p99=("p99", "median"),
                                                              valid=("valid", "all"))
@@ -151,9 +157,15 @@ def coldstart_headline(cycle_summary: pd.DataFrame, leak: pd.DataFrame, churn_co
 
 
 def saturation_sentence(sat: pd.DataFrame, slo_ms: float) -> str:
+    """Per mode, the highest rate shown to hold (valid, no errors, the p99 interval's upper end within
+    the SLO: :func:`mmslib.stats.saturation`) and what stopped it."""
     parts = []
     for r in sat.itertuples():
-        held = "no tested rate" if pd.isna(r.max_ok_qps) else f"**{r.max_ok_qps:g} QPS**"
         tail = "" if pd.isna(r.first_fail_qps) else f"; at {r.first_fail_qps:g} QPS: {r.fail_reason}"
-        parts.append(f"- **{r.mode}** holds up to {held} (valid, no errors, p99 within {slo_ms:g} ms){tail}.")
+        if pd.isna(r.max_ok_qps):
+            parts.append(f"- **{r.mode}** is not shown to hold any tested rate (valid, no errors, p99 shown "
+                         f"within {slo_ms:g} ms){tail}.")
+        else:
+            parts.append(f"- **{r.mode}** holds up to **{r.max_ok_qps:g} QPS** (valid, no errors, p99 shown "
+                         f"within {slo_ms:g} ms){tail}.")
     return "\n".join(parts)

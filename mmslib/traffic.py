@@ -221,7 +221,8 @@ def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
         recs = res.records
         info = {"sent": res.sent, "unsent": res.unsent, "t0_unix": res.t0_unix, "cpu_s": res.cpu_s,
                 "cpu_ms_per_request": res.cpu_ms_per_request, "wall_s": res.wall_s,
-                "k6_exit_code": res.k6_exit_code}
+                "k6_exit_code": res.k6_exit_code, "clock_resolution_ms": res.clock_resolution_ms,
+                "early_wakeups": res.early_wakeups}
     except MmsError as e:  # the generator itself failed: the level is recorded as failed, the run goes on
         error = str(e)
         recs = schema.empty(schema.REPLAY)

@@ -26,8 +26,32 @@ def default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+#: The fast tier (`pytest -m "not slow"`, `make test-fast`, under a minute): test files that run in
+#: this process only (parameters, statistics, summaries, run directories, the report from synthetic
+#: run directories, the plug-in contracts, the simulated queue). Every other file starts real servers,
+#: k6, papermill kernels or the Kubernetes double and is marked ``slow``; so is a new file until it is
+#: listed here. ``make test`` runs both tiers.
+FAST_FILES = {
+    "test_arrivals.py", "test_compare.py", "test_dependent_stats.py", "test_docs.py", "test_export.py",
+    "test_fuzz_params.py", "test_gpu.py", "test_notebooks.py", "test_packaging.py", "test_params.py",
+    "test_planner.py", "test_plots_narrative.py", "test_plugins.py", "test_report.py", "test_rundir.py",
+    "test_schedule.py", "test_seed.py", "test_simulate.py", "test_slo.py", "test_specs.py", "test_stats.py",
+    "test_validity.py",
+}
+#: Tests of fast files that run a notebook or a server all the same.
+SLOW_TESTS = {
+    "test_report_command_builds_offline_html", "test_gate_makes_papermill_fail_after_saving_everything",
+    "test_executed_performance_notebook_reads_answer_first",
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``long`` run in ``make check-long`` (MMSLIB_LONG=1) only."""
+    """The two tiers (``slow``: see FAST_FILES); tests marked ``long`` run in ``make check-long``
+    (MMSLIB_LONG=1) only."""
+    slow = pytest.mark.slow
+    for item in items:
+        if item.path.name not in FAST_FILES or item.originalname in SLOW_TESTS:
+            item.add_marker(slow)
     if os.environ.get("MMSLIB_LONG") == "1":
         return
     skip = pytest.mark.skip(reason="long check: run `make check-long` (MMSLIB_LONG=1)")

@@ -58,7 +58,12 @@ def test_performance_figures_and_warnings():
     warn = narrative.performance_warnings(summ, levels, busy_load=1.0)
     assert "unstable" in warn and "machine was busy" in warn
     sat = stats.saturation(summ, 100.0)
-    assert "holds up to **20 QPS**" in narrative.saturation_sentence(sat, 100.0)
+    # 40 and 80 requests per level cannot bound a p99 from above: nothing is shown to hold
+    text = narrative.saturation_sentence(sat, 100.0)
+    assert "**mms** is not shown to hold any tested rate" in text and "not enough data" in text
+    held = sat.assign(max_ok_qps=[20.0, 10.0], first_fail_qps=[float("nan"), 20.0])
+    assert "**mms** holds up to **20 QPS** (valid, no errors, p99 shown within 100 ms)" in \
+        narrative.saturation_sentence(held, 100.0)
 
 
 def test_stress_figures():
