@@ -139,6 +139,12 @@ def test_performance_headline_answers_first():
     same = pd.DataFrame([dict(mode="mms", max_ok_qps=25.0, first_fail_qps=50.0),
                          dict(mode="traditional", max_ok_qps=25.0, first_fail_qps=50.0)])
     assert "both modes held **25 QPS** (" in narrative.performance_headline(summary, same, p)
+    none = same.assign(max_ok_qps=np.nan)
+    assert "with no errors, neither mode is shown to hold any tested rate (" in \
+        narrative.performance_headline(summary, none, p)
+    one = same.assign(max_ok_qps=[np.nan, 25.0])
+    assert "traditional serving held **25 QPS** and multi-model serving is not shown to hold any tested rate" in \
+        narrative.performance_headline(summary, one, p)
 
 
 def test_coldstart_headline_one_bullet_per_section():
