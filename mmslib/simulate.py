@@ -11,10 +11,13 @@ What is modelled (and what is not):
   ModelMesh places a model on a few pods of its choice; one copy per model).
 - **Each host**: an LRU cache of at most ``capacity`` models (a count, or a
   memory budget divided by the models' declared memory), updated when a request
-  arrives, and ``servers`` FIFO servers (1: a Python server's one event loop).
-  A request for a model not in the cache is a cold start: its service time is
-  the load time plus the inference time; when full the least recently used
-  model is evicted first.
+  arrives, ``servers`` FIFO servers (1: a Python server's one event loop) and
+  one loader. A request for a model not in the cache is a cold start: it
+  waits for the loader (one load at a time), for its load, then for a server
+  (the kserve runtime's lazy repository loads in a thread while its event loop
+  keeps serving, and sees the load end only when the loop is free: ``loads``
+  in :func:`simulate` says how); when full the least recently used model is
+  evicted first.
 - **Times are drawn from measured distributions** (:class:`Empirical` over a
   real run's records); :class:`Exponential` and :class:`Constant` exist for the
   closed-form checks (M/M/1, M/D/1).
@@ -24,15 +27,16 @@ hot model, the network between client and host, timeouts and retries. The
 validation against real runs (:func:`mmslib.coldstart.validate_simulator`)
 measures how much that matters.
 
-Speed: one Python step per request with an ``OrderedDict`` per host (the
-request loop is the only per-request Python); popularity sampling is numpy.
+Speed: an event-driven loop per host (arrivals and load ends in time order, a
+heap for the server queue, an ``OrderedDict`` for the cache) is the only
+per-request Python; popularity sampling is numpy.
 1,000,000 models and 10 minutes at 1,000 QPS (600,000 requests) take a few
 seconds (``benchmarks/simulate_bench.py`` prints it).
 """
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -147,23 +151,48 @@ class SimResult:
         return out
 
 
+LOADS = ("event_loop", "apart", "blocking")
+
+
 def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, servers: int = 1,
-             seed: int = 0, occupancy=None) -> SimResult:
+             seed: int = 0, occupancy=None, loads: str = "event_loop") -> SimResult:
     """Run ``schedule`` through ``hosts`` hosts of ``capacity`` models each;
     ``service`` and ``load`` are distributions (``draw(rng, n)`` in seconds).
+
+    How a host loads a model (``loads``):
+
+    - ``event_loop`` (the kserve runtime's lazy repository): one load at a
+      time, in a thread beside the server (an asyncio event loop); a request
+      for a model not in the cache waits for its load, and the load's end is
+      seen only when the loop is free -- when the request it is serving ends
+      (the thread hands its result back through the loop, and the repository's
+      lock is released then) -- after which the request queues for the server
+      like any other;
+    - ``apart``: the same, with the load's end seen at once (a runtime whose
+      loader needs no server);
+    - ``blocking``: the load holds the server (the request's service is load +
+      inference), as a runtime whose loads stop serving would.
+
+    A request arriving while its model is still loading waits for that load
+    and is a cold start too (as the kserve server counts it; not with
+    ``blocking``). Each host serves its queue first come, first served.
 
     ``occupancy`` (a distribution, or None: the service time itself): how long
     a request holds its host's server, when that is less than its latency --
     e.g. a measured client-side latency whose tail is the client's and the
-    network's, not the server's. A request then finishes ``service`` (plus the
-    load, if cold) after it starts, and frees the server after ``occupancy``
-    (plus the load)."""
+    network's, not the server's. A request then finishes ``service`` after it
+    starts, and frees the server after ``occupancy``.
+
+    ``wait_s``: time queued (for the loader, for a load in progress, for a
+    server); latency = wait + own load + service."""
     if not isinstance(hosts, (int, np.integer)) or hosts < 1:
         raise ParamError("hosts", hosts, "an integer >= 1")
     if not isinstance(capacity, (int, np.integer)) or capacity < 1:
         raise ParamError("capacity", capacity, "an integer >= 1 (models per host)")
     if not isinstance(servers, (int, np.integer)) or servers < 1:
         raise ParamError("servers", servers, "an integer >= 1 (requests served at once per host)")
+    if loads not in LOADS:
+        raise ParamError("loads", loads, " | ".join(LOADS))
     rng = np.random.default_rng(seed)
     n = len(schedule)
     t = schedule.offset_s
@@ -172,68 +201,110 @@ def simulate(schedule: Schedule, hosts: int, capacity: int, service, load, serve
     svc = service.draw(rng, n)
     ld = load.draw(rng, n)
     occ = svc if occupancy is None else np.minimum(occupancy.draw(rng, n), svc)
-    cold = np.zeros(n, dtype=bool)
-    start = np.empty(n)
-    finish = np.empty(n)
-    caches: List[OrderedDict] = [OrderedDict() for _ in range(int(hosts))]
-    cap = int(capacity)
+    # plain Python lists: the per-host event loop below is the only per-request Python
+    tl, ml, ll = t.tolist(), model.tolist(), ld.tolist()
+    sl, ol = svc.tolist(), occ.tolist()
+    cl = [False] * n
+    st = [0.0] * n
+    own = [0.0] * n                        # the load this request made (0: none)
+    order = np.argsort(host_of, kind="stable")
+    bounds = np.searchsorted(host_of[order], np.arange(int(hosts) + 1))
     evictions = 0
-    if servers == 1:
-        free = [0.0] * int(hosts)
-        # the per-request loop: plain Python lists and locals for speed
-        tl, ml, hl, sl, ll = t.tolist(), model.tolist(), host_of.tolist(), svc.tolist(), ld.tolist()
-        ol = occ.tolist()
-        cl = [False] * n
-        st = [0.0] * n
-        fi = [0.0] * n
-        for i in range(n):
-            h = hl[i]
-            c = caches[h]
+    for h in range(int(hosts)):
+        ids = order[bounds[h]:bounds[h + 1]].tolist()
+        if ids:
+            evictions += _host(ids, tl, ml, sl, ol, ll, int(capacity), int(servers), loads, cl, st, own)
+    start = np.asarray(st)
+    svc_all = np.asarray(sl)               # with "blocking", cold requests' service includes the load
+    finish = start + svc_all
+    latency = finish - t
+    wait = latency - svc_all - (0.0 if loads == "blocking" else np.asarray(own))
+    return SimResult(latency_s=latency, cold=np.asarray(cl, dtype=bool), wait_s=wait, evictions=evictions,
+                     hosts=int(hosts), capacity=int(capacity))
+
+
+def _host(ids, tl, ml, sl, ol, ll, cap, servers, loads, cl, st, own) -> int:
+    """One host, its requests ``ids`` in arrival order: an event-driven loop over arrivals
+    and load ends. Fills ``cl`` (cold), ``st`` (service start), ``own`` (own load), and
+    ``sl``/``ol`` for blocking loads; returns the evictions."""
+    INF = float("inf")
+    heappush, heappop, heapreplace = heapq.heappush, heapq.heappop, heapq.heapreplace
+    cache: OrderedDict = OrderedDict()
+    queued: list = []                      # (time it joined the server queue, seq, request)
+    pool = [0.0] * servers                 # when each server is free (a heap)
+    waiting: Dict[int, list] = {}          # model -> requests waiting for its load (loading or queued)
+    pending: deque = deque()               # (model, load seconds) waiting for the loader
+    cur_m, cur_end = None, INF             # the load in progress, when it ends
+    seen_late = loads == "event_loop"
+    blocking = loads == "blocking"
+    seq = evictions = k = 0
+    n = len(ids)
+    while k < n or cur_m is not None:
+        ta = tl[ids[k]] if k < n else INF
+        T = ta if ta <= cur_end else cur_end
+        while queued:                      # start what starts before T, first come first served
+            j = queued[0][0]
+            f = pool[0]
+            s = j if j > f else f
+            if s >= T:
+                break
+            i = heappop(queued)[2]
+            st[i] = s
+            heapreplace(pool, s + ol[i])
+        if ta <= cur_end:                  # an arrival
+            i = ids[k]
+            k += 1
             m = ml[i]
-            s = sl[i]
-            o = ol[i]
-            if m in c:
-                c.move_to_end(m)
-            else:
+            w = waiting.get(m)
+            if w is not None:              # its model is loading (or queued to load): wait for it
                 cl[i] = True
-                s += ll[i]
-                o += ll[i]
-                if len(c) >= cap:
-                    c.popitem(last=False)
-                    evictions += 1
-                c[m] = None
-            a = tl[i]
-            b = free[h]
-            b = a if a > b else b
-            st[i] = b
-            fi[i] = b + s
-            free[h] = b + o
-        cold[:] = cl
-        start[:] = st
-        finish[:] = fi
-    else:
-        pools = [[0.0] * int(servers) for _ in range(int(hosts))]
-        for i in range(n):
-            h = int(host_of[i])
-            c = caches[h]
-            m = int(model[i])
-            s, o = svc[i], occ[i]
-            if m in c:
-                c.move_to_end(m)
+                w.append(i)
+                if m in cache:
+                    cache.move_to_end(m)
+                    continue
+            elif m in cache:
+                cache.move_to_end(m)
+                heappush(queued, (ta, seq, i))
+                seq += 1
+                continue
+            if len(cache) >= cap:
+                cache.popitem(last=False)
+                evictions += 1
+            cache[m] = None
+            if w is not None:
+                continue
+            cl[i] = True
+            x = ll[i]
+            own[i] = x
+            if blocking:
+                sl[i] += x
+                ol[i] += x
+                heappush(queued, (ta, seq, i))
+                seq += 1
             else:
-                cold[i] = True
-                s += ld[i]
-                o += ld[i]
-                if len(c) >= cap:
-                    c.popitem(last=False)
-                    evictions += 1
-                c[m] = None
-            b = max(t[i], heapq.heappop(pools[h]))
-            start[i] = b
-            finish[i] = b + s
-            heapq.heappush(pools[h], b + o)
-    return SimResult(latency_s=finish - t, cold=cold, wait_s=start - t, evictions=evictions,
-                     hosts=int(hosts), capacity=cap)
+                waiting[m] = [i]
+                if cur_m is None:
+                    cur_m, cur_end = m, ta + x
+                else:
+                    pending.append((m, x))
+        else:                              # the load of cur_m ends at T
+            f = pool[0]
+            seen = f if (seen_late and f > T) else T
+            for i in waiting.pop(cur_m):
+                heappush(queued, (seen, seq, i))
+                seq += 1
+            if pending:
+                m, x = pending.popleft()
+                cur_m, cur_end = m, seen + x
+            else:
+                cur_m, cur_end = None, INF
+    while queued:
+        j, _, i = heappop(queued)
+        f = pool[0]
+        s = j if j > f else f
+        st[i] = s
+        heapreplace(pool, s + ol[i])
+    return evictions
 
 
 # --------------------------------------------------------------------------- closed forms
@@ -287,7 +358,7 @@ def cluster(n_models: int, hosts: int, alpha: float, rate: float, slo_ms: float,
             host_memory: Optional[float] = None, model_memory: Optional[float] = None,
             capacity: Optional[int] = None, duration_s: float = 600.0, servers: int = 1,
             seed: int = 0, warmup_frac: float = 0.1, schedule: Optional[Schedule] = None,
-            occupancy=None) -> Dict[str, float]:
+            occupancy=None, loads: str = "event_loop") -> Dict[str, float]:
     """One cluster: ``n_models`` models over ``hosts`` hosts (each holding
     ``capacity`` models, or ``host_memory // model_memory``), Poisson traffic
     at ``rate`` with Zipf ``alpha``. Returns hit rate, cold starts, p99 and SLO
@@ -295,7 +366,8 @@ def cluster(n_models: int, hosts: int, alpha: float, rate: float, slo_ms: float,
     start empty), and the Che estimate of the hit rate."""
     cap = _capacity(host_memory, model_memory, capacity)
     sched = schedule if schedule is not None else arrival_schedule(rate, duration_s, n_models, alpha, seed)
-    res = simulate(sched, hosts, cap, service, load, servers=servers, seed=seed + 1, occupancy=occupancy)
+    res = simulate(sched, hosts, cap, service, load, servers=servers, seed=seed + 1, occupancy=occupancy,
+                   loads=loads)
     skip = int(len(sched) * warmup_frac)
     out = {"n_models": int(n_models), "hosts": int(hosts), "capacity_per_host": cap,
            "alpha": float(alpha), "rate": float(rate), "slo_ms": float(slo_ms),
@@ -308,7 +380,7 @@ def hosts_needed(n_models: int, alpha: float, rate: float, slo_ms: float, servic
                  target: float = 0.99, host_memory: Optional[float] = None,
                  model_memory: Optional[float] = None, capacity: Optional[int] = None,
                  duration_s: float = 600.0, servers: int = 1, seed: int = 0,
-                 max_hosts: int = 100_000, occupancy=None) -> Dict[str, object]:
+                 max_hosts: int = 100_000, occupancy=None, loads: str = "event_loop") -> Dict[str, object]:
     """The fewest hosts whose simulated SLO attainment is >= ``target`` (one
     schedule for every host count: common random numbers), found by doubling
     then bisection. ``tried``: every (hosts, attainment) simulated."""
@@ -319,7 +391,7 @@ def hosts_needed(n_models: int, alpha: float, rate: float, slo_ms: float, servic
         if h not in tried:
             tried[h] = cluster(n_models, h, alpha, rate, slo_ms, service, load, host_memory, model_memory,
                                capacity, duration_s, servers, seed, schedule=sched,
-                               occupancy=occupancy)["attainment"]
+                               occupancy=occupancy, loads=loads)["attainment"]
         return tried[h]
     cap = _capacity(host_memory, model_memory, capacity)
     lo, hi = 0, 1

@@ -151,3 +151,50 @@ def test_occupancy_apart_from_latency():
     rho = lam / mu
     assert res.wait_s.mean() == pytest.approx(rho / (2 * mu * (1 - rho)), rel=0.08)
     assert np.allclose(res.latency_s - res.wait_s, 1 / mu + d)
+
+
+def test_loads_one_at_a_time_beside_the_server_seen_when_it_is_free():
+    """By hand (service 8 ms, load 10 ms): a load ends while the server is busy; the kserve
+    host's event loop sees it only when the request it serves ends, so a request that arrived
+    in between goes first. ``apart`` sees it at once; ``blocking`` holds the server for it."""
+    # A at 0 (cold), B at 20 ms (cold), A at 25 ms (hit), A at 31 ms (hit)
+    sched = sim.replayed_schedule([0.0, 0.020, 0.025, 0.031], [0, 1, 0, 0], ["A", "B"], 1.0)
+    svc, load = sim.Constant(0.008), sim.Constant(0.010)
+    ev = sim.simulate(sched, 1, 2, svc, load)
+    assert ev.cold.tolist() == [True, True, False, False]
+    # A: load 0-10, server idle: 10-18. B: load 20-30, server busy with A (25-33): seen at 33, after the
+    # A that arrived at 31 (33-41): B 41-49
+    assert ev.latency_s.tolist() == pytest.approx([0.018, 0.029, 0.008, 0.010])
+    assert ev.wait_s.tolist() == pytest.approx([0.0, 0.011, 0.0, 0.002])
+    ap = sim.simulate(sched, 1, 2, svc, load, loads="apart")   # B ready at 30: 33-41, then A 41-49
+    assert ap.latency_s.tolist() == pytest.approx([0.018, 0.021, 0.008, 0.018])
+    bl = sim.simulate(sched, 1, 2, svc, load, loads="blocking")  # B holds the server 20-38
+    assert bl.latency_s.tolist() == pytest.approx([0.018, 0.018, 0.021, 0.023])
+    # two cold starts at once: one loader, the second load starts when the first is seen
+    two = sim.simulate(sim.replayed_schedule([0.0, 0.0], [0, 1], ["A", "B"], 1.0), 1, 2, svc, load)
+    assert two.latency_s.tolist() == pytest.approx([0.018, 0.028])   # B: load 10-20, server 20-28
+
+
+def test_a_request_arriving_while_its_model_loads_waits_and_is_a_cold_start():
+    sched = sim.replayed_schedule([0.0, 0.005, 0.030], [0, 0, 0], ["A"], 1.0)
+    res = sim.simulate(sched, 1, 1, sim.Constant(0.001), sim.Constant(0.010))
+    assert res.cold.tolist() == [True, True, False]      # as the kserve server counts it
+    assert res.latency_s.tolist() == pytest.approx([0.011, 0.007, 0.001])
+    assert res.evictions == 0
+
+
+@pytest.mark.parametrize("loads", ["event_loop", "apart"])
+def test_the_loader_is_an_mm1_queue(loads):
+    """Every request a cold start (100,000 models, uniform, one model per host's cache), no
+    inference time: the loader alone is a FIFO server with exponential loads, so the mean wait
+    before a load starts is M/M/1's rho / (mu - lambda)."""
+    mu, lam = 100.0, 60.0
+    sched = sim.arrival_schedule(lam, 3000.0, 100_000, 0.0, seed=31)
+    res = sim.simulate(sched, 1, 1, sim.Constant(0.0), sim.Exponential(1 / mu), seed=32, loads=loads)
+    assert res.cold.mean() > 0.999
+    assert res.wait_s.mean() == pytest.approx((lam / mu) / (mu - lam), rel=0.08)
+
+
+def test_bad_loads_mode():
+    with pytest.raises(ParamError, match="loads"):
+        sim.simulate(sim.arrival_schedule(10, 1, 5, 1.0), 1, 1, sim.Constant(0), sim.Constant(0), loads="lazy")
