@@ -67,6 +67,9 @@ class Common:
     seed: int = 0
     device: str = "auto"
     model_size: Optional[str] = None      # families (sklearn_forest, ...): artifact size per model, e.g. 10Mi; None: ~1 MiB
+    model_repository: Optional[str] = None  # workload 'repository': a folder of your models (Triton, MLServer or model files)
+    inputs_file: Optional[str] = None     # workload 'repository': V2 request bodies to send (None: generated from the metadata)
+    shape: Optional[Any] = None           # workload 'repository': dynamic input dimensions, e.g. "x:4,3" (as perf_analyzer --shape)
     # Resource specs (Kubernetes requests): the seed's, read from mmslib.seed.
     traditional_predictor_cpu: str = _SEED_SPECS["traditional_predictor"]["cpu"]
     traditional_predictor_memory: str = _SEED_SPECS["traditional_predictor"]["memory"]
@@ -136,6 +139,7 @@ class Common:
             size = _quantity("model_size", self.model_size, "memory")
             if not 1 << 10 <= size <= 4 << 30:
                 raise ParamError("model_size", self.model_size, "a memory quantity from 1Ki to 4Gi (e.g. 10Mi), or None")
+        self._check_repository()
         for n in ("traditional_predictor_cpu", "mms_predictor_cpu", "sidecar_cpu"):
             _quantity(n, getattr(self, n), "cpu")
         for n in ("traditional_predictor_memory", "mms_predictor_memory", "sidecar_memory"):
@@ -197,6 +201,34 @@ class Common:
             if self.mms_engine == "lazy":
                 raise ParamError("mms_engine", "lazy", "trainedmodel | modelmesh with backend 'kserve' "
                                  "(on a cluster, ModelMesh is the engine that loads on first request)")
+
+    def _check_repository(self) -> None:
+        """``model_repository`` (with ``inputs_file``, ``shape``) goes with workload 'repository' and
+        servers on this machine; the folder itself is read by :func:`_build`."""
+        from .backends import describe
+        for n in ("model_repository", "inputs_file", "shape"):
+            setattr(self, n, _optional(getattr(self, n)))
+        for n in ("model_repository", "inputs_file"):
+            v = getattr(self, n)
+            if v is not None and (not isinstance(v, (str, os.PathLike)) or not str(v).strip()):
+                raise ParamError(n, v, "a path, or None")
+        if self.model_repository is None:
+            if self.workload == "repository":
+                raise ParamError("model_repository", None, "a folder of your models (workload 'repository' serves "
+                                 "them): Triton (<model>/config.pbtxt), MLServer (<model>/model-settings.json) or "
+                                 "model files (*.joblib, *.pkl, *.txt, *.onnx)")
+            for n in ("inputs_file", "shape"):
+                if getattr(self, n) is not None:
+                    raise ParamError(n, getattr(self, n), "None without model_repository (it is for your own models)")
+            return
+        if self.workload != "repository":
+            raise ParamError("model_repository", self.model_repository, f"None with workload {self.workload!r}, or "
+                             "workload 'repository' to serve the models of this folder (-p workload repository)")
+        if describe(self.backend)["on_cluster"]:
+            raise ParamError("backend", self.backend, "local with model_repository (a folder on this machine is "
+                                                      "served by servers on this machine)")
+        self.model_repository, self.inputs_file = str(self.model_repository), (
+            None if self.inputs_file is None else str(self.inputs_file))
 
 
 @dataclass
@@ -284,7 +316,11 @@ def _build(cls, raw: Dict[str, Any]):
         raise ParamError(unknown[0], raw[unknown[0]], "one of the known parameters: " + ", ".join(sorted(known)))
     p = cls(**raw)
     from .resources import machine_memory
-    return p.validate(machine_memory()["total"])
+    p = p.validate(machine_memory()["total"])
+    if p.model_repository is not None:  # the folder read, each model's runtime and requests checked
+        from .workloads import get_workload
+        get_workload(p.workload, p)
+    return p
 
 
 def stress(**raw) -> StressParams:
@@ -489,13 +525,13 @@ class ColdstartParams(Common):
         if self.model_memory is not None:
             return _quantity("model_memory", self.model_memory, "memory")
         from .workloads import get_workload
-        return int(get_workload(self.workload).memory_estimate_bytes)
+        return int(get_workload(self.workload, self).memory_estimate_bytes)
 
     def cycles_count(self) -> int:
         if self.cycles is not None:
             return self.cycles
         from .workloads import get_workload
-        return int(get_workload(self.workload).load_cycles_default)
+        return int(get_workload(self.workload, self).load_cycles_default)
 
     def capacity_counts(self) -> List[int]:
         """``capacity`` as model counts: an integer is a count, "N%" a share of

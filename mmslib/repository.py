@@ -71,6 +71,18 @@ class RepoModel:
     outputs: Optional[List[TensorSpec]] = None
     why_not: str = ""            # why no runtime can serve it, when none can
     extra: dict = field(default_factory=dict)
+    bytes: int = 0               # what its files weigh (its folder, or its file)
+
+    def interface(self) -> tuple:
+        """Its inputs as (name, datatype, shape) tuples: models alike take the same requests."""
+        return tuple((t.name, t.datatype, tuple(t.shape)) for t in self.inputs or ())
+
+
+def folder_bytes(path: Path) -> int:
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
 
 
 def _bad(path, allowed: str) -> ParamError:
@@ -90,10 +102,11 @@ def scan(path) -> List[RepoModel]:
     if triton and mls:
         raise _bad(path, f"one layout: it mixes Triton ({triton[0].name}/config.pbtxt) and MLServer "
                          f"({mls[0].name}/model-settings.json) models")
-    if triton:
-        return [_triton_model(d) for d in triton]
-    if mls:
-        return [_mlserver_model(d) for d in mls]
+    if triton or mls:
+        models = [_triton_model(d) for d in triton] or [_mlserver_model(d) for d in mls]
+        for m in models:
+            m.bytes = folder_bytes(m.path)
+        return models
     files = [f for f in sorted(root.iterdir()) if f.is_file() and f.suffix in PLAIN_FORMATS]
     for d in subdirs:  # one model file per sub-folder: the folder names it
         inside = [f for f in sorted(d.iterdir()) if f.is_file() and f.suffix in PLAIN_FORMATS]
@@ -104,6 +117,8 @@ def scan(path) -> List[RepoModel]:
                          "(<model>/model-settings.json) or model files (" + ", ".join(
                              "*" + s for s in PLAIN_FORMATS) + "); found none of these")
     models = [_plain_model(f, name=f.parent.name if f.parent != root else f.stem) for f in files]
+    for m in models:
+        m.bytes = folder_bytes(m.path)
     names = [m.name for m in models]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -113,9 +128,33 @@ def scan(path) -> List[RepoModel]:
 
 # ---------------------------------------------------------------- triton
 
+def _top_level(text: str):
+    """(line, depth) for each line of a config.pbtxt: depth 0 is the model's own fields."""
+    depth = 0
+    for line in text.splitlines(keepends=True):
+        yield line, depth
+        code = re.sub(r'"[^"]*"|#.*', "", line)
+        depth += code.count("{") + code.count("[") - code.count("}") - code.count("]")
+
+
 def _pbtxt_field(text: str, key: str) -> Optional[str]:
-    m = re.search(rf'^\s*{key}\s*:\s*"?([^"\n]*)"?', text, re.M)
-    return m.group(1).strip() if m else None
+    """A field of the model itself (not of an input, output or instance group)."""
+    for line, depth in _top_level(text):
+        m = re.match(rf'\s*{key}\s*:\s*"?([^"\n]*)"?', line)
+        if depth == 0 and m:
+            return m.group(1).strip()
+    return None
+
+
+def renamed_config(text: str, name: str) -> str:
+    """config.pbtxt with the model's ``name`` set to ``name`` (Triton wants the folder's name)."""
+    out, done = [], False
+    for line, depth in _top_level(text):
+        m = re.match(r'(\s*name\s*:\s*)"[^"]*"(.*)$', line, re.S)
+        if depth == 0 and m and not done:
+            line, done = f'{m.group(1)}"{name}"{m.group(2)}', True
+        out.append(line)
+    return "".join(out) if done else f'name: "{name}"\n' + text
 
 
 def _pbtxt_tensors(text: str, kind: str, batch: bool, where: Path) -> List[TensorSpec]:
@@ -185,8 +224,13 @@ def _plain_model(f: Path, name: str) -> RepoModel:
             n = getattr(est, "n_features_in_", None)
             if n is None or not hasattr(est, "predict"):
                 raise ValueError("not a fitted scikit-learn model (no n_features_in_ / predict)")
+            out = "FP64"
+            classes = getattr(est, "classes_", None)
+            if classes is not None:  # a classifier: predict answers its labels
+                kind = np.asarray(classes).dtype.kind
+                out = "INT64" if kind in "iub" else "FP64" if kind == "f" else "BYTES"
             m.inputs = [TensorSpec("input", "FP32", [-1, int(n)])]
-            m.outputs = [TensorSpec("predict", "FP64", [-1, 1])]
+            m.outputs = [TensorSpec("predict", out, [-1, 1])]
         elif fmt == "lightgbm":
             import lightgbm as lgb
             n = lgb.Booster(model_file=str(f)).num_feature()
@@ -238,11 +282,24 @@ def _concrete(t: TensorSpec, shape: Optional[Dict[str, List[int]]]) -> List[int]
     return [1 if d < 0 else d for d in t.shape]
 
 
-def generated_inputs(tensors: Sequence[TensorSpec], rng: np.random.Generator,
-                     shape: Optional[Dict[str, List[int]]] = None) -> dict:
-    """A V2 request body for ``tensors``: dynamic dimensions 1 unless ``shape`` names them;
+#: V2 datatypes mmslib's codec (:mod:`mmslib.v2`) sends and reads back.
+SENDABLE = ("BOOL", "UINT8", "INT8", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES")
+
+
+def check_sendable(models: Sequence[RepoModel], path) -> None:
+    """ParamError naming a model whose inputs or outputs have a datatype mmslib cannot send or read."""
+    for m in models:
+        for kind, ts in (("input", m.inputs), ("output", m.outputs)):
+            for t in ts or ():
+                if t.datatype not in SENDABLE:
+                    raise _bad(path, f"models whose tensors mmslib sends and reads ({', '.join(SENDABLE)}): "
+                                     f"model {m.name!r} {kind} {t.name!r} is {t.datatype}")
+
+
+def generated_arrays(tensors: Sequence[TensorSpec], rng: np.random.Generator,
+                     shape: Optional[Dict[str, List[int]]] = None) -> Dict[str, np.ndarray]:
+    """One request's inputs for ``tensors``: dynamic dimensions 1 unless ``shape`` names them;
     floats ~ N(0, 1), integers 0..9, booleans, short strings."""
-    from .v2 import request_body
     arrays = {}
     for t in tensors:
         dims = _concrete(t, shape)
@@ -255,23 +312,75 @@ def generated_inputs(tensors: Sequence[TensorSpec], rng: np.random.Generator,
             arrays[t.name] = rng.standard_normal(dims).astype(_NP[t.datatype])
         else:
             arrays[t.name] = rng.integers(0, 10, size=dims).astype(_NP[t.datatype])
-    return request_body(arrays)
+    return arrays
 
 
-def read_inputs_file(path, model: RepoModel) -> List[dict]:
-    """The V2 request bodies in ``path`` (a JSON list of bodies, ``{"requests": [...]}``, one
-    body, or JSON lines), each checked against ``model``'s inputs."""
+def generated_inputs(tensors: Sequence[TensorSpec], rng: np.random.Generator,
+                     shape: Optional[Dict[str, List[int]]] = None) -> dict:
+    """A V2 request body for ``tensors`` (:func:`generated_arrays`)."""
+    from .v2 import request_body
+    return request_body(generated_arrays(tensors, rng, shape))
+
+
+_SHAPE_ALLOWED = ('input shapes as perf_analyzer\'s --shape: "NAME:D1,D2" (several separated by spaces or ";"), '
+                  "a mapping {NAME: [D1, D2]}, or None")
+
+
+def parse_shape(value) -> Optional[Dict[str, List[int]]]:
+    """The ``shape`` parameter: None, ``"x:4,3"``, ``"x:4,3 y:2"``, ``["x:4,3"]`` or ``{"x": [4, 3]}``."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null", "~")):
+        return None
+    items = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (str, list, tuple)):
+        parts = re.split(r"[;\s]+", value.strip()) if isinstance(value, str) else list(value)
+        for part in parts:
+            if not isinstance(part, str) or part.count(":") != 1:
+                raise ParamError("shape", value, _SHAPE_ALLOWED)
+            name, dims = part.split(":")
+            items.append((name.strip(), dims))
+    else:
+        raise ParamError("shape", value, _SHAPE_ALLOWED)
+    out = {}
+    for name, dims in items:
+        if isinstance(dims, str):
+            dims = [d for d in re.split(r"[,x\s]+", dims.strip()) if d]
+        try:
+            dims = [int(d) for d in dims]
+        except (TypeError, ValueError):
+            raise ParamError("shape", value, _SHAPE_ALLOWED) from None
+        if not name or not dims or any(d < 1 for d in dims) or name in out:
+            raise ParamError("shape", value, _SHAPE_ALLOWED + " (each input once, every dimension >= 1)")
+        out[str(name)] = dims
+    return out or None
+
+
+def _load_inputs(path):
     p = Path(str(path)).expanduser()
     if not p.is_file():
         raise ParamError("inputs_file", str(path), "an existing file of V2 request bodies (JSON)")
     text = p.read_text()
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except ValueError:
         try:
-            data = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+            return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
         except ValueError as e:
             raise ParamError("inputs_file", str(path), f"JSON: a list of V2 request bodies, or JSON lines ({e})") from None
+
+
+def read_inputs_file(path, model: RepoModel) -> List[dict]:
+    """The V2 request bodies in ``path`` for ``model``, each checked against its inputs: a JSON
+    list of bodies, ``{"requests": [...]}``, one body, JSON lines, or, per model,
+    ``{"models": {"<model>": [...] | {"requests": [...]}}}``."""
+    data = _load_inputs(path)
+    if isinstance(data, dict) and isinstance(data.get("models"), dict):
+        per = data["models"]
+        if model.name not in per:
+            raise ParamError("inputs_file", str(path), f'requests for model {model.name!r} under "models" '
+                                                       f"(the file names {', '.join(sorted(per)) or 'none'})")
+        data = per[model.name]
     if isinstance(data, dict):
         data = data.get("requests", [data])
     if not isinstance(data, list) or not data or not all(isinstance(b, dict) for b in data):
@@ -281,6 +390,87 @@ def read_inputs_file(path, model: RepoModel) -> List[dict]:
         if why:
             raise ParamError("inputs_file", str(path), f"requests that fit model {model.name!r}: request {i}: {why}")
     return data
+
+
+def body_arrays(body: dict) -> Dict[str, np.ndarray]:
+    """A (checked) V2 request body's inputs as numpy arrays."""
+    out = {}
+    for t in body["inputs"]:
+        flat = _flat(t["data"])
+        if t["datatype"] == "BYTES":
+            arr = np.array([x.encode() if isinstance(x, str) else bytes(x) for x in flat], dtype=object)
+        else:
+            arr = np.asarray(flat, dtype=_NP[t["datatype"]])
+        out[t["name"]] = arr.reshape(t["shape"])
+    return out
+
+
+def request_pools(models: Sequence[RepoModel], inputs_file=None, shape=None, seed: int = 0,
+                  pool: int = 4) -> List[List[Dict[str, np.ndarray]]]:
+    """Per model, the requests to send it (inputs as arrays): the inputs file's, or ``pool``
+    generated from its metadata (``shape`` for dynamic dimensions). ParamError: an inputs file
+    that does not fit, a ``shape`` naming no input or not fitting one, a model whose metadata
+    declares no inputs (then an inputs file is needed)."""
+    shape = parse_shape(shape)
+    if inputs_file is not None:
+        if shape:
+            raise ParamError("shape", shape, "None with inputs_file (the file's requests carry their shapes)")
+        for m in models:
+            for body in read_inputs_file(inputs_file, m):
+                for t in body["inputs"]:
+                    if t["datatype"] not in SENDABLE:
+                        raise ParamError("inputs_file", str(inputs_file),
+                                         f"inputs of datatypes mmslib sends ({', '.join(SENDABLE)}): "
+                                         f"input {t['name']!r} is {t['datatype']}")
+        return [[body_arrays(b) for b in read_inputs_file(inputs_file, m)] for m in models]
+    names = {t.name for m in models for t in m.inputs or ()}
+    for name in shape or {}:
+        if name not in names:
+            raise ParamError("shape", {name: shape[name]}, "shapes of the models' inputs: " + ", ".join(sorted(names)))
+    out = []
+    for i, m in enumerate(models):
+        if m.inputs is None:
+            raise ParamError("inputs_file", None, f"a file of V2 request bodies: model {m.name!r} declares no inputs "
+                                                  f"in its metadata ({m.layout} layout), so none can be generated")
+        rng = np.random.default_rng([seed, i])
+        out.append([generated_arrays(m.inputs, rng, shape) for _ in range(pool)])
+    return out
+
+
+# ---------------------------------------------------------------- answers
+
+def answer_mismatch(outputs: Dict[str, np.ndarray], spec: Optional[Sequence[TensorSpec]]) -> str:
+    """Why ``outputs`` (decoded) do not fit the declared ``spec`` (names, datatypes, fixed
+    dimensions); "" when they do or the metadata declares no outputs."""
+    if not spec:
+        return ""
+    want = {t.name: t for t in spec}
+    if set(outputs) != set(want):
+        return f"outputs {sorted(outputs)}, the model declares {sorted(want)}"
+    for name, t in want.items():
+        a = np.asarray(outputs[name])
+        dt = np.dtype(object) if t.datatype == "BYTES" else np.dtype(_NP[t.datatype])
+        if a.dtype != dt and not (t.datatype == "BYTES" and a.dtype.kind in "OSU"):
+            return f"output {name!r} is {a.dtype}, the model declares {t.datatype}"
+        if a.ndim != len(t.shape) or any(d >= 0 and g != d for g, d in zip(a.shape, t.shape)):
+            return f"output {name!r} has shape {list(a.shape)}, the model declares {t.shape}"
+    return ""
+
+
+def same_answer(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], rtol: float = 1e-6) -> bool:
+    """Whether two answers to one request agree (floats to ``rtol``, the rest exactly)."""
+    if set(a) != set(b):
+        return False
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        if x.shape != y.shape:
+            return False
+        if x.dtype.kind == "f" and y.dtype.kind == "f":
+            if not np.allclose(x, y, rtol=rtol, atol=rtol, equal_nan=True):
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
 
 
 def _mismatch(body: dict, tensors: Optional[Sequence[TensorSpec]]) -> str:

@@ -33,8 +33,10 @@ def test_server_metrics_reads_the_runtimes_spec_not_a_table_of_names():
 
 @pytest.mark.parametrize("name", WORKLOADS)
 def test_workload_declares_description_size_packages(name):
+    import importlib
     w = get_workload(name)
-    assert w.name == name and len(w.description) > 20 and w.artifact_bytes > 0
+    per_model = getattr(importlib.import_module(f"mmslib.workloads.{name}"), "NEEDS_PARAMS", False)  # sizes per model
+    assert w.name == name and len(w.description) > 20 and (w.artifact_bytes > 0 or per_model)
     assert set(w.packages) <= set(metadata.packages())
 
 

@@ -179,7 +179,7 @@ def sample_inferences(workload, endpoints: List[Endpoint], infer, sample: int, s
     correct, failures = 0, []
     deadline = time.monotonic() + ready_timeout_s
     for ep in picked:
-        s = workload.make_sample(nrng)
+        s = workload.sample(ep.model, nrng)
         why = _await_ready(ep, deadline, ready_timeout_s)
         if why:
             failures.append(f"{ep.model} on {ep.server} ({ep.rest_url}): {why}")

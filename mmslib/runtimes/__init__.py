@@ -66,6 +66,8 @@ class Runtime:
         Path(store).mkdir(parents=True, exist_ok=True)
 
     def write_model(self, store: Path, workload, model_name: str) -> Path:
+        if workload.lay_out is not None:  # the workload lays its models out itself (a user's repository)
+            return workload.lay_out(self, Path(store), model_name)
         return workload.write_artifact(Path(store) / model_name, model_name)
 
     def command(self, cfg: ServerConfig) -> Tuple[List[str], Optional[Dict[str, str]]]:

@@ -320,6 +320,8 @@ class TritonRuntime(Runtime):
         sweep_shm()  # regions a killed server left behind
 
     def write_model(self, store: Path, workload, model_name: str) -> Path:
+        if workload.lay_out is not None:  # the workload lays its models out itself (a user's repository)
+            return workload.lay_out(self, Path(store), model_name)
         model_dir = Path(store) / model_name
         version = model_dir / "1"
         version.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -70,6 +70,23 @@ class Workload:
     exact: bool = True         # answers comparable element by element, so the load generator checks each request
     packages: tuple = ()       # distributions that compute it (versions recorded with every run)
     load_cycles_default: int = 1000  # coldstart: load/unload cycles per runtime when ``cycles`` is not given
+    # A workload whose models differ (a user's repository): the request for one model, its facts,
+    # and its own layout in a runtime's store. None: make_sample, the declaration, the runtime's layout.
+    sample_for: Optional[Callable[[str, np.random.Generator], Sample]] = None
+    facts_for: Optional[Callable[[str], dict]] = None
+    lay_out: Optional[Callable[[object, Path, str], Path]] = None  # (runtime, store, model) -> its folder
+
+    def sample(self, model: str, rng: np.random.Generator) -> Sample:
+        """A request for ``model`` and what its answer must be (:attr:`sample_for`, else ``make_sample``)."""
+        return self.sample_for(model, rng) if self.sample_for is not None else self.make_sample(rng)
+
+    def facts(self, model: str = "") -> dict:
+        """What the results record per model: ``family`` (the family; a user's model: its format),
+        ``artifact_bytes`` (what one artifact weighs) and, for a user's repository, ``source_model``."""
+        out = {"family": self.extra.get("family", self.name), "artifact_bytes": int(self.artifact_bytes)}
+        if self.facts_for is not None:
+            out.update(self.facts_for(model))
+        return out
 
     def write_artifact(self, model_dir: Path, model_name: str) -> Path:
         """Write the model's artifact directory; returns it."""
@@ -81,7 +98,7 @@ class Workload:
         return model_dir
 
 
-WORKLOADS = ("simple_string", "bert", "sklearn_forest", "lightgbm_trees", "onnx_mlp")
+WORKLOADS = ("simple_string", "bert", "sklearn_forest", "lightgbm_trees", "onnx_mlp", "repository")
 
 
 def get_workload(name: str, params=None) -> Workload:
