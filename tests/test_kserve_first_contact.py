@@ -204,8 +204,9 @@ def test_item9_missing_permissions_listed_at_once_before_anything_is_created(mak
     assert a.value.status == 403
     api.close()
     # ModelMesh needs no TrainedModels: not asked for
-    assert ("delete", "serving.kserve.io", "trainedmodels") not in backend(
-        make_k8s_cluster(), mms_engine="modelmesh").needed_access()
+    mm = KServeBackend(W, run_id="x", dry_run=True, dry_run_dir=c.tmp / "mm", mms_engine="modelmesh",
+                       storage_uri_prefix=TEST_STORAGE_URI)
+    assert ("delete", "serving.kserve.io", "trainedmodels") not in mm.needed_access()
 
 
 # -- 7. a 403 is not always the memory limit; storage URI schemes --------------------------------------------
@@ -314,3 +315,23 @@ def test_item6_modelmesh_needs_its_label_and_a_way_to_verify_loaded(make_k8s_clu
     # or count registrations, and say so
     r = backend(c, run_id="fc6r", options={"modelmesh_count": "registered"}, **kw)
     assert r.deploy_notes("mms")["deploy_counted"] == "registrations"
+
+
+# -- 10. smaller (partly): raw host names; an unschedulable pod where a node autoscaler may add a node -------
+
+def test_item10_raw_host_names_and_unschedulable_wait(make_k8s_cluster, caplog):
+    import logging
+    c = make_k8s_cluster(capacity=Capacity(nodes=1, cpu="1", memory="8Gi", pods=110))
+    c.double.add_namespace("n" * 40)
+    b = backend(c, namespace="n" * 40, deployment_mode="RawDeployment")
+    with pytest.raises(ParamError, match=r"models.*63 characters.*at most 22"):
+        list(b.deploy_traditional(["m" + "0" * 29]))          # m000...-nnn... is 71 characters
+    # PodScheduled=False waits unschedulable_wait_s (a node autoscaler may add a node), saying why
+    caplog.set_level(logging.INFO, logger="mmslib.backends.kserve")
+    from k8s_fixtures import server_spec
+    w = backend(c, run_id="fc10", deployment_mode="RawDeployment", traditional_spec=server_spec("2", "100Mi"),
+                options={"unschedulable_wait_s": 2.0}, deploy_timeout_s=30)
+    t0 = time.monotonic()
+    (ev,) = w.deploy_traditional(["m00000"])
+    assert not ev.ok and "Insufficient cpu" in ev.error and 2.0 <= time.monotonic() - t0 < 15
+    assert any("waiting up to 2 s for a node autoscaler" in r.getMessage() for r in caplog.records)

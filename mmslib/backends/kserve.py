@@ -369,6 +369,8 @@ class KServeBackend(Backend):
         self._last_pod_check = 0.0
         self._runtime_checked = False
         self._refused_since: Dict[str, float] = {}
+        self._unsched_since: Dict[str, float] = {}
+        self._unsched_logged: Dict[str, float] = {}
         self._tm_served: List[Tuple[float, float]] = []   # (when a TrainedModel answered, seconds after Ready)
         if self.dry_run:
             if self.dry_run_dir is None:
@@ -576,6 +578,17 @@ class KServeBackend(Backend):
             seen.add(n)
         return names
 
+    def _check_raw_hosts(self, names: Sequence[str], param: str) -> None:
+        """Raw mode: the ingress host is ``<isvc>-<namespace>.<ingressDomain>`` (ingress/domain.go
+        GenerateDomainName), whose first label must fit 63 characters."""
+        if not self.raw:
+            return
+        for n in names:
+            if len(f"{n}-{self.namespace}") > 63:
+                raise ParamError(param, n, (
+                    f"names that fit KServe's raw-mode host <name>-<namespace> in 63 characters (with namespace "
+                    f"{self.namespace!r}: at most {62 - len(self.namespace)} characters)"))
+
     def _labels(self, mode: str, role: str) -> Dict[str, str]:
         return k8s.run_labels(self.run_id, mode, role)
 
@@ -717,6 +730,15 @@ class KServeBackend(Backend):
                 continue
             for c in (p.get("status") or {}).get("conditions") or []:
                 if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                    # not final where a node autoscaler may add a node: wait unschedulable_wait_s, event shown
+                    since = self._unsched_since.setdefault(isvc, now)
+                    if now - since < self.options.unschedulable_wait_s:
+                        if now - self._unsched_logged.get(isvc, 0.0) > 30:
+                            self._unsched_logged[isvc] = now
+                            log.info("InferenceService %s: pod %s unschedulable for %.0f s (waiting up to %g s for a "
+                                     "node autoscaler): %s", isvc, p["metadata"]["name"], now - since,
+                                     self.options.unschedulable_wait_s, c.get("message", ""))
+                        continue
                     out[isvc] = (f"failed: InferenceService {isvc}: pod {p['metadata']['name']} cannot be scheduled "
                                  f"(PodScheduled=False, Unschedulable): {c.get('message', '')}")
         return out
@@ -918,6 +940,7 @@ class KServeBackend(Backend):
     # -- Backend API ---------------------------------------------------------------
     def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:
         names = self._check_names(models, "model name")
+        self._check_raw_hosts(names, "models")
         self._modes.add("traditional")
         self._check_runtime()
         items = [_Item(m, k8s.ISVC, self._isvc(m, "traditional", "model", self._trad, self._trad_uri(m)), "model", m, m)
@@ -935,6 +958,7 @@ class KServeBackend(Backend):
         first = len(self._hosts)
         names = [f"{self.host_prefix}-{i}" for i in range(first, first + n)]
         self._check_names(names, "host name", "host_prefix")
+        self._check_raw_hosts(names, "host_prefix")
         items = [_Item(h, k8s.ISVC, self._isvc(h, "mms", "host", self._mms, None), "host", "", h) for h in names]
         order = {h: i for i, h in enumerate(names)}
         events = sorted(self._go(items, k8s.ISVC), key=lambda ev: order.get(ev.server, 0))
