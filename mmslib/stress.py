@@ -58,8 +58,11 @@ def _classify(error: str) -> str:
 
 
 def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], rundir: RunDir,
-             prior_steps: List[dict], progress: bool = True, on_step=None) -> Dict:
-    """Deploy one mode until a limit; appends rows to ``prior_steps`` (flushed) and returns the summary."""
+             prior_steps: List[dict], progress: bool = True, on_step=None, workload=None) -> Dict:
+    """Deploy one mode until a limit; appends rows to ``prior_steps`` (flushed) and returns the summary.
+    ``workload``: its per-model facts (family, artifact bytes) go in every row."""
+    facts = workload.facts if workload is not None else (lambda model: {})
+    pss_hosts = np.nan  # mms: the hosts' PSS before any model (what each model adds is measured over it)
     trad_spec, mms_spec = specs(p)
     names = model_names(p.models)
     rows: List[dict] = []
@@ -77,17 +80,18 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         else:
             for ev in backend.start_hosts(p.hosts):
                 host_seconds.append(ev.seconds)
+            pss_hosts = resources.measured(_usage(backend))["pss_mib"]
             events = backend.deploy_mms(names)
         for ev in events:
             if not ev.ok:
                 stop, stop_detail = _classify(ev.error), f"{ev.model}: {ev.error}"
-                rows.append(_row(mode, deployed, ev, t0, None, 0, trad_spec, mms_spec, p))
+                rows.append({**_row(mode, deployed, ev, t0, None, 0, trad_spec, mms_spec, p), **facts(ev.model)})
                 break
             deployed += 1
             measure = deployed % every == 0 or deployed == p.models
             usage = _usage(backend) if measure else None
             servers = deployed if mode == "traditional" else p.hosts
-            rows.append(_row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p))
+            rows.append({**_row(mode, deployed, ev, t0, usage, servers, trad_spec, mms_spec, p), **facts(ev.model)})
             if bar is not None:
                 bar.update(1)
             if on_step is not None:
@@ -144,6 +148,11 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         "host_start_s": float(np.mean(host_seconds)) if host_seconds else np.nan,
         "rss_mib": m["rss_mib"], "pss_mib": m["pss_mib"], "uss_mib": m["uss_mib"],
         "pss_per_model_mib": m["pss_mib"] / deployed if deployed else np.nan,
+        # what one more model costs: mms over the empty hosts; traditional: a server each
+        "pss_hosts_mib": pss_hosts,
+        "pss_added_per_model_mib": ((m["pss_mib"] - (0 if mode == "traditional" else pss_hosts)) / deployed
+                                    if deployed else np.nan),
+        **_facts_summary(ok_rows),
         "deploy_cpu_s": m["cpu_seconds"], "idle_cpu_cores": idle,
         "memory_budget_mib": budget_bytes / 2**20 if budget_bytes is not None else np.nan,
         **res,
@@ -166,6 +175,13 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         if deployed:
             summary["gpu_memory_per_model_mib"] = final.gpu_memory_mib / deployed
     return summary
+
+
+def _facts_summary(rows: List[dict]) -> Dict:
+    """The deployed models' facts: mean artifact bytes, their families."""
+    b = [r["artifact_bytes"] for r in rows if "artifact_bytes" in r]
+    fams = list(dict.fromkeys(r["family"] for r in rows if r.get("family")))
+    return {"artifact_bytes": float(np.mean(b)) if b else np.nan, "family": ", ".join(fams)}
 
 
 def _usage(backend) -> Usage:
@@ -211,7 +227,8 @@ def run(p: StressParams, progress: bool = True, workdir: Optional[Path] = None, 
                     backend = make_backend(p, workload, tmp / mode, sup, rundir.run_id)
                     rundir.record_environment(backend.environment())
                     try:
-                        summaries.append(run_mode(p, mode, backend, budget, rundir, steps, progress, on_step))
+                        summaries.append(run_mode(p, mode, backend, budget, rundir, steps, progress, on_step,
+                                                  workload=workload))
                     finally:
                         backend.close()
                 rundir.save_json("summary", {"run_id": rundir.run_id, "modes": summaries})
