@@ -16,7 +16,7 @@ import pandas as pd
 
 from .errors import ParamError
 from .quantity import MiB, memory_exact as _memory_exact
-from .specs import _pos_int
+from .specs import pos_int
 
 CONFIGMAP_KEY = "models.json"  # kfserving constants.ModelConfigFileName
 
@@ -45,7 +45,7 @@ def configmap_entries_per_host(entry_bytes: int, limit_bytes: int = 1 << 20,
     """TrainedModels one host's model-config ConfigMap holds: its data (key ``models.json`` plus
     ``[e1,e2,...]``, i.e. ``overhead_bytes`` + the entries with their separators) must stay within
     Kubernetes' ConfigMap limit (1 MiB); past it the update fails while the TrainedModel stays Ready."""
-    _pos_int(entry_bytes, "entry_bytes")
+    pos_int(entry_bytes, "entry_bytes")
     return max(0, int(limit_bytes) - int(overhead_bytes)) // int(entry_bytes)
 
 
@@ -56,9 +56,9 @@ DEFAULT_REVISION_OVERHEAD_BYTES = 512 + len(CONFIGMAP_KEY) + 1
 
 
 def _check_etcd_args(hosts: int, entry_bytes: int, revision_overhead_bytes: int, compaction: bool | int) -> None:
-    _pos_int(hosts, "hosts")
-    _pos_int(entry_bytes, "entry_bytes")
-    _pos_int(revision_overhead_bytes, "revision_overhead_bytes", allow_zero=True)
+    pos_int(hosts, "hosts")
+    pos_int(entry_bytes, "entry_bytes")
+    pos_int(revision_overhead_bytes, "revision_overhead_bytes", allow_zero=True)
     if not (isinstance(compaction, bool) or (isinstance(compaction, int) and compaction >= 1)):
         raise ParamError("compaction", compaction, "false, true or an integer >= 1")
 
@@ -100,7 +100,7 @@ def etcd_retained_bytes(
     sees; for int W it is not monotone in N (it drops at each compaction).
     """
     _check_etcd_args(hosts, entry_bytes, revision_overhead_bytes, compaction)
-    _pos_int(models, "models", allow_zero=True)
+    pos_int(models, "models", allow_zero=True)
     e, o, H, N = entry_bytes, revision_overhead_bytes, hosts, models
     q, r = divmod(N, H)
     if compaction is False:

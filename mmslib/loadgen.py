@@ -109,7 +109,7 @@ from . import records as schema
 from .errors import DependencyError, MmsError, ParamError
 from .procs import die_with_parent, free_port, pin_threads, stop_group
 from .targets import PROTOCOLS, target_sequence  # noqa: F401 (re-exported: loadgen.PROTOCOLS, ...)
-from .targets import _GRPC_CONTENTS, _M32, TRAFFIC, Target, _cumulative, traffic_weights
+from .targets import GRPC_CONTENTS, M32, TRAFFIC, Target, cumulative, traffic_weights
 
 RECORD_COLUMNS = schema.REQUEST_COLUMNS  # the schema lives in mmslib.records
 DURATION_METRICS = ("http_req_duration", "grpc_req_duration", "mms_unsent")
@@ -278,10 +278,10 @@ def _build(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre_allocate
         "rate": rate, "timeUnit": unit, "duration": _fmt_s(k6_duration),
         "preAllocatedVUs": pre, "maxVUs": mx, "gracefulStop": _fmt_s(timeout_s + 1.0),
         "warmupMs": max(0.0, warmup_s * 1000.0 - interval * 500.0) if warmup_s > 0 else 0.0,
-        "timeout": _fmt_s(timeout_s), "seed": int(seed) & _M32,
-        "maxRequests": math.ceil(qps * total - 1e-9), "cum": _cumulative(weights),
+        "timeout": _fmt_s(timeout_s), "seed": int(seed) & M32,
+        "maxRequests": math.ceil(qps * total - 1e-9), "cum": cumulative(weights),
         "dataFile": "./" + DATA_FILE, "summaryFile": SUMMARY_FILE, "grpcAddrs": grpc_addrs, "protoDir": str(PROTO_DIR),
-        "protoFile": PREDICT_V2_PROTO, "grpcMethod": GRPC_METHOD, "grpcContents": _GRPC_CONTENTS,
+        "protoFile": PREDICT_V2_PROTO, "grpcMethod": GRPC_METHOD, "grpcContents": GRPC_CONTENTS,
     }
     return _JS.replace("__CFG__", json.dumps(cfg, indent=1)), data, cfg
 
@@ -721,7 +721,7 @@ def build_replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0):
     cfg = {"dataFile": "./" + DATA_FILE, "scheduleFile": "./" + SCHEDULE_FILE,
            "maxDuration": _fmt_s(schedule.span_s + timeout_s + 30.0), "timeout": _fmt_s(timeout_s),
            "grpcAddrs": grpc_addrs, "protoDir": str(PROTO_DIR), "protoFile": PREDICT_V2_PROTO,
-           "grpcMethod": GRPC_METHOD, "grpcContents": _GRPC_CONTENTS, "logBatch": REPLAY_LOG_BATCH}
+           "grpcMethod": GRPC_METHOD, "grpcContents": GRPC_CONTENTS, "logBatch": REPLAY_LOG_BATCH}
     return _REPLAY_JS.replace("__CFG__", json.dumps(cfg, indent=1)), data, sched
 
 

@@ -26,7 +26,7 @@ def stress_headline(summary: pd.DataFrame) -> str:
             f"deployed at {_fmt(r['deploy_rate_per_s'])} models/s.")
     if {"traditional", "mms"} <= set(s.index):
         from .seed import seed_stress_summary
-        from .stress import more_models
+        from .outcome import more_models
         t, m = s.loc["traditional"], s.loc["mms"]
         if t["models_deployed"]:
             pct = more_models(t["models_deployed"], m["models_deployed"])["more_models_pct"]

@@ -77,7 +77,7 @@ from mmslib.etcd import (CONFIGMAP_KEY, DEFAULT_ENTRY_BYTES, DEFAULT_REVISION_OV
                          etcd_growth_table, etcd_retained_bytes)
 from mmslib.quantity import (GB, KB, MB, GiB, KiB, MiB, TiB, cpu_exact, exact, memory_exact,  # noqa: F401
                              memory_units, parse_cpu, parse_memory, parse_quantity)
-from mmslib.specs import Container, ServiceSpec, _pos_int, _pos_quantity  # noqa: F401
+from mmslib.specs import Container, ServiceSpec, pos_int, pos_quantity  # noqa: F401
 from mmslib.specs import for_params as _specs_for
 
 __all__ = [
@@ -138,12 +138,12 @@ class ModeSpec:
                 raise ParamError("hosts", self.hosts, "None for traditional mode (one ISVC per model)")
             if self.model_memory is not None:
                 raise ParamError("model_memory", self.model_memory, "None for traditional mode")
-        _pos_int(self.hosts, "hosts", allow_none=True)
+        pos_int(self.hosts, "hosts", allow_none=True)
         if self.model_memory is not None:
-            _pos_quantity(self.model_memory, "model_memory", "memory")
-        _pos_int(self.configmap_entry_bytes, "configmap_entry_bytes", allow_none=True)
-        _pos_int(self.configmap_overhead_bytes, "configmap_overhead_bytes", allow_zero=True)
-        _pos_int(self.etcd_revision_overhead_bytes, "etcd_revision_overhead_bytes", allow_zero=True)
+            pos_quantity(self.model_memory, "model_memory", "memory")
+        pos_int(self.configmap_entry_bytes, "configmap_entry_bytes", allow_none=True)
+        pos_int(self.configmap_overhead_bytes, "configmap_overhead_bytes", allow_zero=True)
+        pos_int(self.etcd_revision_overhead_bytes, "etcd_revision_overhead_bytes", allow_zero=True)
 
     @property
     def model_memory_bytes(self) -> int | None:
@@ -198,13 +198,13 @@ class ClusterLimits:
 
     def __post_init__(self) -> None:
         for name in ("nodes", "max_pods_per_node", "max_pods", "max_ips", "max_services"):
-            _pos_int(getattr(self, name), name, allow_none=True)
+            pos_int(getattr(self, name), name, allow_none=True)
         for name in ("baseline_pods", "baseline_services", "baseline_ips"):
-            _pos_int(getattr(self, name), name, allow_zero=True)
-        _pos_quantity(self.cpu_per_node, "cpu_per_node", "cpu")
-        _pos_quantity(self.memory_per_node, "memory_per_node", "memory")
-        _pos_quantity(self.etcd_bytes, "etcd_bytes", "memory")
-        _pos_quantity(self.configmap_max_bytes, "configmap_max_bytes", "memory")
+            pos_int(getattr(self, name), name, allow_zero=True)
+        pos_quantity(self.cpu_per_node, "cpu_per_node", "cpu")
+        pos_quantity(self.memory_per_node, "memory_per_node", "memory")
+        pos_quantity(self.etcd_bytes, "etcd_bytes", "memory")
+        pos_quantity(self.configmap_max_bytes, "configmap_max_bytes", "memory")
         _memory_exact(self.baseline_etcd_bytes, "baseline_etcd_bytes")
         if not isinstance(self.count_service_ips, bool):
             raise ParamError("count_service_ips", self.count_service_ips, "true or false")
@@ -223,19 +223,19 @@ class ClusterLimits:
 
     @property
     def cpu_per_node_exact(self) -> Fraction | None:
-        return _pos_quantity(self.cpu_per_node, "cpu_per_node", "cpu")
+        return pos_quantity(self.cpu_per_node, "cpu_per_node", "cpu")
 
     @property
     def memory_per_node_bytes(self) -> int | None:
-        return _pos_quantity(self.memory_per_node, "memory_per_node", "memory")
+        return pos_quantity(self.memory_per_node, "memory_per_node", "memory")
 
     @property
     def etcd_bytes_int(self) -> int | None:
-        return _pos_quantity(self.etcd_bytes, "etcd_bytes", "memory")
+        return pos_quantity(self.etcd_bytes, "etcd_bytes", "memory")
 
     @property
     def configmap_max_bytes_int(self) -> int | None:
-        return _pos_quantity(self.configmap_max_bytes, "configmap_max_bytes", "memory")
+        return pos_quantity(self.configmap_max_bytes, "configmap_max_bytes", "memory")
 
     @property
     def baseline_etcd_bytes_int(self) -> int:
@@ -524,7 +524,7 @@ def plan(limits: ClusterLimits, mode_spec: ModeSpec, models_wanted: int | None =
         raise ParamError("limits", limits, "a ClusterLimits")
     if not isinstance(mode_spec, ModeSpec):
         raise ParamError("mode_spec", mode_spec, "a ModeSpec")
-    _pos_int(models_wanted, "models_wanted", allow_none=True)
+    pos_int(models_wanted, "models_wanted", allow_none=True)
     spec = mode_spec.isvc
     cluster = _cluster_rows(limits, spec)
     rows: list[dict[str, Any]] = []
@@ -743,8 +743,8 @@ def infer_cpu_per_node(
     ``k = ceil(measured / nodes)`` pods per node, ``c in [k*per_pod,
     (k+1)*per_pod)`` gives ``nodes*k`` (seed: k=59, [64.9, 66.0) -> 354).
     """
-    _pos_int(measured_isvcs, "measured_isvcs")
-    _pos_int(nodes, "nodes")
+    pos_int(measured_isvcs, "measured_isvcs")
+    pos_int(nodes, "nodes")
     if packing not in PACKINGS:
         raise ParamError("packing", packing, "one of " + ", ".join(PACKINGS))
     spec = isvc_spec if isvc_spec is not None else seed_specs()["traditional"].isvc
@@ -808,8 +808,8 @@ def infer_model_memory(
     m in (6.139, 6.143] MiB -> 10,002 models.  Only an explanation of the
     seed's number: the seed does not publish the TrainedModel memory.
     """
-    _pos_int(measured_models, "measured_models")
-    _pos_int(hosts, "hosts")
+    pos_int(measured_models, "measured_models")
+    pos_int(hosts, "hosts")
     M = _memory_exact(host_memory, "host_memory")
     if M <= 0:
         raise ParamError("host_memory", host_memory, "a memory quantity > 0")

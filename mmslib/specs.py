@@ -24,7 +24,7 @@ PREDICTOR = "kserve-container"   # KServe's predictor container name
 SIDECAR = "queue-proxy"          # Knative's sidecar
 
 
-def _pos_int(value: Any, name: str, *, allow_none: bool = False, allow_zero: bool = False) -> Optional[int]:
+def pos_int(value: Any, name: str, *, allow_none: bool = False, allow_zero: bool = False) -> Optional[int]:
     if value is None and allow_none:
         return None
     lo = 0 if allow_zero else 1
@@ -33,7 +33,7 @@ def _pos_int(value: Any, name: str, *, allow_none: bool = False, allow_zero: boo
     return value
 
 
-def _pos_quantity(value: Any, name: str, kind: str):
+def pos_quantity(value: Any, name: str, kind: str):
     """A cpu (cores, exact) or memory (bytes) quantity > 0, or None."""
     if value is None:
         return None
@@ -102,11 +102,11 @@ class ServiceSpec:
         if not self.containers or not all(isinstance(c, Container) for c in self.containers):
             raise ParamError(f"{self.name}.containers", self.containers, "a non-empty tuple of Container")
         object.__setattr__(self, "containers", tuple(self.containers))
-        _pos_int(self.pods, f"{self.name}.pods")
-        _pos_int(self.k8s_services, f"{self.name}.k8s_services", allow_zero=True)
-        _pos_int(self.cluster_ips, f"{self.name}.cluster_ips", allow_zero=True)
+        pos_int(self.pods, f"{self.name}.pods")
+        pos_int(self.k8s_services, f"{self.name}.k8s_services", allow_zero=True)
+        pos_int(self.cluster_ips, f"{self.name}.cluster_ips", allow_zero=True)
         if self.etcd_bytes is not None:
-            _pos_quantity(self.etcd_bytes, f"{self.name}.etcd_bytes", "memory")
+            pos_quantity(self.etcd_bytes, f"{self.name}.etcd_bytes", "memory")
 
     @classmethod
     def from_params(cls, predictor_cpu, predictor_memory, sidecar_cpu=None, sidecar_memory=None) -> "ServiceSpec":

@@ -25,14 +25,9 @@ from .progress import bar as progress_bar
 from .rundir import RunDir
 from .workloads import get_workload
 
-STOP_TARGET = "target reached"
-STOP_BUDGET = "memory budget"
-STOP_FAILURE = "deploy failure"
-STOP_ADMISSION = "admission refused"
-STOP_TIMEOUT = "timeout"
-STOP_TIME_LIMIT = "time limit"
-STOP_INTERRUPTED = "interrupted"
-STOP_CONFIG_FULL = "host model config full"     # kserve: the hosts' model-config ConfigMaps are full (~1 MiB each)
+from .outcome import (  # noqa: E402,F401  (their one home: mmslib.outcome; re-exported for callers)
+    STOP_ADMISSION, STOP_BUDGET, STOP_CONFIG_FULL, STOP_FAILURE, STOP_INTERRUPTED, STOP_TARGET, STOP_TIME_LIMIT,
+    STOP_TIMEOUT, more_models)
 
 
 @dataclass
@@ -253,17 +248,6 @@ def memory_budget(p: StressParams, available: int) -> Optional[int]:
 
 def _empty_steps() -> pd.DataFrame:
     return pd.DataFrame(columns=["mode", "step", "model", "server", "ok", "seconds", "elapsed_s", "error"])
-
-
-def more_models(traditional: float, mms: float) -> Dict[str, float]:
-    """How many more models multi-model serving deployed: the one definition.
-
-    ``mms_over_traditional`` = mms / traditional (the seed: ~10,000 / 352 = 28.4x);
-    ``more_models_pct`` = (mms - traditional) / traditional x 100 (the seed wrote
-    "2800% more"). Infinite when traditional deployed none."""
-    t, m = float(traditional), float(mms)
-    return {"mms_over_traditional": m / t if t else math.inf,
-            "more_models_pct": (m - t) / t * 100 if t else math.inf}
 
 
 def compare(summary: pd.DataFrame) -> Dict[str, float]:

@@ -25,7 +25,7 @@ __all__ = ["PROTOCOLS", "TRAFFIC", "Target", "traffic_weights", "target_sequence
 PROTOCOLS = ("rest", "grpc")
 TRAFFIC = ("uniform", "zipf")
 # V2 datatype -> InferTensorContents field (k6 JSON mapping); FP16/BF16 only go raw.
-_GRPC_CONTENTS = {
+GRPC_CONTENTS = {
     "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
     "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
     "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
@@ -100,9 +100,9 @@ class Target:
             if "/" in self.url or not sep or not host or not port.isdigit():
                 raise ParamError("url", self.url, "HOST:PORT for a gRPC target (no scheme)")
             for t in self.body["inputs"]:
-                if t.get("datatype") not in _GRPC_CONTENTS:
+                if t.get("datatype") not in GRPC_CONTENTS:
                     raise ParamError("datatype", t.get("datatype"),
-                                     ", ".join(_GRPC_CONTENTS) + " (FP16/BF16 need raw contents)")
+                                     ", ".join(GRPC_CONTENTS) + " (FP16/BF16 need raw contents)")
             default_endpoint = self.url
         if self.endpoint is None:
             self.endpoint = default_endpoint
@@ -135,36 +135,36 @@ def traffic_weights(n: int, kind: str = "uniform", skew: float = 1.1) -> np.ndar
     return w / w.sum()
 
 
-def _cumulative(weights: np.ndarray) -> List[float]:
+def cumulative(weights: np.ndarray) -> List[float]:
     cum = np.cumsum(np.asarray(weights, dtype=np.float64))
     cum = cum / cum[-1]
     cum[-1] = 1.0
     return [float(x) for x in cum]
 
 
-_M32 = 0xFFFFFFFF
+M32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
 
 
 def _mix32(x: np.ndarray) -> np.ndarray:
     """lowbias32 (C. Wellons) on uint64 arrays holding 32-bit values; same as the script's mix32."""
-    x = x & _M32
+    x = x & M32
     x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _M32
+    x = (x * 0x7FEB352D) & M32
     x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _M32
+    x = (x * 0x846CA68B) & M32
     x = x ^ (x >> 16)
     return x
 
 
 def _rand01(seed: int, iterations: np.ndarray) -> np.ndarray:
-    s = _mix32(np.array([int(seed) & _M32], dtype=np.uint64))[0]
-    i = np.asarray(iterations, dtype=np.uint64) & _M32
-    return _mix32((s + ((i * _GOLDEN) & _M32)) & _M32).astype(np.float64) / 4294967296.0
+    s = _mix32(np.array([int(seed) & M32], dtype=np.uint64))[0]
+    i = np.asarray(iterations, dtype=np.uint64) & M32
+    return _mix32((s + ((i * _GOLDEN) & M32)) & M32).astype(np.float64) / 4294967296.0
 
 
 def target_sequence(weights: Sequence[float], n_iterations: int, seed: int = 0) -> np.ndarray:
     """Target index for iterations 0..n-1, exactly as the k6 script picks them."""
-    cum = np.array(_cumulative(np.asarray(weights, dtype=np.float64)))
+    cum = np.array(cumulative(np.asarray(weights, dtype=np.float64)))
     u = _rand01(seed, np.arange(int(n_iterations), dtype=np.uint64))
     return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)

@@ -47,7 +47,7 @@ from .backends import model_names
 from .errors import MmsError
 from .loadgen import replay
 from .params import TrafficParams
-from .performance import cpu_split, deploy_mode
+from .deploy import cpu_split, deploy_mode
 from .procs import Supervisor, pin_threads
 from .progress import bar as progress_bar
 from .rundir import RunDir

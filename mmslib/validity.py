@@ -191,7 +191,7 @@ def traffic(summary: pd.DataFrame) -> pd.DataFrame:
 def stress(summary: pd.DataFrame) -> pd.DataFrame:
     """Notes of a stress run (per mode): a verification that failed, a stop that says more about
     the run than about capacity (a deploy failure, a timeout, the time limit, an interruption)."""
-    from .stress import STOP_BUDGET, STOP_CONFIG_FULL, STOP_TARGET, STOP_ADMISSION
+    from .outcome import STOP_BUDGET, STOP_CONFIG_FULL, STOP_TARGET, STOP_ADMISSION
     rows = []
     for r in summary.itertuples():
         base = {"mode": r.mode, "level": f"{r.mode} ({int(r.models_deployed):,} models)"}

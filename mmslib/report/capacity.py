@@ -12,7 +12,7 @@ from .. import planner
 from .. import seed as seedmod
 from .. import specs as specsmod
 from .collection import Runs
-from .facts import _model_memory
+from .facts import model_memory
 from .labels import MODES, resolve as _resolve
 
 
@@ -54,7 +54,7 @@ def _run_mode_specs(p: Dict[str, Any]) -> Dict[str, planner.ModeSpec]:
     sp = specsmod.for_params(p)
     return {
         "traditional": planner.ModeSpec("traditional", sp["traditional"]),
-        "mms": planner.ModeSpec("mms", sp["mms"], hosts=int(p.get("hosts") or 1), model_memory=_model_memory(p)),
+        "mms": planner.ModeSpec("mms", sp["mms"], hosts=int(p.get("hosts") or 1), model_memory=model_memory(p)),
     }
 
 

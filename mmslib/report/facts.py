@@ -12,7 +12,7 @@ import pandas as pd
 from .. import seed as seedmod
 from .. import specs as specsmod
 from .collection import Run, Runs, read
-from .labels import _VERSION_KEYS, MODES, gpu_count, on_cluster, workload_facts
+from .labels import VERSION_KEYS, MODES, gpu_count, on_cluster, workload_facts
 from .seedside import seed_setting
 
 def _as_run(run: Union[Run, str, Path], runs: Optional[Runs] = None) -> Run:
@@ -23,7 +23,7 @@ def _as_run(run: Union[Run, str, Path], runs: Optional[Runs] = None) -> Run:
     return read(run)
 
 
-def _model_memory(params: Dict[str, Any]) -> str:
+def model_memory(params: Dict[str, Any]) -> str:
     return params.get("model_memory") or workload_facts(params.get("workload"))["memory"]
 
 
@@ -53,7 +53,7 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
                   else f"KServe on Kubernetes, ServingRuntime {p.get('serving_runtime')}, "
                        f"MMS engine {p.get('mms_engine')}")
     rt = p.get("runtime", "?")
-    rt_versions = ", ".join(f"{k} {v[k]}" for k in _VERSION_KEYS.get(rt, [rt]) if k in v)
+    rt_versions = ", ".join(f"{k} {v[k]}" for k in VERSION_KEYS.get(rt, [rt]) if k in v)
     runtime_ours = (f"{row['runtime']}" + (f" ({rt_versions})" if rt_versions and local else "")
                     + (", V2 protocol" if local else ""))
     if kind == "stress":
@@ -84,7 +84,7 @@ def differences_in_setting(run: Union[Run, str, Path]) -> pd.DataFrame:
         ("model server", env["model_server"], runtime_ours),
         ("model", seed_model, _workload_text(p)),
         ("multi-model layout", seed_mms, f"{p.get('hosts')} host server(s) holding the models"
-                                         f" (TrainedModel-like load/unload, declared memory {_model_memory(p)})"),
+                                         f" (TrainedModel-like load/unload, declared memory {model_memory(p)})"),
         ("specs (requests)", seed_specs, specs_ours),
         rule,
         ("versions", seed["versions"] + ", Triton (version not published)", row["versions"]),
@@ -180,7 +180,7 @@ def run_facts(run: Union[Run, str, Path]) -> pd.DataFrame:
          workload_facts(p.get("workload"))["text"]),
         ("size of an InferenceService (MiB PSS per server)", per_server("pss_mib"), "measured memory / servers"),
         ("reserved memory per InferenceService (MiB)", per_server("reserved_memory_mib"), "from the specs"),
-        ("declared memory per model", same(_model_memory(p)), "TrainedModel spec.memory (admission)"),
+        ("declared memory per model", same(model_memory(p)), "TrainedModel spec.memory (admission)"),
         ("assumptions", same(f"{len(assumptions)} listed in the note"), " ".join(assumptions)),
     ]
     out = pd.DataFrame([{"fact": f, **vals, "note": note} for f, vals, note in rows], columns=["fact", *modes, "note"])
@@ -213,7 +213,7 @@ def _assumptions(run: Run) -> List[str]:
     else:
         out.append("The client-side rate is split evenly over the models; the load generator shares the "
                    "machine with the servers." if local else "The client-side rate is split evenly over the models.")
-    out.append(f"Each model declares {_model_memory(p)} (TrainedModel memory) for admission on its host.")
+    out.append(f"Each model declares {model_memory(p)} (TrainedModel memory) for admission on its host.")
     return out
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from .. import seed as seedmod
-from ..stress import more_models
+from ..outcome import more_models
 from .collection import Run, Runs
 from .labels import MODE_LABEL, MODES, on_cluster, fmt as _fmt, ms as _ms
-from .seedside import _seed_saturation_rows, _seed_stress_rows
-from .tables import _aggregate
+from .seedside import seed_saturation_rows, seed_stress_rows
+from .tables import aggregate_levels
 
 def _primary(runs: Runs, experiment: str) -> Optional[Run]:
     """The run the headline speaks of: both modes measured, the largest, then the latest."""
@@ -73,7 +73,7 @@ def _seed_point(workload: str, q: float) -> Optional[float]:
 
 def _latency_point(run: Run):
     """(rate, {mode: row}) at the highest rate both modes ran validly (else the highest both ran)."""
-    agg = _aggregate(run.performance)
+    agg = aggregate_levels(run.performance)
     by = {m: g.set_index("qps") for m, g in agg.groupby("mode")}
     modes = [m for m in MODES if m in by]
     if not modes:
@@ -211,7 +211,7 @@ def headline_table(runs: Runs, include_seed: bool = True) -> pd.DataFrame:
             if r["mode"] in MODE_LABEL:
                 t.loc["highest rate held (client QPS)", MODE_LABEL[r["mode"]]] = r["max_ok_qps"]
     if include_seed:
-        seed_rows = _seed_stress_rows().set_index("mode")
+        seed_rows = seed_stress_rows().set_index("mode")
         for mode in MODES:
             c, r = f"seed {MODE_LABEL[mode]}", seed_rows.loc[mode]
             t.loc["models deployed", c] = r["models_deployed"]
@@ -228,7 +228,7 @@ def headline_table(runs: Runs, include_seed: bool = True) -> pd.DataFrame:
                     t.loc["latency compared at (client QPS)", c] = sq
                     t.loc["p50 latency (ms)", c] = lat.loc[(mode, sq), "p50"]
                     t.loc["p99 latency (ms)", c] = lat.loc[(mode, sq), "p99"]
-            sat = _seed_saturation_rows().set_index(["workload", "mode"])
+            sat = seed_saturation_rows().set_index(["workload", "mode"])
             for mode in MODES:
                 t.loc["highest rate held (client QPS)", f"seed {MODE_LABEL[mode]}"] = sat.loc[(workload, mode), "max_ok_qps"]
     return t

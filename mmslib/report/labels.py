@@ -20,7 +20,7 @@ MODE_LABEL = {"traditional": "traditional", "mms": "multi-model"}
 RUN_KEYS = ["run", "run_id", "backend", "runtime", "workload", "machine"]
 LATENCY_STATS = ["mean", "p50", "p90", "p95", "p99", "max"]
 #: Version keys worth showing, in order, per component.
-_VERSION_KEYS = {k: list(v) for k, v in version_keys().items()}  # each runtime declares its packages
+VERSION_KEYS = {k: list(v) for k, v in version_keys().items()}  # each runtime declares its packages
 
 RUN_COLUMNS = [
     "run", "path", "experiment", "run_id", "status", "format_version", "started", "duration_s", "output_dir",
@@ -108,7 +108,7 @@ def workload_packages(workload: Optional[str]) -> list:
 def versions_label(versions: Dict[str, Any], params: Dict[str, Any], experiment: str) -> str:
     keys = ["mmslib"]
     rt = params.get("runtime", "kserve")
-    keys += _VERSION_KEYS.get(rt, [rt])
+    keys += VERSION_KEYS.get(rt, [rt])
     if on_cluster(params) and "kubernetes" not in keys:
         keys.append("kubernetes")
     keys += workload_packages(params.get("workload"))

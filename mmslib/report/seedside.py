@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import planner
 from .. import seed as seedmod
-from ..stress import more_models
+from ..outcome import more_models
 from .collection import Runs
 from .labels import LATENCY_STATS
 from .tables import performance_side_by_side, saturation_side_by_side, stress_side_by_side
@@ -49,7 +49,7 @@ def _ours_setting(df: pd.DataFrame, runs: Optional[Runs]) -> pd.DataFrame:
     return df
 
 
-def _seed_stress_rows() -> pd.DataFrame:
+def seed_stress_rows() -> pd.DataFrame:
     s = seedmod.seed_stress_summary().set_index(["mode", "quantity"])["value"]
     specs = planner.seed_specs()
     rows = []
@@ -79,7 +79,7 @@ def _seed_stress_rows() -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"verify_ok": object})
 
 
-def _seed_saturation_rows() -> pd.DataFrame:
+def seed_saturation_rows() -> pd.DataFrame:
     sat = seedmod.seed_saturation()
     rows = []
     for r in sat.itertuples():
@@ -100,7 +100,7 @@ def _seed_latency_rows(workloads: Optional[Sequence[str]]) -> pd.DataFrame:
     lat = seedmod.seed_latency()
     if workloads:
         lat = lat[lat["workload"].isin(list(workloads))]
-    sat = _seed_saturation_rows().set_index(["workload", "mode"])["max_ok_qps"]
+    sat = seed_saturation_rows().set_index(["workload", "mode"])["max_ok_qps"]
     out = pd.DataFrame({
         "run": "seed", "run_id": "", "backend": "kserve", "runtime": "Triton", "workload": lat["workload"],
         "machine": "6 worker nodes", "models": 5, "hosts": np.where(lat["mode"] == "mms", 1, np.nan),
@@ -132,9 +132,9 @@ def with_seed(table: Union[Runs, pd.DataFrame], kind: str = "latency", runs: Opt
                  "saturation": saturation_side_by_side}[kind](runs)
     ours = _ours_setting(table, runs)
     if kind == "stress":
-        seed = _seed_stress_rows()
+        seed = seed_stress_rows()
     elif kind == "saturation":
-        seed = _seed_saturation_rows()
+        seed = seed_saturation_rows()
         if len(table) and "workload" in table:
             seed = seed[seed["workload"].isin(set(table["workload"]))]
     else:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import seed as seedmod
 from .. import stats
-from ..stress import more_models
+from ..outcome import more_models
 from .collection import Runs
 from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_KEYS, STRESS_COLUMNS, mode_order
 
@@ -36,7 +36,7 @@ def stress_side_by_side(runs: Runs) -> pd.DataFrame:
     return out.sort_values(["_r", "_m"]).drop(columns=["_r", "_m"]).reset_index(drop=True)
 
 
-def _aggregate(perf: pd.DataFrame) -> pd.DataFrame:
+def aggregate_levels(perf: pd.DataFrame) -> pd.DataFrame:
     """Median over repeats per (run, mode, qps); one repeat passes through."""
     if not len(perf):
         return perf
@@ -68,7 +68,7 @@ def performance_side_by_side(runs: Runs) -> pd.DataFrame:
     perf = runs.performance
     if not len(perf):
         return pd.DataFrame(columns=cols)
-    out = _aggregate(perf)
+    out = aggregate_levels(perf)
     out = out[[c for c in cols if c in out.columns and c != "max_ok_qps"]].copy()
     sat = runs.saturation
     if len(sat) and "max_ok_qps" in sat:
