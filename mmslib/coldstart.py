@@ -58,7 +58,7 @@ from .backends.local import LocalBackend
 from .errors import DeployError, MmsError
 from .loadgen import run_level
 from .params import ColdstartParams
-from .performance import targets_for
+from .deploy import targets_for
 from .procs import Supervisor
 from .progress import bar as progress_bar
 from .rundir import RunDir
