@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from mmslib import arrivals, loadgen
+from mmslib import replay as replay_mod
 from mmslib.backends.local import serve
 from mmslib.params import TrafficParams
 from mmslib.v2 import request_body
@@ -63,14 +64,14 @@ def main():
     scripts = {g: None for g in gens}  # row name -> k6 script text to use (None: mmslib's own)
     if a.k6_script:
         scripts[f"k6 ({Path(a.k6_script).name})"] = Path(a.k6_script).read_text()
-    own_js = loadgen._REPLAY_JS
+    own_js = replay_mod._REPLAY_JS
 
     def run(name, sched):
-        loadgen._REPLAY_JS = scripts[name] or own_js
+        replay_mod._REPLAY_JS = scripts[name] or own_js
         try:
             return loadgen.replay(targets, sched, cpu_affinity=gen_cpus, generator="go" if name == "go" else "k6")
         finally:
-            loadgen._REPLAY_JS = own_js
+            replay_mod._REPLAY_JS = own_js
     rates = [float(x) for x in a.rates.split(",")]
     bound = TrafficParams.lateness_p99_ms
     cpus = sorted(os.sched_getaffinity(0))

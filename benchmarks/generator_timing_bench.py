@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from mmslib import arrivals, gogen, loadgen
+from mmslib import replay as replay_mod
 from mmslib.backends.local import serve
 from mmslib.v2 import request_body
 
@@ -56,7 +57,7 @@ def main():
     ap.add_argument("--go-source", default=None, help="also replay with this Go source (an older replay.go)")
     a = ap.parse_args()
     rates = [float(x) for x in a.rates.split(",")]
-    own_js, own_go = loadgen._REPLAY_JS, gogen.SOURCE
+    own_js, own_go = replay_mod._REPLAY_JS, gogen.SOURCE
     variants = {"k6": ("k6", own_js, own_go)}
     if a.k6_script:
         variants[f"k6 ({Path(a.k6_script).name})"] = ("k6", Path(a.k6_script).read_text(), own_go)
@@ -78,7 +79,7 @@ def main():
                 for rate in rates:
                     s = arrivals.make_schedule(MODELS, rate, a.seconds, arrival="poisson", seed=int(rate))
                     for name, (gen, js, src) in variants.items():
-                        loadgen._REPLAY_JS, gogen.SOURCE = js, src
+                        replay_mod._REPLAY_JS, gogen.SOURCE = js, src
                         r = loadgen.replay(targets, s, generator=gen)
                         late = r.records["lateness_ms"].dropna().to_numpy()
                         early = late[late < 0]
@@ -87,7 +88,7 @@ def main():
                                      float(late.max()) if len(late) else float("nan"),
                                      r.timer_wakeups, r.early_wakeups, r.most_early_ms))
                     if probe_js is not None:
-                        loadgen._REPLAY_JS, gogen.SOURCE = probe_js, own_go
+                        replay_mod._REPLAY_JS, gogen.SOURCE = probe_js, own_go
                         wd = Path(tmp) / f"probe-{rate:g}"
                         loadgen.replay(targets, s, workdir=wd)
                         g = np.array([[float(x) for x in ln.split(",")[2:]]
@@ -96,7 +97,7 @@ def main():
                             seen, bl, se, wa, rc, co = g.T
                             gaps.append((rate, len(g), seen - (bl + se + wa + rc), bl, int((co > 0).sum())))
             finally:
-                loadgen._REPLAY_JS, gogen.SOURCE = own_js, own_go
+                replay_mod._REPLAY_JS, gogen.SOURCE = own_js, own_go
     print(f"load average now {os.getloadavg()[0]:.2f}; {a.seconds:g} s Poisson levels; REST, answers checked"
           + ("" if go_ok else "; no Go toolchain: k6 only"))
     print(f"{'generator':22} {'rate':>5} {'requests':>8} {'early':>7} {'most ms':>8} {'late p50':>8} "

