@@ -75,6 +75,7 @@ report.format_table(report.headline_table(R, include_seed=P.include_seed))
 # - [Latency distributions per level](#distributions)
 # - [SLO attainment](#traffic)
 # - [Cold starts](#cold-starts)
+# - [Models by family and size](#families)
 # - [Comparing two runs](#comparison)
 # - [Capacity planner: the seed's cluster](#capacity)
 # - [Cold starts at cluster scale (simulation)](#simulation)
@@ -168,6 +169,23 @@ fig = figures.experiment_levels(R, "coldstart")
 plt.show() if fig else display(Markdown("*No cold-start runs.*"))
 if "coldstart" in R.experiments and "experiment" in R.levels:  # no column: no run had levels
     html.table(R.levels[R.levels["experiment"] == "coldstart"], "cold-start levels")
+
+# %% [markdown]
+# ## <a id="families"></a>Models by family and size
+# Per family and artifact size (the families' `model_size`, or the files of your own models): the
+# models a host's memory holds at the PSS each model adds (at most what their declared memory
+# admits), and how long a model takes to load, from the stress runs' steps and the coldstart runs'
+# load/unload cycles; a server's first model of a family (it imports the library) is kept apart.
+# simple_string, the seed's model, is the reference point, beside the seed's published ~10,000
+# models on 6 hosts.
+
+# %%
+fam = report.families_section(R, include_seed=P.include_seed)
+display(Markdown(fam.text or "*No stress or coldstart run to tell it from.*"))
+for fig in (report.families.plot_models_per_host(fam.models_per_host), report.families.plot_cold_start(fam.cold_start)):
+    plt.show() if fig else None
+html.table(fam.models_per_host, "models per host by family and size") if len(fam.models_per_host) else None
+html.table(fam.cold_start, "cold start vs model size") if len(fam.cold_start) else None
 
 # %% [markdown]
 # ## <a id="comparison"></a>Comparing two runs

@@ -10,6 +10,7 @@ One noun per module:
 - :mod:`.headline` the answer first (``answer``, ``headline``, ``headline_table``)
 - :mod:`.capacity` the capacity planner on the seed's cluster
 - :mod:`.simulation` cold starts at cluster scale: the coldstart runs' simulator tables, labelled
+- :mod:`.families` models per host by family and size, cold start vs model size (simple_string the reference)
 - :mod:`.figures` figures with the seed overlaid; latency histogram and percentile spectrum
 - :mod:`.html` offline interactive tables, table of contents, offline HTML export
 - :mod:`.labels` labels and number formats
@@ -29,6 +30,7 @@ from .. import export as _export
 from .capacity import CapacitySection, capacity_section
 from .collection import Run, Runs, collect, read
 from .facts import differences_in_setting, run_facts, run_metadata
+from .families import FamiliesSection, families_section
 from .headline import HEADLINE_ROWS, answer, headline, headline_table
 from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_COLUMNS, RUN_KEYS, STRESS_COLUMNS, format_table
 from .seedside import seed_setting, with_seed
@@ -39,7 +41,7 @@ __all__ = [
     "Run", "Runs", "CapacitySection", "collect", "read", "stress_side_by_side", "performance_side_by_side",
     "performance_tables", "saturation_side_by_side", "with_seed", "seed_setting", "differences_in_setting",
     "run_facts", "run_metadata", "answer", "headline", "headline_table", "capacity_section", "format_table",
-    "SimulationSection", "simulation_section",
+    "SimulationSection", "simulation_section", "FamiliesSection", "families_section",
     "comparison", "pick_comparison", "write_tables", "RUN_KEYS", "RUN_COLUMNS", "MODES", "MODE_LABEL",
     "STRESS_COLUMNS", "LATENCY_STATS", "HEADLINE_ROWS",
 ]
@@ -90,7 +92,8 @@ def comparison(runs: Runs, which: Optional[Sequence[str]] = None) -> Optional[Di
 
 def write_tables(runs: Runs, out_dir: Union[str, Path]) -> List[Path]:
     """The report's tables as ``<name>.csv`` + ``<name>.json`` in ``out_dir`` (runs, levels,
-    stress, performance, saturation, headline): the same format as every run's summary."""
+    stress, performance, saturation, headline, models per host, cold start vs size): the same format as every
+    run's summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ctx = {"input_dir": str(runs.folder) if runs.folder else None,
@@ -98,6 +101,8 @@ def write_tables(runs: Runs, out_dir: Union[str, Path]) -> List[Path]:
     tables = {"report_runs": runs.runs, "report_levels": runs.levels, "report_stress": stress_side_by_side(runs),
               "report_performance": performance_side_by_side(runs), "report_saturation": saturation_side_by_side(runs),
               "report_headline": headline_table(runs).reset_index()}
+    fam = families_section(runs)
+    tables.update(report_models_per_host=fam.models_per_host, report_cold_start_vs_size=fam.cold_start)
     paths: List[Path] = []
     for name, df in tables.items():
         paths += list(_export.write_table(pd.DataFrame(df), out, name, **ctx))
