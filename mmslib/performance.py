@@ -19,7 +19,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import pandas as pd
 
-from . import export, gate, resources, schedule, server_metrics, stats
+from . import export, gate, resources, schedule, seed_layout, server_metrics, stats
 from . import records as schema
 from .errors import MmsError
 from .loadgen import run_level
@@ -42,7 +42,7 @@ class PerformanceResult:
     params: PerformanceParams
 
     def seed_table(self, mode: str) -> pd.DataFrame:
-        return stats.seed_table(self.summary, mode)
+        return seed_layout.seed_table(self.summary, mode)
 
     def saturation(self) -> pd.DataFrame:
         return stats.saturation(self.summary, self.params.slo_p99_ms)

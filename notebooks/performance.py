@@ -82,7 +82,7 @@ modelmesh_rest_url = ""  # kserve ModelMesh: its REST proxy URL (after kubectl p
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmslib import narrative, performance, plots, stats, validity
+from mmslib import narrative, performance, plots, seed_layout, stats, validity
 from mmslib.notebook import glue_run, metadata_table, quiet_when_done, setting_line, setting_table, validated
 from mmslib.notebook import validity_section
 
@@ -133,7 +133,7 @@ fig = plots.latency_vs_rate(summary, P.slo_p99_ms)
 # %%
 for mode in P.modes:
     display(Markdown(narrative.mode_title(mode, P)))
-    display(validity.mark(stats.seed_table(summary, mode), notes, {"Client side QPS": "qps"}, mode=mode))
+    display(validity.mark(seed_layout.seed_table(summary, mode), notes, {"Client side QPS": "qps"}, mode=mode))
 
 # %% [markdown]
 # ## Up to what rate does each mode hold?

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from mmslib import params, performance, stats
+from mmslib import params, performance, seed_layout, stats
 
 from conftest import default_sigint, papermill
 
@@ -40,9 +40,9 @@ def test_two_modes_two_rates(tmp_path, no_leftovers):
     files = sorted(x.name for x in (tmp_path / "out" / "requests").iterdir())
     assert len(files) == 4
     # The seed's layout; QPS per InferenceService = client QPS / servers.
-    t = stats.seed_table(r.summary, "traditional")
+    t = seed_layout.seed_table(r.summary, "traditional")
     assert list(t["QPS per InferenceService"]) == [10.0, 20.0]
-    m = stats.seed_table(r.summary, "mms")
+    m = seed_layout.seed_table(r.summary, "mms")
     assert list(m["QPS per TrainedModel"]) == [10.0, 20.0]
     # Server-side time from KServe's own metrics, less than the client-side latency.
     assert (r.summary["server_requests"] >= r.summary["n"]).all()

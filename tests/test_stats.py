@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import binom
 
 from mmslib import stats as S
+from mmslib.seed_layout import seed_table
 
 T0 = 1_700_000_000.0
 
@@ -318,8 +319,8 @@ def _two_mode_summary(repeats=1):
 
 def test_seed_table_columns_and_arithmetic():
     s = _two_mode_summary()
-    trad = S.seed_table(s, "traditional")
-    mms = S.seed_table(s, "mms")
+    trad = seed_table(s, "traditional")
+    mms = seed_table(s, "mms")
     base = ["mean", "p50", "p90", "p95", "p99", "max", "p99 95% CI", "n",
             "achieved QPS", "errors", "valid"]
     assert list(trad.columns) == ["Client side QPS", "QPS per InferenceService", *base]
@@ -337,7 +338,7 @@ def test_seed_table_columns_and_arithmetic():
 
 def test_seed_table_with_repeats_uses_medians_and_range():
     s = _two_mode_summary(repeats=3)
-    t = S.seed_table(s, "traditional")
+    t = seed_table(s, "traditional")
     assert "repeats" in t and "p99 range" in t and (t["repeats"] == 3).all()
     sub = s[(s["mode"] == "traditional") & (s["qps"] == 25)]
     assert t.loc[0, "p99"] == round(float(np.median(sub["p99"])), 3)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import seed as seedmod
-from .. import stats
+from .. import seed_layout, stats
 from ..outcome import more_models
 from .collection import Runs
 from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_KEYS, STRESS_COLUMNS, mode_order
@@ -95,7 +95,7 @@ def saturation_side_by_side(runs: Runs) -> pd.DataFrame:
 
 def performance_tables(runs: Runs, include_seed: bool = True) -> List[Dict[str, Any]]:
     """Per performance run and mode: ``{"run", "mode", "title", "ours", "seed",
-    "seed_title"}`` where ``ours`` is :func:`mmslib.stats.seed_table` of the run
+    "seed_title"}`` where ``ours`` is :func:`mmslib.seed_layout.seed_table` of the run
     (the seed's layout, ms) and ``seed`` the seed's table for the same workload
     and mode in the same layout (None without one, or when ``include_seed`` is
     false)."""
@@ -118,7 +118,7 @@ def performance_tables(runs: Runs, include_seed: bool = True) -> List[Dict[str, 
                 seed_title = (f"seed: {MODE_LABEL[mode]}, {env['isvcs']} InferenceService(s)"
                               + (f" and {env['trained_models']} TrainedModels" if env["trained_models"] else "")
                               + f" - {run.row['workload']} (ms)")
-            out.append({"run": run.key, "mode": mode, "title": title, "ours": stats.seed_table(perf, mode),
+            out.append({"run": run.key, "mode": mode, "title": title, "ours": seed_layout.seed_table(perf, mode),
                         "seed": seed_t, "seed_title": seed_title})
     return out
 
