@@ -33,7 +33,7 @@ def targets_for(backend, workload, protocol: str, seed: int) -> List[Target]:
     out = []
     exact = workload.exact  # otherwise answers are checked by verify(), not per request
     for ep in sorted(backend.endpoints(), key=lambda e: e.model):
-        s = workload.make_sample(rng)
+        s = workload.sample(ep.model, rng)
         body = v2.request_body(s.inputs)
         expect = {k: np.asarray(v).ravel().tolist() for k, v in s.expected.items()} if exact else None
         if protocol == "grpc":

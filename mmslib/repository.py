@@ -258,15 +258,15 @@ def _plain_model(f: Path, name: str) -> RepoModel:
 
 # ---------------------------------------------------------------- runtimes
 
-def check_runtime(models: Sequence[RepoModel], runtime: str) -> None:
-    """ParamError naming the first model ``runtime`` cannot serve, and the runtimes that could."""
+def check_runtime(models: Sequence[RepoModel], runtime: str, param: str = "runtime") -> None:
+    """ParamError (on ``param``) naming the first model ``runtime`` cannot serve, and the runtimes that could."""
     for m in models:
         if runtime in m.runtimes:
             continue
         could = " | ".join(m.runtimes)
         allowed = f"{could} (model {m.name!r}, {m.format}, is served by {could} only)" if could else \
             f"none can serve model {m.name!r} ({m.format}): {m.why_not}"
-        raise ParamError("runtime", runtime, allowed)
+        raise ParamError(param, runtime, allowed)
 
 
 # ---------------------------------------------------------------- requests

@@ -256,11 +256,11 @@ def from_params(p) -> Workload:
     path = getattr(p, "model_repository", None)
     if path in (None, ""):
         _unconfigured()
-    runtime = getattr(p, "runtime", "kserve")
+    runtimes = _runtimes(p)
     inputs_file = getattr(p, "inputs_file", None) or None
     shape = getattr(p, "shape", None)
     seed = int(getattr(p, "seed", 0) or 0)
-    key = (str(Path(str(path)).expanduser().resolve()), runtime, str(inputs_file),
+    key = (str(Path(str(path)).expanduser().resolve()), tuple(runtimes), str(inputs_file),
            json.dumps(repo.parse_shape(shape), sort_keys=True), seed, _signature(Path(str(path)).expanduser()),
            _signature(Path(str(inputs_file)).parent) if inputs_file else ())
     with _cache_lock:
@@ -269,7 +269,8 @@ def from_params(p) -> Workload:
             _check_experiment(p, path, w)
             return w
     models = repo.scan(path)
-    repo.check_runtime(models, runtime)
+    for param, runtime in runtimes:
+        repo.check_runtime(models, runtime, param)
     repo.check_sendable(models, path)
     pools = repo.request_pools(models, inputs_file, shape, seed, POOL)
     w = make_workload(models, pools)
@@ -277,6 +278,16 @@ def from_params(p) -> Workload:
         _cache[key] = w
     _check_experiment(p, path, w)
     return w
+
+
+def _runtimes(p) -> List[tuple]:
+    """(parameter, runtime) pairs the experiment serves the models on: ``runtime``; coldstart:
+    ``runtimes`` for its load_unload and churn sections, ``runtime`` for its lazy section."""
+    sections = getattr(p, "sections", None)
+    if sections is None:
+        return [("runtime", getattr(p, "runtime", "kserve"))]
+    out = [("runtimes", r) for r in (getattr(p, "runtimes", None) or ()) if {"load_unload", "churn"} & set(sections)]
+    return out + ([("runtime", p.runtime)] if "lazy" in sections else [])
 
 
 def _check_experiment(p, path, w: Workload) -> None:
