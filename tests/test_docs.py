@@ -15,7 +15,7 @@ DOCS = ROOT / "docs"
 #: Pages other helpers are writing while this test was written: a link to one of them may point at
 #: nothing until it appears (then its anchors are checked like any other page's). Remove a name once
 #: its page is committed.
-PENDING = {"docs/kserve-first-contact.md", "docs/statistics.md", "docs/models.md", "docs/gpu-rerun.md"}
+PENDING = {"docs/coldstart-validation.md"}  # written by the coldstart work in progress
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
