@@ -145,3 +145,186 @@ def test_repository_served_as_it_is(runtime, repo, tmp_path, no_leftovers):
                 x = np.asarray(body["inputs"][0]["data"], dtype=np.float32).reshape(body["inputs"][0]["shape"])
                 assert np.allclose(first["y"], 2 * x)
         c.session.close()
+
+
+# ---------------------------------------------------------------- the 'repository' workload (#23 part 2)
+
+def _two_triton_models(root: Path) -> Path:
+    """double (y = 2x, [-1, 3]) and its copy 'twice' (a top-level name the folder must win over)."""
+    shutil.copytree(TRITON_REPO / "double", root / "double")
+    shutil.copytree(TRITON_REPO / "double", root / "twice")
+    cfg = root / "twice" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace('name: "double"', 'name: "twice"'))
+    return root
+
+
+def _workload(repo, runtime, **kw):
+    from types import SimpleNamespace
+    from mmslib.workloads import get_workload
+    return get_workload("repository", SimpleNamespace(model_repository=str(repo), runtime=runtime,
+                                                      inputs_file=kw.get("inputs_file"), shape=kw.get("shape"), seed=0))
+
+
+def test_replicas_round_robin_in_each_native_layout(tmp_path):
+    from mmslib.runtimes import get_runtime
+    repo = _two_triton_models(tmp_path / "repo")
+    w = _workload(repo, "triton")
+    store = tmp_path / "store"
+    for i in range(4):
+        get_runtime("triton").write_model(store, w, f"m{i:05d}")
+    for i, src in enumerate(["double", "twice", "double", "twice"]):
+        d = store / f"m{i:05d}"
+        cfg = (d / "config.pbtxt").read_text()
+        assert repository._pbtxt_field(cfg, "name") == f"m{i:05d}"         # Triton wants the folder's name
+        assert cfg.replace(f'"m{i:05d}"', '"x"') == (repo / src / "config.pbtxt").read_text().replace(f'"{src}"', '"x"')
+        assert (d / "1" / "model.py").read_bytes() == (repo / src / "1" / "model.py").read_bytes()
+        assert w.facts(f"m{i:05d}") == {"family": "triton:python", "artifact_bytes": repository.folder_bytes(
+            repo / src), "source_model": src}
+    assert sorted(p.name for p in store.iterdir()) == [f"m{i:05d}" for i in range(4)]   # no temporary left
+    # MLServer layout: a copy named for the replica, its model file beside
+    w = _workload(MLSERVER_REPO, "mlserver")
+    get_runtime("mlserver").write_model(tmp_path / "mls", w, "cycle3")
+    settings = json.loads((tmp_path / "mls" / "cycle3" / "model-settings.json").read_text())
+    assert settings["name"] == "cycle3" and settings["implementation"] == "mlserver_lightgbm.LightGBMModel"
+    assert (tmp_path / "mls" / "cycle3" / "model.txt").read_bytes() == (MLSERVER_REPO / "trees" / "model.txt").read_bytes()
+
+
+def test_renamed_config_touches_the_model_name_only():
+    text = 'input [\n  {\n    name: "x"\n  }\n]\nname: "old"  # the model\nbackend: "python"\n'
+    assert repository.renamed_config(text, "m1") == text.replace('"old"', '"m1"')
+    assert repository.renamed_config('backend: "python"\ninput [ { name: "x" } ]\n', "m1").startswith('name: "m1"\n')
+    assert repository._pbtxt_field(text, "name") == "old"
+
+
+def test_plain_files_laid_out_by_each_runtime(tmp_path):
+    from mmslib.runtimes import get_runtime
+    from mmslib.workloads import load_artifact
+    from mmslib.workloads import lightgbm_trees as lgbm
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(MLSERVER_REPO / "trees" / "model.txt", repo / "gbm.txt")
+    d = lgbm.make_workload(n_trees=2, depth=2, n_samples=50, n_features=5).write_artifact(tmp_path / "w", "w")
+    shutil.copy(d / "model.txt", repo / "wide.txt")
+    for rt in ("kserve", "triton", "mlserver"):
+        w = _workload(repo, rt)
+        store = tmp_path / rt
+        for m in ("m00000", "m00001"):
+            get_runtime(rt).write_model(store, w, m)
+        art = store / "m00001" / ("1/artifact" if rt == "triton" else "")
+        assert json.loads((art / "mmslib-repository.json").read_text())["source_model"] == "wide"
+        assert json.loads((art / "model-settings.json").read_text())["implementation"] == "mlserver_lightgbm.LightGBMModel"
+        if rt == "triton":  # config.pbtxt carries each replica's own tensors
+            assert "dims: [ -1, 4 ]" in (store / "m00000" / "config.pbtxt").read_text()
+            assert "dims: [ -1, 5 ]" in (store / "m00001" / "config.pbtxt").read_text()
+        pred = load_artifact(art)    # what kserve and Triton's stub load
+        s = w.sample("m00001", np.random.default_rng(0))
+        x = s.inputs["input"]
+        import lightgbm as lgb
+        want = lgb.Booster(model_file=str(repo / "wide.txt")).predict(x).reshape(-1, 1)
+        got = pred.predict(s.inputs)["predict"]
+        assert got.dtype == np.float64 and np.array_equal(got, want)
+        assert w.check({"predict": got}, s.expected)
+    assert _workload(repo, "kserve").sample("m00000", np.random.default_rng(0)).inputs["input"].shape == (1, 4)
+
+
+def test_answers_checked_against_the_metadata_and_the_first_answer():
+    w = _workload(TRITON_REPO, "triton")
+    s = w.sample("m00000", np.random.default_rng(0))
+    y = {"y": (2 * s.inputs["x"]).astype(np.float32)}
+    assert not w.check({"y": y["y"].astype(np.float64)}, s.expected)         # datatype
+    assert not w.check({"y": y["y"][:, :2]}, s.expected)                      # a fixed dimension
+    assert not w.check({"z": y["y"]}, s.expected)                             # names
+    assert w.check(y, s.expected)                                             # first answer: recorded
+    assert w.check({"y": y["y"].copy()}, s.expected)
+    again = w.sample("m00004", np.random.default_rng(0))                       # another replica, same request
+    assert again.expected.key == s.expected.key and w.check(y, again.expected)
+    assert not w.check({"y": y["y"] + 1}, again.expected)                     # answers differently: wrong
+    assert not w.check(y, {})                                                  # not a repository's request
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(model_repository="NOWHERE"), "model_repository.*does not exist"),
+    (dict(model_repository="EMPTY"), "model_repository.*found none of these"),
+    (dict(model_repository=TRITON_REPO, runtime="kserve"),
+     r"runtime.*'kserve'.*triton \(model 'double', triton:python, is served by triton only\)"),
+    (dict(model_repository=MLSERVER_REPO, runtime="mlserver", inputs_file=TRITON_REPO / "inputs.json"),
+     r"inputs_file.*'trees': request 0: inputs \['x'\], the model's are \['input'\]"),
+    (dict(model_repository=TRITON_REPO, runtime="triton", shape="y:2,3"), r"shape.*shapes of the models' inputs: x"),
+    (dict(model_repository=TRITON_REPO, runtime="triton", shape="x:4,2"), r"shape.*fits \[-1, 3\]"),
+    (dict(model_repository=TRITON_REPO, runtime="triton", shape="x=4"), "shape.*perf_analyzer"),
+    (dict(model_repository=TRITON_REPO, runtime="triton", shape="x:4,3", inputs_file=TRITON_REPO / "inputs.json"),
+     "shape.*None with inputs_file"),
+    (dict(model_repository=TRITON_REPO, runtime="triton", workload="simple_string"),
+     "model_repository.*None with workload 'simple_string', or workload 'repository'"),
+    (dict(model_repository=None), "model_repository.*a folder of your models"),
+    (dict(model_repository=None, workload="simple_string", inputs_file=TRITON_REPO / "inputs.json"),
+     "inputs_file.*None without model_repository"),
+    (dict(model_repository=TRITON_REPO, backend="kserve"), "backend.*local with model_repository"),
+    (dict(model_repository="NO_INPUTS", runtime="mlserver"), "inputs_file.*model 'trees' declares no inputs"),
+], ids=["missing", "unknown-layout", "runtime", "inputs-file", "shape-name", "shape-fit", "shape-form",
+        "shape-and-file", "other-workload", "no-folder", "file-without-folder", "cluster", "no-metadata"])
+def test_each_bad_input_refused_before_anything_starts(tmp_path, kw, message):
+    from mmslib import params
+    repo = kw.get("model_repository")
+    if repo == "NOWHERE":
+        kw["model_repository"] = tmp_path / "nowhere"
+    elif repo == "EMPTY":
+        kw["model_repository"] = tmp_path
+    elif repo == "NO_INPUTS":
+        shutil.copytree(MLSERVER_REPO, tmp_path / "r")
+        f = tmp_path / "r" / "trees" / "model-settings.json"
+        f.write_text(json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != "inputs"}))
+        kw["model_repository"] = tmp_path / "r"
+    kw = {"workload": "repository", **{k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()}}
+    with pytest.raises(ParamError, match=message):
+        params.stress(output_dir=str(tmp_path / "out"), **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_coldstart_checks_each_runtime_it_uses(tmp_path):
+    from mmslib import params
+    kw = dict(workload="repository", model_repository=str(MLSERVER_REPO), output_dir=str(tmp_path / "o"))
+    p = params.coldstart(sections=["load_unload"], runtimes=["mlserver"], **kw)
+    assert p.cycles_count() == 1000 and p.model_memory_bytes() == 2 << 20      # 1 MiB + the 4.7 KB model
+    with pytest.raises(ParamError, match=r"runtimes.*'kserve'.*model 'trees'"):
+        params.coldstart(sections=["load_unload"], runtimes=["mlserver", "kserve"], **kw)
+    # lazy sends every model one request: the models must take the same inputs
+    from mmslib.workloads import lightgbm_trees as lgbm
+    (tmp_path / "r").mkdir()
+    shutil.copy(MLSERVER_REPO / "trees" / "model.txt", tmp_path / "r" / "gbm.txt")
+    d = lgbm.make_workload(n_trees=2, depth=2, n_samples=50, n_features=5).write_artifact(tmp_path / "w", "w")
+    kw.update(model_repository=str(tmp_path / "r"), sections=["lazy"], runtime="kserve")
+    assert params.coldstart(**kw).model_repository == str(tmp_path / "r")
+    shutil.copy(d / "model.txt", tmp_path / "r" / "wide.txt")
+    with pytest.raises(ParamError, match="model_repository.*the same inputs with coldstart's 'lazy' section"):
+        params.coldstart(**kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime, repo, stress_inputs, modes", [
+    ("triton", TRITON_REPO, False, ["traditional", "mms"]), ("mlserver", MLSERVER_REPO, True, ["mms"])],
+    ids=["triton-layout", "mlserver-layout"])
+def test_stress_and_performance_serve_the_repository(runtime, repo, stress_inputs, modes, tmp_path, no_leftovers):
+    """Each layout through stress and performance, once with generated inputs and once with its
+    inputs file: three replicas of the user's one model deployed and verified (outputs, datatypes,
+    shapes, first answers), every step recording the model's family and size; k6's requests all
+    answered."""
+    from mmslib import params, performance, stress
+    from test_runtimes import ensure_env
+    ensure_env(runtime)
+    [m] = repository.scan(repo)
+    kw = dict(workload="repository", model_repository=str(repo), runtime=runtime)
+    inputs = dict(inputs_file=str(repo / "inputs.json"))
+    p = params.stress(models=3, modes=modes, verify_sample=3, output_dir=str(tmp_path / "s"),
+                      **kw, **(inputs if stress_inputs else {}))
+    r = stress.run(p, progress=False)
+    s = r.summary.set_index("mode")
+    assert (s["models_deployed"] == 3).all() and s["verify_ok"].all() and (s["verified_correct"] == 3).all(), \
+        s[["models_deployed", "verify_failures"]]
+    assert (s["family"] == m.format).all() and (s["artifact_bytes"] == m.bytes).all()
+    assert set(r.steps["source_model"]) == {m.name} and r.steps["artifact_bytes"].eq(m.bytes).all()
+    q = params.performance(models=2, modes=["mms"], qps=[10], duration_s=2, warmup_s=0.5,
+                           output_dir=str(tmp_path / "p"), **kw, **({} if stress_inputs else inputs))
+    res = performance.run(q, progress=False)
+    row = res.summary.iloc[0]
+    assert row["errors"] == 0 and row["n"] >= 10 and res.records["ok"].all(), row.to_dict()

@@ -148,6 +148,7 @@ RENAME = {"triton": _renamed_triton, "mlserver": _renamed_mlserver}
 
 def _copy_native(m, store: Path, name: str) -> Path:
     target = store / name
+    store.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=store))
     try:
         shutil.copytree(m.path, tmp / "m", ignore=shutil.ignore_patterns("__pycache__", ".*"))
