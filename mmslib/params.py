@@ -452,7 +452,8 @@ class ColdstartParams(Common):
         if not caps:
             raise ParamError("capacity", self.capacity, "a non-empty list of model counts, percentages or memory")
         self.capacity = list(caps)
-        counts = self.capacity_counts()
+        self.lazy_cells = self._check_lazy_cells(_optional(self.lazy_cells))
+        counts = self.capacity_counts() if self.lazy_cells is None else []   # lazy_cells: the grid is not used
         if len(set(counts)) != len(counts):
             raise ParamError("capacity", self.capacity, f"distinct capacities (as model counts: {counts})")
         alphas = _listish(self.zipf_alpha)
@@ -466,7 +467,6 @@ class ColdstartParams(Common):
         self.service_ms = _num("service_ms", self.service_ms, 0, 10_000)
         if self.service_ms > 0 and self.workload != "simple_string":
             raise ParamError("service_ms", self.service_ms, "0 unless workload is simple_string (its models sleep it)")
-        self.lazy_cells = self._check_lazy_cells(_optional(self.lazy_cells))
         vs = _optional(self.validation_slo_ms)
         if vs is not None:
             vs = _listish(vs)

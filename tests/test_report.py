@@ -297,10 +297,12 @@ def test_simulation_section_reads_the_coldstart_run_directory(tmp_path):
     assert list(sim.cluster["models"]) == [10000, 1000000] and list(sim.cluster["hosts_needed"].astype(object)) == [12, pd.NA]
     assert sim.missing == ["old"]
     assert sim.text == (
-        "**cs** (kserve/bert): **Simulation**, validated on 2 cells: hit rate within 1.50 points (target 2), "
+        "**cs** (kserve/bert): **Simulation, not validated under load** (a validation from before the checks "
+        "with power: no utilisation, no baseline): checked on 2 cells: hit rate within 1.50 points (target 2), "
         "SLO attainment within 4.00 points (target 5) of the measurement; 2 of 2 cells meet both targets. "
         "1 cell(s) left out, measured while the client fell behind its schedule: a0.5_c4 (attainment 20.0% "
-        "measured, 60.0% simulated). Simulated cluster, hosts of 10Gi (80 models each), Zipf alpha 1, "
+        "measured, 60.0% simulated). Simulated cluster (not validated under load), hosts of 10Gi (80 models "
+        "each), Zipf alpha 1, "
         "1,000 requests/s in all, SLO 200 ms for >= 99% of requests: 10,000 models need **12 hosts** (99.5% "
         "within the SLO); 1,000,000 models: no host count reached 99% (not reachable: attainment levels off "
         "at 0.9).\n\nColdstart run(s) with validation cells but no simulation tables in their directory (made "

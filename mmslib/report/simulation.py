@@ -2,11 +2,14 @@
 capacity planner, read from the coldstart runs' directories.
 
 A coldstart run writes section 4's tables into its directory
-(:func:`mmslib.coldstart.save_simulation`): ``simulator_validation`` (simulated vs measured hit
-rate and SLO attainment on the cells not used to calibrate) and ``cluster`` (N models, hosts,
-alpha, rate, SLO -> attainment and the hosts needed for >= 99%). These are *simulations*: each
-cluster table is shown with the validation error of the run it was calibrated on, in words
-(:func:`mmslib.coldstart.validation_sentence`).
+(:func:`mmslib.coldstart.save_simulation`): ``simulator_validation`` (per validation cell and SLO:
+measured attainment with its interval, simulated over several seeds, a trivial baseline's guess,
+and whether the check has power) and ``cluster`` (N models, hosts, alpha, rate, SLO -> attainment
+and the hosts needed for >= 99%). These are *simulations*: each cluster answer is labelled with the
+verdict of the run's validation (:func:`mmslib.simcheck.simulation_label`: "validated under load"
+only when the simulator landed within 5 points on enough checks with power and beat the baseline)
+and shown with that validation in words (:func:`mmslib.simcheck.validation_sentence`). Tables from
+before the checks with power read "not validated under load".
 """
 from __future__ import annotations
 
@@ -15,14 +18,16 @@ from typing import List
 
 import pandas as pd
 
-from ..coldstart import SIMULATION_TABLES, validation_sentence
+from ..simcheck import SIMULATION_TABLES, simulation_label, validation_sentence
 from .collection import Runs
 
-VALIDATION_COLUMNS = ["run", "name", "alpha", "capacity", "hit_rate_measured", "hit_rate_simulated",
-                      "hit_rate_diff_pts", "attainment_measured", "attainment_simulated", "attainment_diff_pts",
-                      "p99_measured_ms", "p99_simulated_ms", "measurement_valid", "within"]
-CLUSTER_COLUMNS = ["run", "models", "host_memory", "models_per_host", "alpha", "qps", "slo_ms", "hosts_needed",
-                   "attainment", "note", "host_counts_simulated"]
+VALIDATION_COLUMNS = ["run", "name", "alpha", "capacity", "qps", "utilisation", "slo_ms", "attainment_measured",
+                      "attainment_lo", "attainment_hi", "attainment_simulated", "attainment_sim_lo",
+                      "attainment_sim_hi", "attainment_baseline", "attainment_diff_pts", "baseline_diff_pts",
+                      "hit_rate_measured", "hit_rate_simulated", "hit_rate_diff_pts", "p99_measured_ms",
+                      "p99_simulated_ms", "measurement_valid", "powered", "within", "beats_baseline"]
+CLUSTER_COLUMNS = ["run", "validation", "models", "host_memory", "models_per_host", "alpha", "qps", "slo_ms",
+                   "hosts_needed", "attainment", "note", "host_counts_simulated"]
 
 
 @dataclass
@@ -50,7 +55,7 @@ def _table(run, name: str, columns: List[str]) -> pd.DataFrame:
     return df[[c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]]
 
 
-def _cluster_sentence(cl: pd.DataFrame) -> str:
+def _cluster_sentence(cl: pd.DataFrame, label: str) -> str:
     parts = []
     for r in cl.itertuples():
         if pd.notna(r.hosts_needed):
@@ -60,9 +65,14 @@ def _cluster_sentence(cl: pd.DataFrame) -> str:
             parts.append(f"{int(r.models):,} models: no host count reached 99%"
                          + (f" ({r.note})" if isinstance(r.note, str) and r.note else ""))
     r0 = cl.iloc[0]
-    return (f"Simulated cluster, hosts of {r0['host_memory']} ({int(r0['models_per_host']):,} models each), "
+    return (f"Simulated cluster ({label}), hosts of {r0['host_memory']} ({int(r0['models_per_host']):,} models each), "
             f"Zipf alpha {float(r0['alpha']):g}, {float(r0['qps']):,g} requests/s in all, SLO {float(r0['slo_ms']):g} ms "
             f"for >= 99% of requests: " + "; ".join(parts) + ".")
+
+
+def _union(frames: List[pd.DataFrame]) -> List[str]:
+    """Every frame's columns, in first-seen order (runs of different formats side by side)."""
+    return list(dict.fromkeys(c for f in frames for c in f.columns))
 
 
 def simulation_section(runs: Runs) -> SimulationSection:
@@ -81,13 +91,17 @@ def simulation_section(runs: Runs) -> SimulationSection:
         para = [f"**{run.key}** ({run.row.get('runtime')}/{run.row.get('workload')}): "
                 + (validation_sentence(v) if len(v) else "**Simulation, not validated**: no validation table.")]
         if len(c):
-            para.append(_cluster_sentence(c))
+            label = simulation_label(v)
+            c = c.assign(validation=label)   # the run's verdict, whatever the table was saved with
+            clusters[-1] = c[[x for x in CLUSTER_COLUMNS if x in c.columns]
+                             + [x for x in c.columns if x not in CLUSTER_COLUMNS]]
+            para.append(_cluster_sentence(c, label))
         text.append(" ".join(para))
     if missing:
         text.append("Coldstart run(s) with validation cells but no simulation tables in their directory (made before "
                     "`mmslib.coldstart.save_simulation` existed, or interrupted before section 4): "
                     + ", ".join(missing) + ".")
-    val, cl = (pd.DataFrame([r for f in frames for r in f.to_dict("records")], columns=list(frames[0].columns))
+    val, cl = (pd.DataFrame([r for f in frames for r in f.to_dict("records")], columns=_union(frames))
                if frames else pd.DataFrame(columns=cols)
                for frames, cols in ((vals, VALIDATION_COLUMNS), (clusters, CLUSTER_COLUMNS)))  # rows, not concat:
     # a run whose cluster sizes all missed 99% has all-NA columns, which pd.concat warns about

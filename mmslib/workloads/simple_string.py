@@ -3,11 +3,17 @@
 Inputs INPUT0 and INPUT1: BYTES [1,16], each element a decimal integer.
 Outputs OUTPUT0 = INPUT0 + INPUT1 and OUTPUT1 = INPUT0 - INPUT1, as BYTES.
 The artifact is a ~700 B file (like the seed's 700 B TensorFlow model): the
-model's config, which the server reads when it loads the model.
+model's config, which the server reads when it loads the model. A config with
+``service_ms`` (:func:`with_service_ms`; the coldstart parameter ``service_ms``)
+makes each prediction hold the server that long (a blocking sleep: a known
+per-request service time that costs no CPU, for measurements under load).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import time
 from pathlib import Path
 from typing import Dict
 
@@ -23,7 +29,7 @@ CONFIG_FILE = "config.json"
 ARTIFACT_BYTES = MODEL_SIZE_BYTES  # the seed's model size (700 B); the config is padded to it
 
 
-def _write(model_dir: Path) -> None:
+def _write(model_dir: Path, service_ms: float = 0.0) -> None:
     config = {
         "name": "simple_string",
         "platform": "mmslib_simple_string",
@@ -33,6 +39,8 @@ def _write(model_dir: Path) -> None:
         "note": "OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, "
                 "elements are decimal integers as strings",
     }
+    if service_ms > 0:
+        config["service_ms"] = float(service_ms)
     text = json.dumps(config, indent=1)
     # Pad to the seed's model size (700 B) so artifacts weigh what it says.
     (model_dir / CONFIG_FILE).write_text(text + " " * max(0, ARTIFACT_BYTES - len(text)))
@@ -55,6 +63,7 @@ class SimpleStringPredictor(Predictor):
         self.config = json.loads((Path(model_dir) / CONFIG_FILE).read_text())
         if self.config.get("platform") != "mmslib_simple_string":
             raise ValueError(f"{model_dir}: not a simple_string artifact")
+        self.service_s = float(self.config.get("service_ms", 0.0)) / 1e3
 
     def predict(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         try:
@@ -63,6 +72,8 @@ class SimpleStringPredictor(Predictor):
             raise ValueError(f"missing input {e}") from None
         if a.shape != b.shape:
             raise ValueError(f"INPUT0 shape {a.shape} != INPUT1 shape {b.shape}")
+        if self.service_s > 0:
+            time.sleep(self.service_s)  # blocking: holds the server (an event loop) like compute would
         return {"OUTPUT0": _as_bytes(a + b), "OUTPUT1": _as_bytes(a - b)}
 
 
@@ -94,3 +105,16 @@ WORKLOAD = Workload(
     artifact_bytes=ARTIFACT_BYTES,
     load_cycles_default=1000,  # a load takes milliseconds: 1,000 cycles show a leak per cycle
 )
+
+
+def with_service_ms(service_ms: float) -> Workload:
+    """simple_string whose every prediction takes ``service_ms`` ms (0: the plain workload)."""
+    if not service_ms:
+        return WORKLOAD
+    return dataclasses.replace(WORKLOAD, write_payload=functools.partial(_write, service_ms=float(service_ms)),
+                               description=WORKLOAD.description + f", {float(service_ms):g} ms per request")
+
+
+def from_params(params) -> Workload:
+    """simple_string with the experiment's ``service_ms`` (coldstart), if it has one."""
+    return with_service_ms(float(getattr(params, "service_ms", 0.0) or 0.0))
