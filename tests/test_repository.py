@@ -328,3 +328,48 @@ def test_stress_and_performance_serve_the_repository(runtime, repo, stress_input
     res = performance.run(q, progress=False)
     row = res.summary.iloc[0]
     assert row["errors"] == 0 and row["n"] >= 10 and res.records["ok"].all(), row.to_dict()
+
+
+@pytest.mark.slow
+def test_notebooks_with_a_tiny_repository(tmp_path, no_leftovers):
+    """The four experiment notebooks through papermill on the tiny repositories (both layouts,
+    generated inputs, an inputs file, a shape), then the report notebook over their runs: models
+    per host and cold start vs size for the user's model, the seed's simple_string beside it."""
+    import pandas as pd
+    import scrapbook as sb
+    from conftest import papermill
+    from test_runtimes import ensure_env
+    ensure_env("mlserver")
+    ensure_env("triton")
+    runs = tmp_path / "runs"
+    mls = ["-p", "workload", "repository", "-p", "model_repository", MLSERVER_REPO]
+    tri = ["-p", "workload", "repository", "-p", "model_repository", TRITON_REPO, "-p", "runtime", "triton"]
+    todo = {
+        "stress": mls + ["-p", "runtime", "mlserver", "-p", "models", "2", "-p", "modes", "mms",
+                         "-p", "verify_sample", "2", "-p", "inputs_file", MLSERVER_REPO / "inputs.json"],
+        "coldstart": mls + ["-p", "runtimes", "[mlserver]", "-p", "sections", "[load_unload]", "-p", "cycles", "4"],
+        "performance": tri + ["-p", "models", "2", "-p", "modes", "mms", "-p", "qps", "[10]", "-p", "duration_s", "2",
+                              "-p", "warmup_s", "0.5", "-p", "inputs_file", TRITON_REPO / "inputs.json"],
+        "traffic": tri + ["-p", "shape", "x:2,3", "-p", "models", "[2]", "-p", "modes", "[mms]", "-p", "rates", "[10]",
+                          "-p", "cv", "[1]", "-p", "duration_s", "2", "-p", "warmup_s", "0.5", "-p", "slo_ms", "500"],
+    }
+    for nb, args in todo.items():
+        r = papermill(f"{nb}.ipynb", tmp_path / f"{nb}.ipynb", *args, "-p", "output_dir", runs / nb, timeout=300)
+        assert r.returncode == 0, (nb, r.stderr[-3000:])
+    s = sb.read_notebook(str(tmp_path / "stress.ipynb")).scraps["stress_summary"].data.iloc[0]
+    assert s["models_deployed"] == 2 and s["verify_ok"] and s["workload"] == "repository"
+    perf = sb.read_notebook(str(tmp_path / "performance.ipynb")).scraps["perf_summary"].data.iloc[0]
+    assert perf["errors"] == 0 and perf["n"] >= 10
+    traffic = sb.read_notebook(str(tmp_path / "traffic.ipynb")).scraps["traffic_summary"].data.iloc[0]
+    assert traffic["n"] >= 10
+    r = papermill("report.ipynb", tmp_path / "report.ipynb", "-p", "input_dir", runs, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    mph = pd.read_csv(runs / "report" / "report_models_per_host.csv")
+    cs = pd.read_csv(runs / "report" / "report_cold_start_vs_size.csv")
+    [m] = repository.scan(MLSERVER_REPO)
+    ours = mph[mph["source_model"] == "trees"].set_index("source")
+    assert set(ours.index) == {"stress mms", "coldstart load/unload"}
+    assert (ours["artifact_bytes"] == m.bytes).all() and (ours["models_per_host"] > 0).all()
+    assert mph.loc[mph["source"] == "seed", "deployed_per_host"].iloc[0] == pytest.approx(10_000 / 6)
+    cold = cs[cs["source"] == "coldstart load/unload"].iloc[0]
+    assert cold["family"] == m.format and cold["loads"] == 3 and 0 < cold["load_ms_p50"] < cold["first_load_ms"]
