@@ -207,3 +207,62 @@ def test_stress_and_performance_with_a_family(tmp_path, no_leftovers):
     r = performance.run(q, progress=False)
     row = r.summary.iloc[0]
     assert row["errors"] == 0 and row["n"] >= 30 and r.records["ok"].all(), row.to_dict()
+
+
+# ---------------------------------------------------------------- what the results say (#23 part 3)
+
+def test_each_family_declares_its_facts_per_model():
+    w = get_workload("sklearn_forest", params.stress(workload="sklearn_forest", model_size="64Ki",
+                                                     output_dir="/tmp/unused-families-facts"))
+    assert w.facts("m00007") == {"family": "sklearn_forest", "artifact_bytes": w.artifact_bytes}
+    assert get_workload("simple_string").facts() == {"family": "simple_string", "artifact_bytes": 700}
+
+
+def _synthetic_runs(root: Path):
+    """A stress run of a 64 KiB forest (hosts at 100 MiB, each model +10 MiB, recorded facts) and a
+    coldstart run of simple_string (facts not recorded: the declaration's), with known times."""
+    import pandas as pd
+    from mmslib.rundir import RunDir
+    p = {"workload": "sklearn_forest", "model_size": "64Ki", "runtime": "kserve", "backend": "local", "hosts": 1,
+         "models": 5, "modes": ["mms"], "mms_predictor_memory": "1Gi", "model_memory": None}
+    rd = RunDir(root / "stress", "stress", p, "k1")
+    secs = [0.5, 0.02, 0.03, 0.04, 0.05]
+    rd.save("steps", pd.DataFrame([{"mode": "mms", "step": i + 1, "model": f"m{i:05d}", "ok": True, "seconds": s,
+                                    "measured": True, "servers": 1, "pss_mib": 100.0 + 10 * (i + 1),
+                                    "family": "sklearn_forest", "artifact_bytes": 65536} for i, s in enumerate(secs)]))
+    rd.save_json("summary", {"modes": [{"mode": "mms", "models_deployed": 5, "pss_hosts_mib": 100.0}]})
+    rd.finish("complete")
+    p = {"workload": "simple_string", "runtime": "kserve", "backend": "local", "hosts": 1, "mms_predictor_memory": "10Gi"}
+    rd = RunDir(root / "cold", "coldstart", p, "k2")
+    rd.save("cycles/kserve", pd.DataFrame({
+        "runtime": "kserve", "workload": "simple_string", "cycle": range(4), "model": [f"cycle{i}" for i in range(4)],
+        "load_s": [0.004, 0.001, 0.002, 0.003], "load_ok": True, "unload_s": [0.001, 0.001, 0.003, 0.001],
+        "unload_ok": True, "pss_loaded_mib": [60.0, 60.5, 60.5, 60.5], "pss_after_mib": 60.0}))
+    rd.finish("complete")
+
+
+def test_report_models_per_host_and_cold_start_vs_size(tmp_path):
+    """By hand: the forest adds 10 MiB per model (1 GiB host: 102 models; it declares 1 MiB + 64 KiB
+    -> 2 MiB, which admits 512), its loads after the first take 20-50 ms; simple_string adds 0.5 MiB
+    (20,480 by PSS, but its 1 MiB declaration admits 10,240), its loads after the first 1-3 ms."""
+    from mmslib import report
+    from mmslib.report import families as fam
+    _synthetic_runs(tmp_path)
+    S = report.families_section(report.collect(tmp_path))
+    mph = S.models_per_host.set_index("family")
+    forest, ss = mph.loc["sklearn_forest"], mph.loc["simple_string"]
+    assert (forest["pss_added_mib"], forest["loads"], forest["fit_by_pss"], forest["declared_mib"]) == (10.0, 4, 102, 2)
+    assert (forest["models_per_host"], forest["bound_by"], forest["deployed_per_host"]) == (102, "measured PSS", 5)
+    ss = ss[ss["source"] != "seed"].iloc[0]
+    assert (ss["pss_added_mib"], ss["fit_by_pss"], ss["admitted"], ss["models_per_host"]) == (0.5, 20480, 10240, 10240)
+    assert ss["bound_by"] == "declared memory (admission)" and ss["artifact_bytes"] == 700 and ss["reference"]
+    assert mph.loc["simple_string"].query("source == 'seed'")["deployed_per_host"].iloc[0] == pytest.approx(10_000 / 6)
+    cs = S.cold_start.set_index("family")
+    assert cs.loc["sklearn_forest", ["loads", "load_ms_p50", "load_ms_max", "first_load_ms", "first_pss_added_mib"]
+                  ].tolist() == pytest.approx([4, 35.0, 50.0, 500.0, 10.0])
+    assert cs.loc["simple_string", ["loads", "load_ms_p50", "unload_ms_p50", "first_load_ms"]].tolist() == \
+        pytest.approx([3, 2.0, 1.0, 4.0])
+    assert "from 102 (sklearn_forest 64 KiB, kserve)" in S.text
+    assert fam.plot_models_per_host(S.models_per_host) is not None and fam.plot_cold_start(S.cold_start) is not None
+    empty = report.families_section(report.collect(tmp_path / "none"))
+    assert len(empty.per_model) == 0 and empty.text == "" and fam.plot_cold_start(empty.cold_start) is None

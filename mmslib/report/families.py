@@ -260,7 +260,7 @@ def models_per_host(pm: pd.DataFrame, runs: Optional[Runs] = None, include_seed:
 
 def _label(r) -> str:
     size = r["artifact_mib"]
-    s = "" if pd.isna(size) else (f"{size * 2**10:.1f} KiB" if size < 1 else f"{size:.0f} MiB")
+    s = "" if pd.isna(size) else (f"{size * 2**10:.3g} KiB" if size < 1 else f"{size:.3g} MiB")
     fam = family_label(r["family"]) + (f" ({r['source_model']})" if r.get("source_model") else "")
     return f"{fam} {s}".strip()
 
