@@ -20,8 +20,13 @@ whether the chosen runtime can serve every model, naming the model and the
 runtimes that could. :func:`generated_inputs` makes a request body from the
 tensors (dynamic dimensions from ``shape``, as perf_analyzer's ``--shape``);
 :func:`read_inputs_file` reads a user's file of V2 request bodies and checks each
-against the model's tensors. Every problem is a :class:`ParamError` naming the
+against the model's tensors; :func:`request_pools` gives each model the requests an
+experiment sends it (the file's, or generated), :func:`answer_mismatch` and
+:func:`same_answer` judge its answers. Every problem is a :class:`ParamError` naming the
 parameter (``model_repository``, ``runtime``, ``inputs_file``, ``shape``).
+
+The experiments serve a repository through the ``repository`` workload
+(:mod:`mmslib.workloads.repository`: ``workload: repository``, ``model_repository: PATH``).
 """
 from __future__ import annotations
 
