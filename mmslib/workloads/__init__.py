@@ -8,6 +8,12 @@ A new workload is one module here, ``<name>.py``, defining ``WORKLOAD`` (a
 :class:`Workload`) and, when it depends on parameters (e.g. the device),
 ``from_params(params) -> Workload``; add its name to ``WORKLOADS``.
 Experiments get it with :func:`get_workload` and never branch on its name.
+
+A workload whose models differ from one another (a user's repository, ``repository.py``) sets
+``sample_for`` (the request for one model: experiments ask :meth:`Workload.sample`),
+``facts_for`` (each model's family and size: :meth:`Workload.facts`, recorded per stress step)
+and ``lay_out`` (it writes its models into a runtime's store itself:
+:meth:`mmslib.runtimes.Runtime.write_model` defers to it).
 """
 from __future__ import annotations
 
