@@ -15,23 +15,44 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .errors import ParamError
 
-KSERVE_DEPLOYMENT_MODES = ("Serverless", "RawDeployment", "Standard", "auto")   # as mmslib.backends.kserve accepts (auto: Serverless where Knative is served)
 from .replay import check_generator
 from .targets import PROTOCOLS, TRAFFIC  # noqa: F401  (their one home: the load generator's targets)
 from .seed import STRESS_SPECS as _SEED_SPECS
 
-from .backends import BACKENDS  # noqa: E402,F401  (its one home: mmslib.backends)
+from .backends import BACKENDS, check_options, option_fields  # noqa: E402,F401  (its one home: mmslib.backends)
+from dataclasses import MISSING, make_dataclass  # noqa: E402
 MODES = ("traditional", "mms")
 DEVICES = ("auto", "cpu", "cuda")
 MMS_ENGINES = ("trainedmodel", "modelmesh", "lazy")
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _declared(kind: str, name: str, attr: str, default):
+    """What plug-in ``name`` of ``kind`` (backends | workloads) declares as ``attr``: a backend's class
+    attribute, a workload module's constant; so that no rule here names a plug-in."""
+    import importlib
+    if kind == "backends":
+        from .backends import backend_class
+        return getattr(backend_class(name), attr, default)
+    return getattr(importlib.import_module(f"mmslib.{kind}.{name}"), attr, default)
+
+
+def _takers(parameter: str) -> List[str]:
+    """The workloads that declare they read ``parameter`` (their module's ``PARAMETERS``)."""
+    from .workloads import WORKLOADS
+    return [w for w in WORKLOADS if parameter in _declared("workloads", w, "PARAMETERS", ())]
+
+
+#: Every backend's own parameters (mmslib.backends.option_fields: kserve's namespace, storage_uri, ...),
+#: carried by every experiment under the names a user types and checked by their backend.
+_BackendOptions = make_dataclass("_BackendOptions", [
+    (f.name, f.type, field(default=f.default, metadata=f.metadata) if f.default is not MISSING
+     else field(default_factory=f.default_factory, metadata=f.metadata)) for f in option_fields()])
 
 
 from .values import (  # noqa: E402  (the parsing's one home; short private names kept for this module)
@@ -54,7 +75,7 @@ def _modes(v):
 
 
 @dataclass
-class Common:
+class _CommonHead:
     backend: str = "local"
     runtime: str = "kserve"
     workload: str = "simple_string"
@@ -79,24 +100,19 @@ class Common:
     sidecar_memory: str = _SEED_SPECS["queue_proxy"]["memory"]
     model_memory: Optional[str] = None    # declared per model (TrainedModel memory); None = workload's
     server_threads: int = 1
-    # kserve backend
-    namespace: str = "default"
-    kubeconfig: Optional[str] = None
-    ingress_host: str = "127.0.0.1"
-    ingress_port: int = 80
+
+
+@dataclass
+class Common(_BackendOptions, _CommonHead):
+    """What every experiment shares: its own fields (:class:`_CommonHead`), then every backend's
+    own parameters (:data:`_BackendOptions`), then these."""
+
     mms_engine: str = "trainedmodel"
-    serving_runtime: str = "kserve-tritonserver"
-    storage_uri: str = "gs://kfserving-examples/models/triton/simple_string"
-    dry_run: Any = False                  # false | true (manifests only, no cluster) | server (API server dry run)
-    deployment_mode: str = "Serverless"   # kserve: serving.kserve.io/deploymentMode, set explicitly
-    ingress_path_template: str = ""       # kserve: the ingress config's pathTemplate ("" = routed by Host)
-    ingress_domain: str = "example.com"   # kserve: the ingress config's ingressDomain (Host with a path template)
-    modelmesh_rest_url: str = ""          # kserve ModelMesh: its REST proxy, e.g. after a port-forward
     # Gate: false | true (every level) | the levels that must meet the SLO (e.g. 25,50); a miss
     # makes the run fail (papermill exits non-zero) after everything is saved.
     fail_on_slo: Any = False
 
-    _local_engines = ("trainedmodel",)   # mms engines this experiment runs on the local backend
+    _engines = ("trainedmodel", "modelmesh")   # mms engines this experiment runs (each backend: its mms_engines)
 
     def key(self) -> str:
         """Hash of the parameters that define what is measured (not where/resume)."""
@@ -109,7 +125,7 @@ class Common:
     def _check_common(self, machine_memory: Optional[int]) -> None:
         from .runtimes import RUNTIMES
         from .workloads import WORKLOADS
-        _choice("backend", self.backend, BACKENDS)
+        _choice("backend", self.backend, tuple(BACKENDS))
         _choice("runtime", self.runtime, RUNTIMES)
         _choice("workload", self.workload, WORKLOADS)
         self.modes = _modes(self.modes)
@@ -124,12 +140,16 @@ class Common:
         self.resume = _bool("resume", self.resume)
         self.seed = _int("seed", self.seed, 0)
         _choice("device", self.device, DEVICES)
-        if self.device == "cuda" and self.backend == "local":
+        if self.device == "cuda" and not _declared("backends", self.backend, "on_cluster", False):
             from .gpu import cuda_available
             if not cuda_available():
                 raise ParamError("device", "cuda", "auto | cpu (no CUDA device found on this machine)")
-        if self.device != "auto" and self.workload != "bert":
-            raise ParamError("device", self.device, "auto (only the bert workload runs on a device)")
+        devices = _declared("workloads", self.workload, "DEVICES", ("auto",))
+        if self.device not in devices:
+            from .workloads import WORKLOADS
+            on = [w for w in WORKLOADS if _declared("workloads", w, "DEVICES", ("auto",)) != ("auto",)]
+            raise ParamError("device", self.device, " | ".join(devices) + " (only the " + ", ".join(on)
+                             + " workload" + ("s run" if len(on) > 1 else " runs") + " on a device)")
         self.model_size = _optional(self.model_size)
         if self.model_size is not None:
             from .workloads import sized_workloads
@@ -150,57 +170,46 @@ class Common:
                 raise ParamError("model_memory", self.model_memory, "a positive memory quantity")
         self.server_threads = _int("server_threads", self.server_threads, 1, 64)
         _choice("mms_engine", self.mms_engine, MMS_ENGINES)
-        if isinstance(self.dry_run, str) and self.dry_run.strip().lower() == "server":
-            self.dry_run = "server"
-        else:
-            try:
-                self.dry_run = _bool("dry_run", self.dry_run)
-            except ParamError:
-                raise ParamError("dry_run", self.dry_run, "false | true (write the manifests, no cluster) | server "
-                                                          "(a server-side dry run of every manifest)") from None
-        _choice("deployment_mode", self.deployment_mode, KSERVE_DEPLOYMENT_MODES)
         from .values import levels_or_bool
         self.fail_on_slo = levels_or_bool(self.fail_on_slo)
-        # The kserve backend's parameters are checked for their kind on every backend:
-        # a mistyped value is refused even where it would not be used.
-        for n in ("namespace", "ingress_host", "serving_runtime", "storage_uri", "ingress_path_template",
-                  "ingress_domain", "modelmesh_rest_url"):
-            if not isinstance(getattr(self, n), str):
-                raise ParamError(n, getattr(self, n), "a string")
-        self.kubeconfig = _optional(self.kubeconfig)
-        if self.kubeconfig is not None and not isinstance(self.kubeconfig, (str, os.PathLike)):
-            raise ParamError("kubeconfig", self.kubeconfig, "a path to a kubeconfig file, or None")
-        self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
-        if self.ingress_path_template and not self.ingress_path_template.startswith("/"):
-            raise ParamError("ingress_path_template", self.ingress_path_template,
-                             "'' or a path template such as /serving/{namespace}/{name}")
-        if self.modelmesh_rest_url and not self.modelmesh_rest_url.startswith(("http://", "https://")):
-            raise ParamError("modelmesh_rest_url", self.modelmesh_rest_url, "'' or a URL such as http://127.0.0.1:8008")
-        if self.backend == "local":
-            if self.dry_run:
-                raise ParamError("dry_run", self.dry_run, "false with backend 'local' (dry_run writes Kubernetes manifests: backend 'kserve')")
-            if self.mms_engine not in self._local_engines:
-                raise ParamError("mms_engine", self.mms_engine, " | ".join(self._local_engines) + " with backend 'local'"
-                                 + ("" if "lazy" in self._local_engines else " (lazy: the coldstart experiment)"))
-            if self.mms_engine == "lazy":
-                from .runtimes import get_runtime
-                if not get_runtime(self.runtime).lazy_loading:
-                    raise ParamError("mms_engine", "lazy", f"trainedmodel with runtime {self.runtime!r}: it has no lazy "
-                                     "loading (only the kserve runtime loads a model on its first request and "
-                                     "evicts the least recently used)")
-        else:
-            if not isinstance(self.namespace, str) or not _K8S_NAME.match(self.namespace) or len(self.namespace) > 63:
-                raise ParamError("namespace", self.namespace, "a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
-            self.kubeconfig = _optional(self.kubeconfig)
-            if self.kubeconfig is not None and not Path(os.path.expanduser(str(self.kubeconfig))).is_file() \
-                    and self.dry_run is not True:
-                raise ParamError("kubeconfig", self.kubeconfig, "a readable kubeconfig file, or None for the default/in-cluster config")
-            self.ingress_port = _int("ingress_port", self.ingress_port, 1, 65535)
-            if self.runtime != "kserve":
-                raise ParamError("runtime", self.runtime, "kserve with backend 'kserve' (the cluster's ServingRuntime is 'serving_runtime')")
-            if self.mms_engine == "lazy":
-                raise ParamError("mms_engine", "lazy", "trainedmodel | modelmesh with backend 'kserve' "
-                                 "(on a cluster, ModelMesh is the engine that loads on first request)")
+        # Every backend's own parameters, checked by their backend for their kind on every backend (a
+        # mistyped value is refused even where it would not be used), the cluster's rules where in use.
+        check_options(self)
+        self._check_backend_supports()
+
+    def _check_backend_supports(self) -> None:
+        """What the backend in use declares it runs: mms engines (and this experiment's), runtimes."""
+        from .runtimes import get_runtime
+        b = self.backend
+        engines = [e for e in _declared("backends", b, "mms_engines", ()) if e in self._engines]
+        if self.mms_engine not in engines:
+            where = []
+            for e in (e for e in MMS_ENGINES if e not in engines):
+                if e not in self._engines:
+                    where.append(f"{e}: the " + " | ".join(x for x, c in EXPERIMENTS.items() if e in c._engines)
+                                 + " experiment")
+                else:
+                    where.append(f"{e}: backend " + " | ".join(repr(x) for x in BACKENDS
+                                                              if e in _declared("backends", x, "mms_engines", ())))
+            raise ParamError("mms_engine", self.mms_engine, " | ".join(engines) + f" with backend {b!r} in this "
+                             "experiment" + (" (" + "; ".join(where) + ")" if where else ""))
+        if self.mms_engine == "lazy" and not get_runtime(self.runtime).lazy_loading:
+            from .runtimes import RUNTIMES
+            lazy = [r for r in RUNTIMES if get_runtime(r).lazy_loading]
+            raise ParamError("mms_engine", "lazy", f"trainedmodel with runtime {self.runtime!r}: it has no lazy "
+                             "loading (only " + ", ".join(lazy) + " loads a model on its first request and "
+                             "evicts the least recently used)")
+        runtimes = _declared("backends", b, "runtimes", None)
+        if runtimes is not None and self.runtime not in runtimes:
+            note = _declared("backends", b, "runtimes_note", "")
+            raise ParamError("runtime", self.runtime, " | ".join(runtimes) + f" with backend {b!r}"
+                             + (f" ({note})" if note else ""))
+
+    def _check_protocol(self) -> None:
+        """``protocol`` (already one of PROTOCOLS): one the backend in use declares it serves."""
+        protocols = _declared("backends", self.backend, "supports_protocols", ())
+        if self.protocol not in protocols:
+            raise ParamError("protocol", self.protocol, " | ".join(protocols) + f" with backend {self.backend!r}")
 
     def _check_repository(self) -> None:
         """``model_repository`` (with ``inputs_file``, ``shape``) goes with workload 'repository' and
@@ -212,18 +221,20 @@ class Common:
             v = getattr(self, n)
             if v is not None and (not isinstance(v, (str, os.PathLike)) or not str(v).strip()):
                 raise ParamError(n, v, "a path, or None")
+        takers = _takers("model_repository")
         if self.model_repository is None:
-            if self.workload == "repository":
-                raise ParamError("model_repository", None, "a folder of your models (workload 'repository' serves "
+            if self.workload in takers:
+                raise ParamError("model_repository", None, f"a folder of your models (workload {self.workload!r} serves "
                                  "them): Triton (<model>/config.pbtxt), MLServer (<model>/model-settings.json) or "
                                  "model files (*.joblib, *.pkl, *.txt, *.onnx)")
             for n in ("inputs_file", "shape"):
                 if getattr(self, n) is not None:
                     raise ParamError(n, getattr(self, n), "None without model_repository (it is for your own models)")
             return
-        if self.workload != "repository":
+        if self.workload not in takers:
             raise ParamError("model_repository", self.model_repository, f"None with workload {self.workload!r}, or "
-                             "workload 'repository' to serve the models of this folder (-p workload repository)")
+                             f"workload {' | '.join(map(repr, takers))} to serve the models of this folder (-p workload "
+                             f"{takers[0]})")
         if describe(self.backend)["on_cluster"]:
             raise ParamError("backend", self.backend, "local with model_repository (a folder on this machine is "
                                                       "served by servers on this machine)")
@@ -253,7 +264,7 @@ class StressParams(Common):
             b = _quantity("memory_budget", self.memory_budget, "memory")
             if b <= 0:
                 raise ParamError("memory_budget", self.memory_budget, "a positive memory quantity, or None")
-            if self.backend == "local" and machine_memory and b > machine_memory:
+            if not _declared("backends", self.backend, "on_cluster", False) and machine_memory and b > machine_memory:
                 raise ParamError("memory_budget", self.memory_budget,
                                  f"at most this machine's memory ({machine_memory / 2**30:.1f} GiB), or None")
         return self
@@ -304,8 +315,7 @@ class PerformanceParams(Common):
         self.repeats = _int("repeats", self.repeats, 1, 100)
         self.cpu_isolation = _bool("cpu_isolation", self.cpu_isolation)
         self.sample_interval_s = _num("sample_interval_s", self.sample_interval_s, 0.05)
-        if self.protocol == "grpc" and self.backend == "kserve":
-            raise ParamError("protocol", "grpc", "rest with backend 'kserve' (the ingress is reached over HTTP)")
+        self._check_protocol()
         return self
 
 
@@ -375,7 +385,7 @@ class ColdstartParams(Common):
     serving (2), more models than memory with lazy loading (3), the simulator
     validated on section 3 and asked cluster questions (4)."""
 
-    _local_engines = ("lazy", "trainedmodel")
+    _engines = ("lazy", "trainedmodel")
     output_dir: str = "outputs/coldstart"
     mms_engine: str = "lazy"
     sections: List[str] = field(default_factory=lambda: list(COLDSTART_SECTIONS))
@@ -408,8 +418,11 @@ class ColdstartParams(Common):
 
     def validate(self, machine_memory: Optional[int] = None) -> "ColdstartParams":
         from .runtimes import RUNTIMES
-        if self.backend != "local":
-            raise ParamError("backend", self.backend, "local (cold starts are measured on this machine's servers)")
+        _choice("backend", self.backend, tuple(BACKENDS))
+        if _declared("backends", self.backend, "on_cluster", False):
+            here = [b for b in BACKENDS if not _declared("backends", b, "on_cluster", False)]
+            raise ParamError("backend", self.backend, " | ".join(here) + " (cold starts are measured on this "
+                                                                         "machine's servers)")
         self._check_common(machine_memory)
         secs = _listish(self.sections)
         secs = [secs] if isinstance(secs, str) else secs
@@ -465,8 +478,9 @@ class ColdstartParams(Common):
             raise ParamError("zipf_alpha", self.zipf_alpha, "distinct exponents")
         self.lateness_p99_ms = _num("lateness_p99_ms", self.lateness_p99_ms, 0, lo_open=True)
         self.service_ms = _num("service_ms", self.service_ms, 0, 10_000)
-        if self.service_ms > 0 and self.workload != "simple_string":
-            raise ParamError("service_ms", self.service_ms, "0 unless workload is simple_string (its models sleep it)")
+        if self.service_ms > 0 and self.workload not in _takers("service_ms"):
+            raise ParamError("service_ms", self.service_ms, "0 unless workload is " + " | ".join(_takers("service_ms"))
+                             + " (its models sleep it)")
         vs = _optional(self.validation_slo_ms)
         if vs is not None:
             vs = _listish(vs)
@@ -698,8 +712,7 @@ class TrafficParams(Common):
         self.search_tolerance = _num("search_tolerance", self.search_tolerance, 0, lo_open=True)
         self.repeats = _int("repeats", self.repeats, 1, 100)
         _choice("protocol", self.protocol, PROTOCOLS)
-        if self.protocol == "grpc" and self.backend == "kserve":
-            raise ParamError("protocol", "grpc", "rest with backend 'kserve' (the ingress is reached over HTTP)")
+        self._check_protocol()
         self.timeout_s = _num("timeout_s", self.timeout_s, 0, lo_open=True)
         self.cpu_isolation = _bool("cpu_isolation", self.cpu_isolation)
         self.generator = check_generator(self.generator, [self.protocol])

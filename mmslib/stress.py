@@ -118,7 +118,7 @@ def run_mode(p: StressParams, mode: str, backend, budget_bytes: Optional[int], r
         rundir.save("steps", pd.DataFrame(prior_steps))
     deploy_wall = time.time() - t0
     # what bounded the deploy rate, in the backend's words (kserve: the kubelet's ConfigMap refresh)
-    notes = backend.deploy_notes(mode) if hasattr(backend, "deploy_notes") else {}
+    notes = backend.deploy_notes(mode)   # Backend.deploy_notes: {} unless the backend says what bound it
     if stop == STOP_TIME_LIMIT and notes.get("deploy_bound_by"):
         stop, stop_detail = f"{STOP_TIME_LIMIT} ({notes['deploy_bound_by']})", f"{stop_detail}; {notes['deploy_note']}"
     final = _usage(backend)

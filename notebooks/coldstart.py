@@ -97,6 +97,13 @@ deployment_mode = "Serverless"  # not used (kserve backend)
 ingress_path_template = ""  # not used (kserve backend)
 ingress_domain = "example.com"  # not used (kserve backend)
 modelmesh_rest_url = ""  # not used (kserve backend)
+check_artifact_layout = True  # kserve: refuse a Triton storage_uri without one model per directory
+check_permissions = True  # kserve: check RBAC for every verb the run needs before creating anything
+kubelet_sync_s = 60.0  # kserve: the kubelet's ConfigMap refresh (syncFrequency) TrainedModels wait for
+tm_batch = 256  # kserve: TrainedModels in flight at once (so many land in one refresh)
+autoscale = False  # kserve: false pins every predictor to one replica (maxReplicas = minReplicas)
+unschedulable_wait_s = 0.0  # kserve: how long an unschedulable pod may wait (a node autoscaler)
+modelmesh_count = 'loaded'  # kserve ModelMesh: loaded (answers an inference) | registered
 fail_on_slo = False  # not used (the performance notebook's gate)
 
 # %%

@@ -91,6 +91,13 @@ deployment_mode = "Serverless"  # kserve: serving.kserve.io/deploymentMode: Serv
 ingress_path_template = ""  # kserve: the ingress pathTemplate, e.g. /serving/{namespace}/{name} ("" = by Host)
 ingress_domain = "example.com"  # kserve: the ingress domain (the Host with a path template)
 modelmesh_rest_url = ""  # kserve ModelMesh: its REST proxy URL (after kubectl port-forward)
+check_artifact_layout = True  # kserve: refuse a Triton storage_uri without one model per directory
+check_permissions = True  # kserve: check RBAC for every verb the run needs before creating anything
+kubelet_sync_s = 60.0  # kserve: the kubelet's ConfigMap refresh (syncFrequency) TrainedModels wait for
+tm_batch = 256  # kserve: TrainedModels in flight at once (so many land in one refresh)
+autoscale = False  # kserve: false pins every predictor to one replica (maxReplicas = minReplicas)
+unschedulable_wait_s = 0.0  # kserve: how long an unschedulable pod may wait (a node autoscaler)
+modelmesh_count = 'loaded'  # kserve ModelMesh: loaded (answers an inference) | registered
 
 # %%
 # %matplotlib inline

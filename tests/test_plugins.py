@@ -65,7 +65,7 @@ def test_no_experiment_branches_on_a_plugin_name():
 
 
 def test_no_module_compares_with_a_plugin_name_outside_the_plugin():
-    """Anywhere in mmslib but the plug-in's own module(s) and params validation: no ``== "bert"``,
+    """Anywhere in mmslib but the plug-in's own module(s), params validation included: no ``== "bert"``,
     ``"local" !=``, ``in ("simple_string", ...)`` (a declaration on the plug-in says it instead)."""
     import re
     from mmslib.backends import BACKENDS
@@ -77,7 +77,7 @@ def test_no_module_compares_with_a_plugin_name_outside_the_plugin():
     found = []
     for p in sorted((ROOT / "mmslib").rglob("*.py")):
         rel = p.relative_to(ROOT).as_posix()
-        if rel == "mmslib/params.py" or any(rel == o + ".py" or rel.startswith(o + "_") for o in own):
+        if any(rel == o + ".py" or rel.startswith(o + "_") for o in own):
             continue
         found += [f"{rel}:{i}: {ln.strip()}" for i, ln in enumerate(p.read_text().splitlines(), 1) if pat.search(ln)]
     assert found == []
@@ -108,3 +108,65 @@ def test_backends_declare_what_reports_say_about_them():
     assert backends.backend_class("local").__name__ == "LocalBackend"
     with pytest.raises(ParamError, match="backend"):
         backends.describe("nomad")
+
+
+# -- backends own their options and declare what they run (issue #24) ------------------------------
+
+def test_each_backend_owns_its_options_and_params_carries_them_by_name():
+    import dataclasses
+    from mmslib import params
+    from mmslib.backends import BACKENDS, backend_class, option_fields, options_class
+    names = {f.name for f in dataclasses.fields(params.StressParams)}
+    for b in BACKENDS:
+        cls = options_class(b)
+        assert backend_class(b).options is cls
+        for f in dataclasses.fields(cls) if cls else ():
+            assert f.name in names and len(f.metadata["doc"]) > 10, f.name   # -p <name> works, with its description
+    assert {f.name for f in option_fields()} >= {"namespace", "storage_uri", "dry_run", "tm_batch", "autoscale"}
+    p = params.stress(autoscale="true", tm_batch="64", kubelet_sync_s=5)      # as papermill -p passes them
+    assert p.autoscale is True and p.tm_batch == 64
+
+
+@pytest.mark.parametrize("raw,name", [
+    ({"tm_batch": 0}, "tm_batch"), ({"modelmesh_count": "some"}, "modelmesh_count"),
+    ({"namespace": 3}, "namespace"), ({"dry_run": True}, "dry_run"),                # dry_run: kserve's only
+    ({"backend": "kserve", "namespace": "Not_A_Label"}, "namespace"),
+    ({"backend": "kserve", "runtime": "triton"}, "runtime"), ({"mms_engine": "modelmesh"}, "mms_engine"),
+    ({"backend": "kserve", "mms_engine": "lazy"}, "mms_engine"), ({"device": "cpu"}, "device")])
+def test_a_backends_option_or_declaration_refuses_by_the_parameters_name(raw, name):
+    from mmslib import params
+    from mmslib.errors import ParamError
+    with pytest.raises(ParamError) as e:
+        params.stress(**raw)
+    assert e.value.name == name
+
+
+def test_params_checks_what_a_new_backend_declares_not_its_name(monkeypatch):
+    """A backend registered with its declarations alone (no line in params.py) is checked by them."""
+    import sys
+    import types
+    from mmslib import backends, params
+    from mmslib.errors import ParamError
+
+    class Nomad(Backend):
+        name = "nomad"
+        on_cluster = True
+        supports_protocols = ("grpc",)
+        mms_engines = ("modelmesh",)
+        runtimes = ("triton",)
+    for m in ("deploy_traditional", "start_hosts", "deploy_mms", "endpoints", "verify", "usage", "close"):
+        setattr(Nomad, m, lambda self, *a: None)
+    Nomad.__abstractmethods__ = frozenset()
+    mod = types.ModuleType("mmslib.backends.nomad")
+    mod.Nomad = Nomad
+    monkeypatch.setitem(sys.modules, "mmslib.backends.nomad", mod)
+    monkeypatch.setitem(backends.BACKENDS, "nomad", None)
+    ok = dict(backend="nomad", runtime="triton", mms_engine="modelmesh", protocol="grpc")
+    assert params.performance(**ok).backend == "nomad"
+    for bad, name in (({"protocol": "rest"}, "protocol"), ({"runtime": "kserve"}, "runtime"),
+                      ({"mms_engine": "trainedmodel"}, "mms_engine")):
+        with pytest.raises(ParamError) as e:
+            params.performance(**{**ok, **bad})
+        assert e.value.name == name and "backend 'nomad'" in str(e.value)
+    with pytest.raises(ParamError, match="local"):    # on a cluster: no cold starts measured here
+        params.coldstart(backend="nomad")

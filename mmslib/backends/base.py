@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,16 @@ class Backend(abc.ABC):
     on_cluster: bool = False                        # servers are pods on a Kubernetes cluster
     servers_are: str = "server processes"           # what Usage.servers counts
     memory_measure: str = "PSS of the server processes"   # what Usage.memory_mib measures
+    # What params checks generically against the parameters (so params.py branches on no backend's name):
+    options: Optional[type] = None                  # its own parameters: a dataclass with validate(in_use) (or None)
+    supports_protocols: Tuple[str, ...] = ("rest", "grpc")   # the load generator's protocols it can serve
+    mms_engines: Tuple[str, ...] = ("trainedmodel",)  # the mms_engine values it runs
+    runtimes: Optional[Tuple[str, ...]] = None      # the runtimes it runs; None: every one
+    runtimes_note: str = ""                         # why, when it restricts them
+
+    def deploy_notes(self, mode: str = "mms") -> Dict[str, Any]:
+        """What bounded the deploy rate of ``mode``, for the stress summary ({}: nothing to say)."""
+        return {}
 
     @abc.abstractmethod
     def deploy_traditional(self, models: List[str]) -> Iterator[DeployEvent]:

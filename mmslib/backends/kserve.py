@@ -96,9 +96,9 @@ from ..errors import DeployError, MmsError, ParamError
 from ..k8s.status import TERMINAL_REASONS  # noqa: F401 (re-exported: kserve.TERMINAL_REASONS)
 from ..k8s.status import ADMISSION_REASONS, conditions, describe_conditions, host_of, readiness
 from ..k8s.watch import Watcher
-from ..params import KSERVE_DEPLOYMENT_MODES
 from ..resources import ServerSpec
 from .base import Backend, DeployEvent, Endpoint, Usage, VerifyResult, sample_inferences
+from .kserve_options import DEPLOYMENT_MODES, KServeOptions  # noqa: F401 (its options: kserve_options.py)
 
 log = logging.getLogger(__name__)
 
@@ -106,68 +106,12 @@ DEFAULT_STORAGE_URI = "gs://kfserving-examples/models/triton/simple_string"
 SEED_TRADITIONAL = specs.SEED["traditional"]   # the seed's specs (mmslib.seed, via mmslib.specs)
 SEED_MMS = specs.SEED["mms"]
 MMS_ENGINES = ("trainedmodel", "modelmesh")
-DEPLOYMENT_MODES = tuple(dict.fromkeys(KSERVE_DEPLOYMENT_MODES + ("auto",)))   # auto: Serverless where Knative is
 MODEL_CONFIG_LIMIT = 1 << 20     # a ConfigMap's data: at most 1 MiB (Kubernetes ValidateConfigMap)
 CONFIG_FULL = "host model config full"
 # Warning events on an InferenceService after which KServe's reconciler does not retry
 # (pkg/controller/v1beta1/inferenceservice/controller.go Reconcile: reconcile.TerminalError).
 TERMINAL_EVENTS = frozenset({"ServerlessModeRejected"})
 INGRESS_GRACE_S = 5.0            # an ingress refusing connections this long is a setting to fix, not a wait
-
-
-@dataclass(frozen=True)
-class KServeOptions:
-    """Settings only this backend has (issue #24: a backend owns its options), validated here.
-
-    - ``check_artifact_layout``: with a Triton runtime, refuse a ``storage_uri`` that cannot give each
-      InferenceService exactly one model and each TrainedModel a model directory named as it is
-      (:func:`mmslib.k8s.artifacts.per_model_layout_problem`);
-    - ``check_permissions``: one SelfSubjectAccessReview per verb and resource the run needs, before
-      anything is created (:data:`NEEDED_ACCESS`);
-    - ``kubelet_sync_s``: the kubelet's ConfigMap refresh the model agent waits for (its syncFrequency,
-      1 min by default): a TrainedModel is loaded only after the next refresh, so multi-model deploy
-      speed is bound by it; used to say so (:meth:`KServeBackend.deploy_notes`);
-    - ``tm_batch``: TrainedModels in flight at once (created without waiting for the ones before), so
-      that many land in the same refresh; ``deploy_concurrency`` still bounds InferenceServices;
-    - ``autoscale``: False pins every predictor to one replica (``maxReplicas = minReplicas``), so
-      Knative does not scale out under the readiness probes (containerConcurrency 1);
-    - ``unschedulable_wait_s``: how long a pod the scheduler refuses may stay Pending before its model
-      fails (0: at once; a cluster with a node autoscaler needs minutes);
-    - ``modelmesh_count``: ``loaded`` (a ModelMesh model counts once it answers an inference through
-      ``modelmesh_rest_url``; required) or ``registered`` (counts the InferenceServices ModelMesh
-      accepted, said so in every event and in :meth:`deploy_notes`).
-    """
-
-    check_artifact_layout: bool = True
-    check_permissions: bool = True
-    kubelet_sync_s: float = 60.0
-    tm_batch: int = 256
-    autoscale: bool = False
-    unschedulable_wait_s: float = 0.0
-    modelmesh_count: str = "loaded"
-
-    def __post_init__(self):
-        for n in ("check_artifact_layout", "check_permissions", "autoscale"):
-            if not isinstance(getattr(self, n), bool):
-                raise ParamError(n, getattr(self, n), "true | false")
-        for n in ("kubelet_sync_s", "unschedulable_wait_s"):
-            v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ParamError(n, v, "a number of seconds >= 0")
-        if isinstance(self.tm_batch, bool) or not isinstance(self.tm_batch, int) or not 1 <= self.tm_batch <= 10000:
-            raise ParamError("tm_batch", self.tm_batch, "an integer from 1 to 10000")
-        if self.modelmesh_count not in ("loaded", "registered"):
-            raise ParamError("modelmesh_count", self.modelmesh_count, "loaded | registered")
-
-    @classmethod
-    def from_mapping(cls, d: Optional[dict]) -> "KServeOptions":
-        """From a dict (e.g. parsed YAML); an unknown key is a ParamError naming the known ones."""
-        d = dict(d or {})
-        known = {f for f in cls.__dataclass_fields__}
-        for k in d:
-            if k not in known:
-                raise ParamError(f"kserve option {k}", d[k], "one of " + ", ".join(sorted(known)))
-        return cls(**d)
 
 
 # Storage URI schemes KServe accepts: a TrainedModel's (the agent downloads it: pkg/agent/storage/provider.go
@@ -245,6 +189,12 @@ class KServeBackend(Backend):
     on_cluster = True
     servers_are = "pods"
     memory_measure = "working set of the pods (PodMetrics)"
+    # What params checks generically (mmslib.backends.base.Backend):
+    options = KServeOptions
+    supports_protocols = ("rest",)          # the ingress is reached over HTTP
+    mms_engines = MMS_ENGINES
+    runtimes = ("kserve",)
+    runtimes_note = "the cluster's ServingRuntime is 'serving_runtime'"
 
     def __init__(self, workload, *, run_id: str, namespace: str = "default", kubeconfig=None,
                  context: Optional[str] = None, runtime: str = "kserve-tritonserver",
@@ -1406,15 +1356,15 @@ def from_params(p, workload, workdir, supervisor, run_id: str) -> KServeBackend:
     """The backend for validated experiment params ``p`` (``mmslib.backends.make_backend``)."""
     from . import model_memory
     both = specs.for_params(p)      # (raw deployment: no queue-proxy in them)
-    # the backend's own options (KServeOptions), as a mapping on the params when they carry one
-    options = KServeOptions.from_mapping(getattr(p, "kserve_options", None))
+    # the backend's own options (KServeOptions: the params' fields of its names, p.kserve_options over them)
+    o = KServeOptions.from_params(p)
     trad, mms = both["traditional"], both["mms"]
-    return KServeBackend(workload, run_id=run_id, namespace=p.namespace, kubeconfig=p.kubeconfig,
-                         runtime=p.serving_runtime, storage_uri_prefix=p.storage_uri,
+    return KServeBackend(workload, run_id=run_id, namespace=o.namespace, kubeconfig=o.kubeconfig,
+                         runtime=o.serving_runtime, storage_uri_prefix=o.storage_uri,
                          traditional_spec=trad, mms_spec=mms, model_memory=model_memory(p, workload),
                          deploy_timeout_s=p.deploy_timeout_s, deploy_concurrency=p.deploy_concurrency,
-                         ingress_host=p.ingress_host, ingress_port=p.ingress_port,
-                         mms_engine=p.mms_engine, dry_run=p.dry_run, deployment_mode=p.deployment_mode,
-                         ingress_path_template=p.ingress_path_template, ingress_domain=p.ingress_domain,
-                         modelmesh_rest_url=p.modelmesh_rest_url, dry_run_dir=Path(p.output_dir) / "manifests",
-                         options=options)
+                         ingress_host=o.ingress_host, ingress_port=o.ingress_port,
+                         mms_engine=p.mms_engine, dry_run=o.dry_run, deployment_mode=o.deployment_mode,
+                         ingress_path_template=o.ingress_path_template, ingress_domain=o.ingress_domain,
+                         modelmesh_rest_url=o.modelmesh_rest_url, dry_run_dir=Path(p.output_dir) / "manifests",
+                         options=o)

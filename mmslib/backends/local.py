@@ -52,6 +52,7 @@ class LocalServer:
 
 class LocalBackend(Backend):
     name = "local"
+    mms_engines = ("trainedmodel", "lazy")   # lazy: hosts load on first request (a runtime with lazy_loading)
 
     def __init__(self, runtime: Runtime, workload, workdir: Path, *,
                  deploy_concurrency: int = 4, deploy_timeout_s: float = 120.0,

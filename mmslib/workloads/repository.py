@@ -35,6 +35,7 @@ from . import Predictor, Sample, TensorSpec, Workload
 
 NAME = "repository"
 NEEDS_PARAMS = True            # a workload of the model_repository parameter: WORKLOAD alone serves nothing
+PARAMETERS = ("model_repository", "inputs_file", "shape")  # the parameters it reads; model_repository required
 CONFIG_FILE = "mmslib-repository.json"
 MLSERVER_SETTINGS = "model-settings.json"
 POOL = 4                       # generated requests per user model

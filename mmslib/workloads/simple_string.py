@@ -22,6 +22,7 @@ import numpy as np
 from ..seed import MODEL_SIZE_BYTES
 from . import Predictor, Sample, TensorSpec, Workload
 
+PARAMETERS = ("service_ms",)   # the experiment parameters it reads (params checks them generically)
 SHAPE = [1, 16]
 INPUTS = [TensorSpec("INPUT0", "BYTES", SHAPE), TensorSpec("INPUT1", "BYTES", SHAPE)]
 OUTPUTS = [TensorSpec("OUTPUT0", "BYTES", SHAPE), TensorSpec("OUTPUT1", "BYTES", SHAPE)]
