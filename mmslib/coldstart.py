@@ -757,11 +757,11 @@ def calibration(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame 
       sees only the load itself;
     - ``occupancy``: how long a request holds the server. With ``p`` (the
       run's parameters) and calibration cells at utilisation >= 0.3 (from the
-      server's metrics): fitted so that their simulated median latency, each
-      replayed, matches the measured one (bisection; at low load the median
-      hardly depends on it). Otherwise the 5th percentile of ``service`` (the
-      rest of a hit's latency, the client's and the machine's noise, holds no
-      server).
+      server's metrics): fitted so that their simulated SLO attainment at the
+      validation's SLOs, each cell replayed, matches the measured one
+      (bisection; never below the server's own mean predict time). Otherwise
+      the 5th percentile of ``service`` (the rest of a hit's latency, the
+      client's and the machine's noise, holds no server).
     """
     cal = cells[cells["role"] == "calibration"]
     keys = ["alpha"] + (["qps"] if "qps" in cal.columns else [])
@@ -783,32 +783,40 @@ def calibration(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.DataFrame 
     occupancy = simulate.Constant(float(np.percentile(hits, 5)))
     busy = cal[cal["utilisation"] >= FIT_UTILISATION_MIN] if "utilisation" in cal.columns else cal.iloc[:0]
     if p is not None and len(busy):
-        occupancy = simulate.Constant(_fit_occupancy(records, busy, service, load, p,
-                                                     lo=0.25 * occupancy.mean, hi=float(np.max(hits))))
+        # never below the time the server itself says a request spends in predict
+        floor = float(np.nanmean(busy["server_predict_ms"])) / 1e3 if "server_predict_ms" in busy else np.nan
+        lo = floor if floor == floor and floor < np.max(hits) else 0.25 * occupancy.mean
+        occupancy = simulate.Constant(_fit_occupancy(records, busy, service, load, p, lo=lo, hi=float(np.max(hits))))
     return service, load, occupancy
 
 
 def _fit_occupancy(records, cal, service, load, p, lo: float, hi: float, steps: int = 24) -> float:
-    """The occupancy (s) at which the calibration cells' simulated median latency (measured
-    requests, one seed: common random numbers) matches the measured one on average; ``lo`` or
-    ``hi`` when no value in between does."""
+    """The occupancy (s) at which the busy calibration cells' simulated SLO attainment, at each
+    SLO the validation checks (measured requests, one seed: common random numbers), matches the
+    measured one on average -- calibrated on what is predicted; ``lo`` or ``hi`` when no value in
+    between does."""
+    slos = np.asarray(p.validation_slo_ms or [p.slo_ms], dtype=float)
     runs = []
     for c in cal.itertuples():
         g = records[records["name"] == c.name].sort_values("t_sched")
         mask = ~g["warmup"].to_numpy()
-        runs.append((c, _cell_schedule(g, c, p), mask, float(np.median(_lat_sched(g)[mask]))))
+        gm = g[mask]
+        runs.append((c, _cell_schedule(g, c, p), mask, np.array([_met(gm, s).mean() for s in slos])))
 
-    def gap(occ: float) -> float:
-        return float(np.mean([np.median(simulate.simulate(s, int(c.hosts), int(c.capacity), service, load, seed=0,
-                                                          occupancy=simulate.Constant(occ)).latency_s[m]) * 1e3 - med
-                              for c, s, m, med in runs]))
-    if gap(lo) >= 0:
+    def gap(occ: float) -> float:          # simulated minus measured attainment: falls as occupancy grows
+        out = []
+        for c, sched, m, measured in runs:
+            lat = simulate.simulate(sched, int(c.hosts), int(c.capacity), service, load, seed=0,
+                                    occupancy=simulate.Constant(occ)).latency_s[m]
+            out.append(np.mean([(lat <= s / 1e3).mean() for s in slos] - measured))
+        return float(np.mean(out))
+    if gap(lo) <= 0:
         return lo
-    if gap(hi) <= 0:
+    if gap(hi) >= 0:
         return hi
     for _ in range(steps):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+        lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
     return (lo + hi) / 2
 
 

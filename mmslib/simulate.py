@@ -396,9 +396,10 @@ def hosts_needed(n_models: int, alpha: float, rate: float, slo_ms: float, servic
     cap = _capacity(host_memory, model_memory, capacity)
     lo, hi = 0, 1
     while att(hi) < target:
-        # every model fits and doubling no longer helps: the misses left are
-        # first requests (and their loads), which no host count removes
-        if hi * cap >= n_models and hi >= 4 and att(hi) - att(hi // 4) < 1e-3:
+        # every model fits, the hosts are at most half busy, and doubling no longer helps: the
+        # misses left are first requests (and their loads), which no host count removes
+        busy = rate * (occupancy or service).mean / hi / servers
+        if hi * cap >= n_models and hi >= 4 and busy <= 0.5 and att(hi) - att(hi // 4) < 1e-3:
             return {"hosts": None, "target": target, "tried": sorted(tried.items()),
                     "reason": f"not reachable: attainment levels off at {att(hi):.4f}"}
         lo, hi = hi, hi * 2

@@ -198,3 +198,14 @@ def test_the_loader_is_an_mm1_queue(loads):
 def test_bad_loads_mode():
     with pytest.raises(ParamError, match="loads"):
         sim.simulate(sim.arrival_schedule(10, 1, 5, 1.0), 1, 1, sim.Constant(0), sim.Constant(0), loads="lazy")
+
+
+def test_hosts_needed_keeps_adding_hosts_while_they_are_overloaded():
+    """Every model fits on one host, but 1,000 requests/s of 20 ms (uniform over 1,000 models: no
+    model alone overloads its host) need more than 20 hosts: the attainment is 0 at 1 and 4 hosts
+    alike, which is overload, not a plateau of first requests."""
+    r = sim.hosts_needed(1000, 0.0, 1000.0, 100.0, sim.Constant(0.020), sim.Constant(0.001), capacity=10_000,
+                         duration_s=30.0)
+    assert r["hosts"] is not None and 20 < r["hosts"] < 64
+    tried = dict(r["tried"])
+    assert tried[1] == tried[4] == 0.0 and tried[r["hosts"]] >= 0.99
