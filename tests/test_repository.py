@@ -255,7 +255,7 @@ def test_answers_checked_against_the_metadata_and_the_first_answer():
     (dict(model_repository=TRITON_REPO, runtime="triton", shape="x:4,3", inputs_file=TRITON_REPO / "inputs.json"),
      "shape.*None with inputs_file"),
     (dict(model_repository=TRITON_REPO, runtime="triton", workload="simple_string"),
-     "model_repository.*None with workload 'simple_string', or workload 'repository'"),
+     "model_repository.*None with workload 'simple_string', or workload '?repository'? to serve"),
     (dict(model_repository=None), "model_repository.*a folder of your models"),
     (dict(model_repository=None, workload="simple_string", inputs_file=TRITON_REPO / "inputs.json"),
      "inputs_file.*None without model_repository"),
