@@ -15,12 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[bert,test]'
 	touch $@
 
-# Separate environments for the Triton and MLServer runtimes (their pins clash with kserve's).
+# The separate environment of every runtime that declares one (Runtime.env: requirements/<name>.txt;
+# today triton and mlserver, whose pins clash with kserve's).
 # The Go load generator (traffic: generator go) needs a Go toolchain, not installed here:
 # apt-get install golang-go (its tests skip without it; .ci/run installs it).
 envs: venv
-	bash scripts/setup-runtime-env.sh triton
-	bash scripts/setup-runtime-env.sh mlserver
+	for e in $$($(PY) -m mmslib.runtimes envs); do bash scripts/setup-runtime-env.sh $$e || exit 1; done
 
 stress: venv
 	$(PM) notebooks/stress.ipynb $(OUT)/stress.ipynb -p output_dir $(OUT)/stress

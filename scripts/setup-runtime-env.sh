@@ -1,28 +1,26 @@
 #!/usr/bin/env bash
-# Create the separate Python environments of the 'triton' and 'mlserver' runtimes.
+# Create the separate Python environment a runtime declares (mmslib.runtimes: Runtime.env).
 #
-#   bash scripts/setup-runtime-env.sh triton     # -> .venv-triton
-#   bash scripts/setup-runtime-env.sh mlserver   # -> .venv-mlserver
-#   bash scripts/setup-runtime-env.sh all        # both (the default)
+#   bash scripts/setup-runtime-env.sh NAME   # requirements/NAME.txt -> .venv-NAME (e.g. triton, mlserver)
+#   bash scripts/setup-runtime-env.sh all    # every environment a runtime declares (the default)
 #
-# Each runtime pins dependencies that conflict with the main venv (Triton's
-# python backend needs numpy<2; MLServer pins an older fastapi than kserve), so
-# each gets its own venv at the repo root (or at $MMSLIB_TRITON_VENV /
-# $MMSLIB_MLSERVER_VENV), with requirements/<runtime>.txt installed and mmslib
-# itself installed editable with --no-deps so the servers can import it.
+# A runtime whose server pins packages that clash with the main venv (Triton's python backend needs
+# numpy<2; MLServer pins an older fastapi than kserve) says so with `env = "NAME"` in its module; this
+# script then knows it from requirements/NAME.txt alone: it makes a venv at the repo root (or at
+# $MMSLIB_<NAME>_VENV), installs requirements/NAME.txt, installs mmslib itself editable with
+# --no-deps so the servers can import it, and last runs the runtime's own check inside the new env
+# (`python -m mmslib.runtimes check NAME`: Runtime.check_available, which is where a runtime's quirks
+# live; Triton's copies the python-backend stub built for the venv's Python next to the bundled
+# server's python backend). No runtime is named here.
 #
-# Idempotent: a venv whose stamp matches its requirements file and this script
-# is left alone (seconds); otherwise it is created or brought up to date.
-# For Triton it also copies the python-backend stub built for the venv's Python
-# into the bundled server's backends/python/ (the wheel ships stubs for several
-# Python versions beside it, and the backend only looks next to itself).
+# Idempotent: a venv whose stamp matches its requirements file and this script is left alone
+# (seconds, the check included); otherwise it is created or brought up to date.
 #
-# Python: $MMSLIB_PYTHON, else the interpreter the main .venv was made from,
-# else python3.11 on PATH.
+# Python: $MMSLIB_PYTHON, else the interpreter the main .venv was made from, else python3.11 on PATH.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SCRIPT_VERSION=1
+SCRIPT_VERSION=2
 
 pick_python() {
   if [[ -n "${MMSLIB_PYTHON:-}" ]]; then echo "$MMSLIB_PYTHON"; return; fi
@@ -34,41 +32,32 @@ pick_python() {
   command -v python3.11 || { echo "setup-runtime-env: no python3.11 found; set MMSLIB_PYTHON" >&2; exit 1; }
 }
 
-venv_dir() {  # runtime -> venv path
-  case "$1" in
-    triton) echo "${MMSLIB_TRITON_VENV:-$ROOT/.venv-triton}" ;;
-    mlserver) echo "${MMSLIB_MLSERVER_VENV:-$ROOT/.venv-mlserver}" ;;
-  esac
+venv_dir() {  # NAME -> venv path ($MMSLIB_<NAME>_VENV or .venv-NAME), as mmslib.runtimes.env_dir
+  local var="MMSLIB_${1^^}_VENV"
+  echo "${!var:-$ROOT/.venv-$1}"
 }
 
-stamp_of() {  # runtime -> what the stamp must say
+stamp_of() {  # NAME -> what the stamp must say
   { echo "script=$SCRIPT_VERSION"; sha256sum "$ROOT/requirements/$1.txt" | cut -d' ' -f1; } | tr '\n' ' '
 }
 
-install_triton_stub() {
-  local venv="$1" py="$1/bin/python"
-  local tsdir pyver
-  tsdir="$("$py" -c 'import importlib.util, os; s = importlib.util.find_spec("pytriton"); print(os.path.join(os.path.dirname(s.origin), "tritonserver"))')"
-  pyver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-  local stub="$tsdir/python_backend_stubs/$pyver/triton_python_backend_stub"
-  local dest="$tsdir/backends/python/triton_python_backend_stub"
-  if [[ ! -x "$tsdir/bin/tritonserver" ]]; then
-    echo "setup-runtime-env: no tritonserver binary in $tsdir" >&2; exit 1
-  fi
-  if [[ ! -f "$stub" ]]; then
-    echo "setup-runtime-env: nvidia-pytriton ships no python backend stub for Python $pyver ($stub)" >&2; exit 1
-  fi
-  if ! cmp -s "$stub" "$dest"; then
-    cp "$stub" "$dest.tmp.$$" && chmod 755 "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
-    echo "setup-runtime-env: installed the Python $pyver stub into $tsdir/backends/python"
-  fi
+all_envs() {  # the environments the runtimes declare
+  local py="$ROOT/.venv/bin/python"
+  [[ -x "$py" ]] || py="$(pick_python)"
+  (cd "$ROOT" && "$py" -m mmslib.runtimes envs)
+}
+
+check_in_env() {  # NAME VENV: the runtime's own check, inside its env
+  (cd "$ROOT" && "$2/bin/python" -m mmslib.runtimes check "$1") \
+    || { echo "setup-runtime-env: $1 env at $2 fails its runtime's check (above)" >&2; exit 1; }
 }
 
 setup_one() {
   local rt="$1" venv req stamp want py
+  [[ "$rt" =~ ^[a-z0-9_]+$ ]] || { echo "setup-runtime-env: not an environment name: $rt" >&2; exit 2; }
   venv="$(venv_dir "$rt")"
   req="$ROOT/requirements/$rt.txt"
-  [[ -f "$req" ]] || { echo "setup-runtime-env: missing $req" >&2; exit 1; }
+  [[ -f "$req" ]] || { echo "setup-runtime-env: missing $req (a runtime with env = \"$rt\" lists its packages there)" >&2; exit 1; }
   stamp="$venv/.mmslib-setup"
   want="$(stamp_of "$rt")"
   mkdir -p "$venv"
@@ -77,7 +66,7 @@ setup_one() {
   flock 9
   if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
       && "$venv/bin/python" -c 'import mmslib' 2>/dev/null; then
-    if [[ "$rt" == triton ]]; then install_triton_stub "$venv"; fi
+    check_in_env "$rt" "$venv"
     echo "setup-runtime-env: $rt env up to date: $venv"
     flock -u 9
     return
@@ -92,8 +81,7 @@ setup_one() {
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   "$venv/bin/python" -m pip install -q -r "$req"
   "$venv/bin/python" -m pip install -q --no-deps -e "$ROOT"
-  if [[ "$rt" == triton ]]; then install_triton_stub "$venv"; fi
-  "$venv/bin/python" -c 'import mmslib'
+  check_in_env "$rt" "$venv"
   echo "$want" > "$stamp"
   echo "setup-runtime-env: $rt env ready in $((SECONDS - t0)) s: $venv ($(du -sh "$venv" | cut -f1))"
   flock -u 9
@@ -102,9 +90,9 @@ setup_one() {
 targets=("${@:-all}")
 for t in "${targets[@]}"; do
   case "$t" in
-    all) setup_one triton; setup_one mlserver ;;
-    triton|mlserver) setup_one "$t" ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "usage: bash scripts/setup-runtime-env.sh [triton|mlserver|all]" >&2; exit 2 ;;
+    all) for e in $(all_envs); do setup_one "$e"; done ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -*) echo "usage: bash scripts/setup-runtime-env.sh [NAME ...|all]" >&2; exit 2 ;;
+    *) setup_one "$t" ;;
   esac
 done

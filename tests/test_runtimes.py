@@ -1,8 +1,8 @@
-"""The triton and mlserver runtimes, on real servers on 127.0.0.1.
+"""The runtimes with their own environment (today triton and mlserver), on real servers on 127.0.0.1.
 
-Each runtime has its own Python environment (.venv-triton, .venv-mlserver); a
-session fixture creates a missing one with ``scripts/setup-runtime-env.sh``
-and skips that runtime's tests, saying why, when it cannot be created.
+The runtimes tested are those of the registry that declare an environment (``Runtime.env``:
+``requirements/<env>.txt`` -> ``.venv-<env>``); a session fixture creates a missing one with
+``scripts/setup-runtime-env.sh`` and skips that runtime's tests, saying why, when it cannot be created.
 
 Per runtime: V2 REST and gRPC inference through tritonclient, load / unload /
 list through the repository REST API, a LocalBackend round trip (traditional,
@@ -27,14 +27,14 @@ import requests
 from mmslib.backends.local import LocalBackend
 from mmslib.errors import DependencyError
 from mmslib.procs import Supervisor, free_port, tree_pids
-from mmslib.runtimes import ServerConfig, get_runtime
+from mmslib.runtimes import RUNTIMES as REGISTRY, ServerConfig, env_dir, envs, get_runtime
 from mmslib.v2 import V2Client
 from mmslib.workloads import TensorSpec, get_workload
 from mmslib.runtimes.triton import shm_regions as _shm_regions
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "scripts" / "setup-runtime-env.sh"
-RUNTIMES = ("triton", "mlserver")
+RUNTIMES = tuple(envs())   # every runtime that declares its own environment
 SS = get_workload("simple_string")
 HAVE_BERT = importlib.util.find_spec("mmslib.workloads.bert") is not None
 SERVER_MARKERS = ("tritonserver", "triton_python_backend_stub", "mmslib-triton-launcher",
@@ -54,7 +54,7 @@ def ensure_env(name: str):
             _env_state[name] = ("ok", "")
         except DependencyError:
             t0 = time.monotonic()
-            r = subprocess.run(["bash", str(SETUP), name], capture_output=True, text=True, timeout=900)
+            r = subprocess.run(["bash", str(SETUP), rt.env], capture_output=True, text=True, timeout=900)
             took = time.monotonic() - t0
             if r.returncode != 0:
                 tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-5:])
@@ -167,9 +167,34 @@ def mib(x: float) -> str:
 
 # ---------------------------------------------------------------- no server needed
 
+def test_every_environment_is_declared_by_its_runtime_and_set_up_by_name():
+    """A runtime's environment is its module's ``env`` plus requirements/<env>.txt: the set-up script,
+    the Makefile and these tests name no runtime, and every requirements file belongs to a runtime."""
+    assert RUNTIMES == ("triton", "mlserver")          # what the registry declares today
+    reqs = {p.stem for p in (ROOT / "requirements").glob("*.txt")}
+    assert {get_runtime(n).env for n in RUNTIMES} == reqs
+    for n in RUNTIMES:
+        rt = get_runtime(n)
+        assert env_dir(rt.env) == ROOT / f".venv-{rt.env}"
+    script, make = SETUP.read_text(), (ROOT / "Makefile").read_text()
+    envs_target = make.split("\nenvs:")[1].split("\n\n")[0]
+    for n in REGISTRY:
+        assert not re.search(rf"\b{n}\b", script.split("set -euo pipefail")[1]), f"setup script names {n}"
+        assert not re.search(rf"\b{n}\b", envs_target), f"Makefile envs names {n}"
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mmslib.runtimes", "envs"],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    assert out == [get_runtime(n).env for n in RUNTIMES]
+
+
+def test_setup_script_refuses_an_environment_no_runtime_lists(tmp_path):
+    r = subprocess.run(["bash", str(SETUP), "nosuchruntime"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "MMSLIB_NOSUCHRUNTIME_VENV": str(tmp_path / "v")})
+    assert r.returncode != 0 and "requirements/nosuchruntime.txt" in r.stderr
+
+
 @pytest.mark.parametrize("name", RUNTIMES)
 def test_missing_env_names_the_setup_command(name, monkeypatch, tmp_path):
-    monkeypatch.setenv(f"MMSLIB_{name.upper()}_VENV", str(tmp_path / "nowhere"))
+    monkeypatch.setenv(f"MMSLIB_{get_runtime(name).env.upper()}_VENV", str(tmp_path / "nowhere"))
     rt = type(get_runtime(name))()  # fresh: nothing cached
     with pytest.raises(DependencyError) as e:
         rt.check_available()

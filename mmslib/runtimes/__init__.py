@@ -11,10 +11,19 @@ instance of a :class:`Runtime` subclass) that declares what it is made of
 shows) and its Prometheus metrics (``metrics``: a :class:`MetricSpec`), plus
 ``<name>_server.py`` if the server needs an entry point; add the name to
 ``RUNTIMES``. Nothing else branches on a runtime's name.
+
+A runtime whose server needs packages that clash with the main venv declares its own environment:
+``env = "<name>"`` names ``requirements/<name>.txt``; ``bash scripts/setup-runtime-env.sh <name>``
+(``make envs`` for every one: ``python -m mmslib.runtimes envs`` lists them) creates
+``<repo>/.venv-<name>`` (or ``$MMSLIB_<NAME>_VENV``) from it, installs mmslib there without its
+dependencies, then runs the runtime's own ``check_available`` inside it (``python -m mmslib.runtimes
+check <name>``: Triton copies its python-backend stub there). Three files in all: the module, its
+server, its requirements.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -22,6 +31,18 @@ from typing import Dict, List, Optional, Tuple
 from ..errors import ParamError
 
 RUNTIMES = ("kserve", "triton", "mlserver")
+REPO_ROOT = Path(__file__).resolve().parents[2]   # holds the mmslib package and requirements/
+
+
+def env_dir(env: str) -> Path:
+    """Where a runtime's own environment ``env`` lives: ``$MMSLIB_<ENV>_VENV`` or ``<repo>/.venv-<env>``."""
+    v = os.environ.get(f"MMSLIB_{env.upper()}_VENV")
+    return Path(v) if v else REPO_ROOT / f".venv-{env}"
+
+
+def setup_hint(env: str) -> str:
+    """The command that creates environment ``env`` (named in every DependencyError about it)."""
+    return f"bash scripts/setup-runtime-env.sh {env}"
 
 
 @dataclass
@@ -58,6 +79,7 @@ class Runtime:
     metrics: Optional[MetricSpec] = None    # its Prometheus metrics; None: no server-side time
     processes_per_model = 0  # extra processes a loaded model costs (Triton python stubs: 1)
     lazy_loading = False     # loads a model on its first request, evicting LRU (ServerConfig.lazy_capacity)
+    env: Optional[str] = None  # its own environment: requirements/<env>.txt -> .venv-<env> (None: the main venv)
 
     def check_available(self) -> None:
         """Raise DependencyError naming what to install when the runtime is missing."""
@@ -91,3 +113,8 @@ def get_runtime(name: str) -> Runtime:
 def version_keys() -> Dict[str, Tuple[str, ...]]:
     """``{runtime: packages}``: whose versions say which server a run measured."""
     return {name: get_runtime(name).packages for name in RUNTIMES}
+
+
+def envs() -> List[str]:
+    """The runtimes that declare their own environment (``Runtime.env``), in registry order."""
+    return [n for n in RUNTIMES if get_runtime(n).env]

@@ -21,19 +21,19 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DependencyError
-from . import MetricSpec, Runtime, ServerConfig
+from . import MetricSpec, Runtime, ServerConfig, env_dir, setup_hint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]   # holds the mmslib package
-SETUP_HINT = "bash scripts/setup-runtime-env.sh mlserver"
+SETUP_HINT = setup_hint("mlserver")
 
 
 def venv_dir() -> Path:
-    env = os.environ.get("MMSLIB_MLSERVER_VENV")
-    return Path(env) if env else REPO_ROOT / ".venv-mlserver"
+    return env_dir("mlserver")   # $MMSLIB_MLSERVER_VENV or <repo root>/.venv-mlserver
 
 
 class MLServerRuntime(Runtime):
     name = "mlserver"
+    env = "mlserver"            # requirements/mlserver.txt -> .venv-mlserver (scripts/setup-runtime-env.sh mlserver)
     processes_per_model = 0
     packages = ("mlserver",)
     # model_infer_request_duration histogram, seconds.

@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DependencyError
-from . import MetricSpec, Runtime, ServerConfig
+from . import MetricSpec, Runtime, ServerConfig, env_dir, setup_hint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]   # holds the mmslib package
 MMSLIB_PATH = str(REPO_ROOT)
-SETUP_HINT = "bash scripts/setup-runtime-env.sh triton"
+SETUP_HINT = setup_hint("triton")
 STUB = "triton_python_backend_stub"
 MODEL_TEMPLATE = Path(__file__).with_name("triton_model.py")
 
@@ -184,8 +184,7 @@ def sweep_shm() -> int:
 
 
 def venv_dir() -> Path:
-    env = os.environ.get("MMSLIB_TRITON_VENV")
-    return Path(env) if env else REPO_ROOT / ".venv-triton"
+    return env_dir("triton")   # $MMSLIB_TRITON_VENV or <repo root>/.venv-triton
 
 
 def config_pbtxt(name: str, inputs, outputs, instances: int = 1) -> str:
@@ -211,6 +210,7 @@ def _writable(path: Path) -> bool:
 
 class TritonRuntime(Runtime):
     name = "triton"
+    env = "triton"            # requirements/triton.txt -> .venv-triton (scripts/setup-runtime-env.sh triton)
     processes_per_model = 1  # one python-backend stub process per loaded model
     packages = ("nvidia-pytriton", "tritonclient")
     # nv_inference_request_duration_us: the whole request in the server; queue and compute apart.
