@@ -23,16 +23,19 @@ envs: venv
 	for e in $$($(PY) -m mmslib.runtimes envs); do bash scripts/setup-runtime-env.sh $$e || exit 1; done
 
 stress: venv
+	mkdir -p $(OUT)
 	$(PM) notebooks/stress.ipynb $(OUT)/stress.ipynb -p output_dir $(OUT)/stress
 	$(HTML) $(OUT)/stress.ipynb
 
 performance: venv
+	mkdir -p $(OUT)
 	$(PM) notebooks/performance.ipynb $(OUT)/performance.ipynb -f params/perf-demo.yaml -p output_dir $(OUT)/performance
 	$(HTML) $(OUT)/performance.ipynb
 
 # SLO attainment under bursty, skewed load (a short run; params/traffic-*.yaml hold the fuller sweeps).
 .PHONY: traffic
 traffic: venv
+	mkdir -p $(OUT)
 	$(PM) notebooks/traffic.ipynb $(OUT)/traffic.ipynb -f params/traffic-demo.yaml -p output_dir $(OUT)/traffic
 	$(HTML) $(OUT)/traffic.ipynb
 
@@ -43,6 +46,7 @@ report: venv
 # Cold starts, churn, lazy loading and the simulator (a few minutes; params/coldstart-full.yaml: ~30 min).
 .PHONY: coldstart
 coldstart: venv
+	mkdir -p $(OUT)
 	$(PM) notebooks/coldstart.ipynb $(OUT)/coldstart.ipynb -f params/coldstart-quick.yaml -p output_dir $(OUT)/coldstart
 	$(HTML) $(OUT)/coldstart.ipynb
 
