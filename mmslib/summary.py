@@ -15,7 +15,7 @@ the run saved generator counts, else "measured something"); with an SLO: ``slo_m
 ``attainment`` (fraction of measured rows that are ``ok`` and within ``slo_ms``; errors count as
 misses; so do requests the generator dropped, from the level's counts) with
 ``attainment_lo``/``attainment_hi`` (dependence-aware interval, :func:`mmslib.intervals.share_ci`, over the
-repeats' busy periods), ``attainment_n_eff``, ``slo_decision`` (:func:`mmslib.slo.decide`: ``met`` when the
+repeats' busy periods), ``attainment_n_eff`` and ``attainment_method`` (what the interval rests on), ``slo_decision`` (:func:`mmslib.slo.decide`: ``met`` when the
 lower end reaches the target, ``missed`` when the upper end is below it, ``not enough data`` between,
 ``not valid`` for an invalid level) and ``slo_met`` (``slo_decision == "met"``). Percentiles use numpy's default (linear) interpolation, the
 same as :mod:`mmslib.stats`, so ``p99`` here equals ``stats.summarize``'s ``p99``.
@@ -62,7 +62,7 @@ def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms
     cols += ["valid", "invalid_reason"]
     if slo_ms is not None:
         cols += ["slo_ms", "slo_target", "attainment", "attainment_lo", "attainment_hi", "attainment_n_eff",
-                 "slo_decision", "slo_met"]
+                 "attainment_method", "slo_decision", "slo_met"]
     if records is None or not len(records) or any(b not in records.columns for b in by) \
             or value not in records.columns:
         return pd.DataFrame(columns=cols)
@@ -115,7 +115,7 @@ def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms
         from .slo import decide
         hits, deps = out.pop("_hits"), out.pop("_dep")
         drop = out["drop_frac"].to_numpy(float) if "drop_frac" in out else np.zeros(len(out))
-        att, lo_, hi_, neff, dec = [], [], [], [], []
+        att, lo_, hi_, neff, dec, meth = [], [], [], [], [], []
         for h, d, df, valid in zip(hits, deps, drop, out["valid"].to_numpy(bool)):
             h = np.asarray(h, bool)
             # requests the generator dropped were never answered: misses (units of their own, conservatively
@@ -126,12 +126,13 @@ def summarize(records: pd.DataFrame, by: Sequence[str], value: str = "latency_ms
                 d = intervals.Dependence(np.concatenate([d.units, np.full(extra, d.units.max() + 1 if d.units.size else 0)]),
                                          d.n_units + 1, d.unit_deff, d.kind) if d is not None else None
             si = intervals.share_ci(h, conf=conf, dep=d) if d is not None else intervals.share_ci(h, conf=conf)
-            att.append(si.share), lo_.append(si.lo), hi_.append(si.hi), neff.append(si.n_eff)
+            att.append(si.share), lo_.append(si.lo), hi_.append(si.hi), neff.append(si.n_eff), meth.append(si.method)
             dec.append(decide(si.lo, si.hi, target) if valid else "not valid")
         out["slo_ms"] = float(slo_ms)
         out["slo_target"] = target
         out["attainment"] = att
         out["attainment_lo"], out["attainment_hi"], out["attainment_n_eff"] = lo_, hi_, neff
+        out["attainment_method"] = meth
         out["slo_decision"] = dec
         out["slo_met"] = out["slo_decision"].eq("met")
     return out.reindex(columns=cols)
