@@ -89,7 +89,7 @@ def validation(args) -> None:
     print(_md(lz[cols]))
     t1 = time.time()
     v = r.validation()
-    cl = coldstart.cluster_questions(r) if len(v) and not args.no_cluster else None
+    cl = coldstart.cluster_questions(r, validation=v) if len(v) and not args.no_cluster else None
     sim_s = time.time() - t1
     if len(v):
         show = v.assign(measured=[f"{100 * a:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for a, lo, hi in

@@ -895,12 +895,13 @@ def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.Dat
 
 
 def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] = None,
-                      duration_s: Optional[float] = None) -> pd.DataFrame:
+                      duration_s: Optional[float] = None, validation: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """For each N in ``cluster_models``: the hosts (each with ``cluster_host_memory``
     for models of the declared memory) needed for >= 99% SLO attainment at
     ``cluster_qps`` with Zipf ``cluster_alpha``, and the attainment there; times
     drawn from this run's calibration cells. A simulation: read it with the
-    validation error beside it."""
+    validation beside it; given ``validation`` (:func:`validate_simulator`), each row carries
+    its label in ``validation`` (:func:`mmslib.simcheck.simulation_label`)."""
     from .planner import parse_memory
     p = result.params
     service, load, occupancy = calibration(result.lazy_records, result.lazy_cells, result.lazy_loads, p)
@@ -916,7 +917,10 @@ def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] =
                      "qps": p.cluster_qps, "slo_ms": p.cluster_slo_ms, "hosts_needed": r["hosts"],
                      "attainment": r.get("attainment"), "note": r.get("reason", ""),
                      "host_counts_simulated": len(r["tried"])})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if validation is not None:
+        out.insert(0, "validation", simulation_label(validation))
+    return out
 
 
 def save_simulation(rundir: RunDir, validation: pd.DataFrame, cluster: pd.DataFrame) -> List[Path]:

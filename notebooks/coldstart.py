@@ -132,7 +132,7 @@ with quiet_when_done():  # progress while it runs, cleared once it is done
     churn_compare = result.churn_compare() if len(churn) else pd.DataFrame()
     lazy = result.lazy_summary()
     validation = result.validation() if len(lazy) else pd.DataFrame()
-    cluster = coldstart.cluster_questions(result) if len(validation) else pd.DataFrame()
+    cluster = coldstart.cluster_questions(result, validation=validation) if len(validation) else pd.DataFrame()
     coldstart.save_simulation(result.rundir, validation, cluster)  # the report reads them from the run directory
 notes = validity.coldstart(cycle_summary, churn, result.churn_levels, lazy)
 
