@@ -380,9 +380,12 @@ def test_validation_under_load_tiny(tmp_path, no_leftovers):
     assert lz["counts_agree"].all() and (lz["errors"] == 0).all(), lz[["counts_agree", "errors"]]
     v = r.validation()
     assert len(v) == 6 and set(v["name"]) == {"a1_c2_q36", "a1_c6_q36"} and (v["seeds"] == 3).all()
-    assert ((v["attainment_lo"] <= v["attainment_measured"]) & (v["attainment_measured"] <= v["attainment_hi"])).all()
+    cols = ["name", "slo_ms", "attainment_lo", "attainment_measured", "attainment_hi", "attainment_sim_lo",
+            "attainment_simulated", "attainment_sim_hi"]
+    assert ((v["attainment_lo"] <= v["attainment_measured"]) & (v["attainment_measured"] <= v["attainment_hi"])).all(), \
+        v[cols]
     assert ((v["attainment_sim_lo"] <= v["attainment_simulated"])
-            & (v["attainment_simulated"] <= v["attainment_sim_hi"])).all()
+            & (v["attainment_simulated"] <= v["attainment_sim_hi"])).all(), v[cols]
     # the baseline, from the records: the calibration cells' mean share within each SLO (scheduled time)
     recs = r.lazy_records[~r.lazy_records["warmup"]]
     for slo, base in v.groupby("slo_ms")["attainment_baseline"].first().items():
