@@ -75,6 +75,7 @@ bench: venv
 # Notebooks are Jupytext sources notebooks/<name>.py paired with <name>.ipynb: edit either
 # (JupyterLab, an editor), then sync the other.
 notebooks: venv
+	$(PY) -m mmslib.paramcell
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 
 clean:

@@ -82,7 +82,7 @@ kubelet_sync_s = 60.0  # kserve: the kubelet's ConfigMap refresh (syncFrequency)
 tm_batch = 256  # kserve: TrainedModels in flight at once (so many land in one refresh)
 autoscale = False  # kserve: false pins every predictor to one replica (maxReplicas = minReplicas)
 unschedulable_wait_s = 0.0  # kserve: how long an unschedulable pod may wait (a node autoscaler)
-modelmesh_count = 'loaded'  # kserve ModelMesh: loaded (answers an inference) | registered
+modelmesh_count = "loaded"  # kserve ModelMesh: loaded (answers an inference) | registered
 
 # %%
 # %matplotlib inline

@@ -122,3 +122,33 @@ def test_the_checks_can_fail():
         "y: cell has '1', default is 1", "z: cell has True, default is 1"]
     with pytest.raises(AssertionError, match="only `name = literal"):
         parse_parameters("import os\n")
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_parameters_cell_is_the_generated_one(name):
+    """The cell is what `python -m mmslib.paramcell` writes from the class (defaults written once:
+    change a default in mmslib/params.py, run `make notebooks`)."""
+    from mmslib import paramcell
+    src = NB / f"{name}.py"
+    if not src.exists():
+        pytest.skip(f"notebooks/{name}.py not written yet")
+    assert not paramcell.rewrite(src, PARAMS[name], check=True), \
+        f"notebooks/{name}.py parameters cell is not the generated one -- run `make notebooks`"
+
+
+def test_the_generator_writes_defaults_drops_stale_and_adds_missing():
+    from dataclasses import dataclass, field
+
+    from mmslib import paramcell
+
+    @dataclass
+    class P:
+        models: int = 12
+        modes: list = field(default_factory=lambda: ["mms"])
+        tag: str = field(default="x", metadata={"doc": "a tag"})
+
+    cell = "# Section\nmodels = 9  # how many\ngone = 1  # no longer a parameter\nmodes = []  # which"
+    out = paramcell.render(cell, *paramcell.defaults_of(P))
+    assert out.splitlines() == ["# Section", "models = 12  # how many", 'modes = ["mms"]  # which',
+                                'tag = "x"  # a tag']
+    assert paramcell.render(out, *paramcell.defaults_of(P)) == out
