@@ -66,7 +66,7 @@ import pandas as pd
 from . import arrivals, resources, schedule, server_metrics, simulate, stats, v2
 from .backends.local import LocalBackend
 from .errors import DeployError, MmsError
-from .intervals import share_ci
+from .intervals import dependence, share_ci
 from .simcheck import (ATTAINMENT_BAND, ATTAINMENT_TARGET_PTS, SIMULATION_TABLES,  # noqa: F401
                        UTILISATION_MIN, simulation_label, validation_sentence, validation_verdict)
 from .loadgen import run_level
@@ -413,12 +413,13 @@ def _section_churn(p, rundir, workload, tmp, sup, progress):
 
 def _attainment(df: pd.DataFrame, slo_ms: float, by: List[str]) -> pd.DataFrame:
     """Per group: share of measured requests answered correctly within ``slo_ms``, with the
-    dependence-aware interval of :func:`mmslib.intervals.share_ci` (batch means over time)."""
+    dependence-aware interval of :func:`mmslib.intervals.share_ci` (its units: busy periods)."""
     meas = df[~df["warmup"]]
     met = (meas["ok"] & (meas["latency_ms"] <= slo_ms)).to_numpy()
     rows = []
     for key, idx in meas.groupby(by, sort=False).indices.items():
-        ci = share_ci(met[idx], t=meas["t_unix"].to_numpy()[idx])
+        lat = np.where(meas["ok"].to_numpy()[idx], meas["latency_ms"].to_numpy(dtype=float)[idx] / 1e3, np.nan)
+        ci = share_ci(met[idx], t=meas["t_unix"].to_numpy()[idx], latency_s=lat)   # units: busy periods
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "attainment": ci.share,
                      "attainment_lo": ci.lo, "attainment_hi": ci.hi})
     return pd.DataFrame(rows, columns=by + ["attainment", "attainment_lo", "attainment_hi"])
@@ -673,7 +674,7 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float,
     as in the traffic notebook); ``p99_send_ms`` is the same from the send time.
     ``attainment``: share of measured requests answered correctly within
     ``slo_ms`` of their scheduled time, with the dependence-aware interval of
-    :func:`mmslib.intervals.share_ci` (batch means over the scheduled time).
+    :func:`mmslib.intervals.share_ci` (its units: the host's busy periods).
     ``valid``: the replayer sent 99% of the requests less than ``lateness_p99_ms``
     after their scheduled time (else the machine, not the server, set the
     latency) and every request was answered. ``no_header``: requests without an
@@ -693,7 +694,7 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float,
         cold = m["cold"].to_numpy() == 1
         okm = m["ok"].to_numpy()
         met = okm & (lat <= slo_ms)
-        ci = share_ci(met, t=m["t_sched"].to_numpy())
+        ci = share_ci(met, t=m["t_sched"].to_numpy(), latency_s=_held(m))
         client_cold = int((g["cold"] == 1).sum())
         hit = answered & ~cold
         out.append({
@@ -726,14 +727,20 @@ def lazy_summary(records: pd.DataFrame, cells: pd.DataFrame, slo_ms: float,
 
 # --------------------------------------------------------------------------- section 4: the simulator
 
+def _held(df: pd.DataFrame) -> np.ndarray:
+    """Each request's latency from its scheduled time (s), NaN for a failed one (it holds
+    nothing): with the scheduled times, the busy periods of :func:`mmslib.intervals.dependence`."""
+    return np.where(df["ok"].to_numpy(dtype=bool), _lat_sched(df) / 1e3, np.nan)
+
+
 def _idle(df: pd.DataFrame) -> np.ndarray:
-    """Per request (``df`` one cell, sorted by scheduled time): no earlier request of the
-    cell was still in flight when it was due -- it found the host idle, so its latency holds
-    no queueing."""
-    t = df["t_sched"].to_numpy(dtype=float)
-    end = t + _lat_sched(df) / 1e3
-    before = np.maximum.accumulate(np.concatenate([[-np.inf], end[:-1]])) if len(t) else end
-    return before <= t
+    """Per request (``df`` one cell, sorted by scheduled time): it opens a busy period (no
+    earlier request still in flight when it was due: :func:`mmslib.intervals.dependence`) -- it
+    found the host idle, so its latency holds no queueing."""
+    if not len(df):
+        return np.zeros(0, dtype=bool)
+    units = dependence(df["t_sched"].to_numpy(dtype=float), latency_s=_held(df)).units
+    return np.concatenate([[True], units[1:] != units[:-1]])
 
 
 def _cell_schedule(g: pd.DataFrame, c, p: ColdstartParams):
@@ -866,7 +873,7 @@ def validate_simulator(records: pd.DataFrame, cells: pd.DataFrame, loads: pd.Dat
         sim_hit = float(np.mean([1 - r.cold[mask].mean() for r in runs]))
         util = float(m["utilisation"])
         for slo in slos:
-            ci = share_ci(_met(gm, slo), t=gm["t_sched"].to_numpy())
+            ci = share_ci(_met(gm, slo), t=gm["t_sched"].to_numpy(), latency_s=_held(gm))
             sims = np.array([(r.latency_s[mask] <= slo / 1e3).mean() for r in runs])
             sim = float(np.clip(sims.mean(), sims.min(), sims.max()))   # no rounding past the range
             row = {"name": c.name, "alpha": c.alpha, "capacity": c.capacity, "qps": float(m["qps"]),
