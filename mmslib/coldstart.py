@@ -27,7 +27,7 @@ Sections (``sections`` picks them; each finished part is on disk at once, so
    Zipf popularity (:func:`mmslib.arrivals.make_schedule`) per cell: the cells
    ``lazy_cells`` fixes (alpha, capacity, rate, role), or each ``zipf_alpha`` x
    ``capacity`` at ``lazy_qps`` (a fresh host per cell). The client here is a
-   small asyncio open-loop replayer (:func:`replay`), not k6: it needs each
+   small asyncio open-loop replayer (:func:`mmslib.coldreplay.replay`), not k6: it needs each
    response's ``x-mms-cold-start`` header, which k6's records do not keep.
    Latency counts from each request's scheduled time; a cell is valid when the
    lateness p99 is within ``lateness_p99_ms``. Cold starts are counted by the
@@ -45,20 +45,20 @@ Sections (``sections`` picks them; each finished part is on disk at once, so
    landed within 5 points. Then the cluster questions
    (:func:`cluster_questions`), labelled with that verdict.
 
-Layout: one noun, the cold-start experiment (~1,000 lines): its four sections share one host
-set-up, one run directory and its resume logic; the simulator it calibrates is
-:mod:`mmslib.simulate` and the traffic it sends comes from :mod:`mmslib.arrivals`.
+Layout: one noun, the cold-start experiment (~860 lines): its four sections share one host
+set-up, one run directory and its resume logic, and the tables each section's records become;
+the simulator it calibrates is :mod:`mmslib.simulate` (its verdict :mod:`mmslib.simcheck`), the
+traffic it sends comes from :mod:`mmslib.arrivals` through :mod:`mmslib.coldreplay` (the
+asyncio replayer that reads the cold-start header), its figures are :mod:`mmslib.coldstart_plots`.
 """
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,8 +76,9 @@ from .procs import Supervisor
 from .progress import bar as progress_bar
 from .rundir import RunDir
 from .runtimes import get_runtime
-from .runtimes.kserve_server import COLD_HEADER, STATS_PATH
+from .runtimes.kserve_server import STATS_PATH
 from .workloads import get_workload
+from .coldreplay import replay  # noqa: E402,F401  (its home: mmslib.coldreplay)
 
 CYCLE_POOL = 4            # model names the load/unload cycles rotate over
 LEAK_SKIP_FRAC = 0.1      # leading cycles left out of the leak fit (allocator warm-up)
@@ -485,83 +486,6 @@ def lazy_cells(p: ColdstartParams) -> List[dict]:
     return out
 
 
-def replay(urls: Sequence[str], sched: arrivals.Schedule, body: dict, check: Optional[Callable] = None,
-           timeout_s: float = 60.0, start_delay_s: float = 0.3) -> pd.DataFrame:
-    """Open loop: send request ``i`` to ``urls[sched.model[i]]`` at ``sched.offset_s[i]``
-    seconds whatever the earlier requests do; one row per request (``t_sched``,
-    ``t_unix``, ``late_ms``: how late it was sent (its coroutine started), ``latency_ms``:
-    send -> response, ``latency_sched_ms``: scheduled time -> response (lateness
-    included, so a client that falls behind cannot flatter the server; what the SLO
-    is judged on, as in the traffic notebook), ``status``, ``ok``, ``cold``: the
-    ``x-mms-cold-start`` header, 1/0, -1 when absent)."""
-    box: dict = {}
-
-    def main():  # its own thread and event loop: a notebook's kernel already runs one
-        try:
-            box["out"] = asyncio.run(_replay(list(urls), sched, json.dumps(body).encode(), check, timeout_s,
-                                             start_delay_s))
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = e
-    t = threading.Thread(target=main, name="mmslib-replay", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["out"]
-
-
-async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
-    import aiohttp
-    n = len(sched)
-    lat = np.full(n, np.nan)
-    lat_sched = np.full(n, np.nan)
-    status = np.zeros(n, dtype=np.int64)
-    cold = np.full(n, -1, dtype=np.int8)
-    ok = np.zeros(n, dtype=bool)
-    t_unix = np.zeros(n)
-    late = np.zeros(n)
-    hdr = {"Content-Type": "application/json"}
-    loop = asyncio.get_running_loop()
-    conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
-    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-        async def one(i: int, url: str, at: float) -> None:
-            t0 = loop.time()           # the clock the schedule is kept on (monotonic)
-            late[i] = (t0 - at) * 1e3
-            t_unix[i] = time.time()
-            try:
-                async with session.post(url, data=body, headers=hdr) as r:
-                    data = await r.read()
-                    status[i] = r.status
-                    h = r.headers.get(COLD_HEADER)
-                    cold[i] = int(h) if h in ("0", "1") else -1
-                    good = r.status == 200
-                    if good and check is not None:
-                        try:
-                            good = bool(check(v2.decode_outputs(json.loads(data))))
-                        except (ValueError, KeyError, TypeError):
-                            good = False
-                    ok[i] = good
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                status[i] = 0
-            t1 = loop.time()
-            lat[i] = (t1 - t0) * 1e3
-            lat_sched[i] = (t1 - at) * 1e3
-
-        base = loop.time() + start_delay_s
-        tasks = []
-        ts, ms = sched.offset_s.tolist(), sched.model.tolist()
-        for i in range(n):
-            at = base + ts[i]
-            delay = at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(i, urls[ms[i]], at)))
-        await asyncio.gather(*tasks)
-    return pd.DataFrame({"t_sched": sched.offset_s, "t_unix": t_unix, "late_ms": late, "latency_ms": lat,
-                         "latency_sched_ms": lat_sched, "status": status, "ok": ok, "cold": cold,
-                         "model_index": sched.model})
-
-
 def _cpu_seconds(pids: Sequence[int]) -> float:
     import psutil
     total = 0.0
@@ -943,64 +867,3 @@ def save_simulation(rundir: RunDir, validation: pd.DataFrame, cluster: pd.DataFr
         if df is not None and len(df):
             out.append(rundir.save(name, df))
     return out
-
-
-# --------------------------------------------------------------------------- plots
-
-def plot_memory(cycles: pd.DataFrame):
-    """PSS after each load and after each unload vs cycle, one panel per runtime."""
-    import matplotlib.pyplot as plt
-    rts = list(dict.fromkeys(cycles["runtime"])) if len(cycles) else []
-    fig, axes = plt.subplots(1, max(1, len(rts)), figsize=(4.5 * max(1, len(rts)), 3.2), squeeze=False)
-    for ax, rt in zip(axes[0], rts):
-        g = cycles[cycles["runtime"] == rt]
-        ax.plot(g["cycle"], g["pss_loaded_mib"], lw=0.8, label="model loaded")
-        ax.plot(g["cycle"], g["pss_after_mib"], lw=0.8, label="after unload")
-        ax.set_title(rt)
-        ax.set_xlabel("cycle")
-        ax.set_ylabel("PSS of the servers (MiB)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_lazy(summary: pd.DataFrame, slo_ms: float):
-    """Hit rate and SLO attainment vs capacity ratio, one line per Zipf alpha."""
-    import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for a, g in (summary.groupby("alpha") if len(summary) else []):
-        g = g.sort_values("capacity_ratio")
-        a1.plot(100 * g["capacity_ratio"], 100 * g["hit_rate"], marker="o", label=f"alpha {a:g}")
-        a2.plot(100 * g["capacity_ratio"], 100 * g["attainment"], marker="o", label=f"alpha {a:g}")
-    a1.set(xlabel="capacity (% of models)", ylabel="hit rate (%)", title="requests finding their model loaded")
-    a2.set(xlabel="capacity (% of models)", ylabel=f"within {slo_ms:g} ms (%)", title="SLO attainment")
-    a1.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_validation(validation: pd.DataFrame):
-    """Simulated (seeds' range) and baseline vs measured attainment (its interval), per
-    validation check; the shaded band is where a check has power (50-95% measured)."""
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    ax.axvspan(100 * ATTAINMENT_BAND[0], 100 * ATTAINMENT_BAND[1], color="0.92", zorder=0)
-    if len(validation) and "attainment_lo" in validation.columns:
-        v = validation
-        x = 100 * v["attainment_measured"]
-        xerr = [x - 100 * v["attainment_lo"], 100 * v["attainment_hi"] - x]
-        y = 100 * v["attainment_simulated"]
-        yerr = [y - 100 * v["attainment_sim_lo"], 100 * v["attainment_sim_hi"] - y]
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", ms=4, lw=0.8, label="simulation")
-        ax.scatter(x, 100 * v["attainment_baseline"], marker="x", color="C3", label="baseline (calibration mean)")
-    elif len(validation):
-        ax.scatter(100 * validation["attainment_measured"], 100 * validation["attainment_simulated"],
-                   marker="x", label="SLO attainment")
-    ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
-    ax.fill_between([0, 100], [-ATTAINMENT_TARGET_PTS, 100 - ATTAINMENT_TARGET_PTS],
-                    [ATTAINMENT_TARGET_PTS, 100 + ATTAINMENT_TARGET_PTS], color="C2", alpha=0.12, lw=0)
-    ax.set(xlabel="measured attainment (%)", ylabel="predicted attainment (%)", xlim=(0, 101), ylim=(0, 101),
-           title="simulator vs measurement")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    return fig

@@ -111,7 +111,7 @@ fail_on_slo = False  # not used (the performance notebook's gate)
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmslib import coldstart, narrative, validity
+from mmslib import coldstart, coldstart_plots, narrative, validity
 from mmslib.notebook import glue_run, metadata_table, quiet_when_done, setting_line, setting_table, validated
 from mmslib.notebook import validity_section
 
@@ -145,7 +145,7 @@ display(Markdown(narrative.with_validity(
                                  coldstart.validation_sentence(validation) if len(validation) else "", cluster,
                                  P.slo_ms),
     notes, len(cycle_summary) + len(churn) + len(lazy), "measurements (runtimes, runs, cells)")))
-fig = coldstart.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
+fig = coldstart_plots.plot_lazy(lazy, P.slo_ms) if len(lazy) else None
 
 # %% [markdown]
 # ## 1. Load and unload, and what they leave behind
@@ -162,7 +162,7 @@ validity.mark(cycle_summary, notes, {"runtime": "runtime"}, section="1")
 leak
 
 # %%
-fig = coldstart.plot_memory(result.cycles) if len(result.cycles) else None
+fig = coldstart_plots.plot_memory(result.cycles) if len(result.cycles) else None
 
 # %% [markdown]
 # ## 2. Loading while serving
@@ -208,7 +208,7 @@ vcols = ["name", "qps", "utilisation", "slo_ms", "attainment_measured", "attainm
 validation[[c for c in vcols if c in validation.columns]] if len(validation) else validation
 
 # %%
-fig = coldstart.plot_validation(validation) if len(validation) else None
+fig = coldstart_plots.plot_validation(validation) if len(validation) else None
 
 # %%
 display(Markdown(coldstart.validation_sentence(validation))) if len(validation) else None
