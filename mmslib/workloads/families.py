@@ -264,3 +264,14 @@ def size_bytes(params) -> Optional[int]:
         return None
     from ..quantity import parse_memory
     return int(parse_memory(size))
+
+
+def plugin(fam: Family, knobs_for: Callable):
+    """A family module's plug-in functions, the same for every family: ``make_workload(size_bytes=None,
+    **knobs)``, ``from_params(params)`` (the size from ``model_size``) and the default ``WORKLOAD``."""
+    def make(size_bytes: Optional[int] = None, **knobs) -> Workload:
+        return make_workload(fam, knobs_for(size_bytes, **knobs))
+
+    def from_params(params) -> Workload:
+        return make(size_bytes(params))
+    return make, from_params, make()

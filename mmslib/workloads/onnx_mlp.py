@@ -111,12 +111,4 @@ def knobs_for(size_bytes: Optional[int] = None, **given) -> Dict:
     return k
 
 
-def make_workload(size_bytes: Optional[int] = None, **knobs):
-    return families.make_workload(FAMILY, knobs_for(size_bytes, **knobs))
-
-
-def from_params(params):
-    return make_workload(families.size_bytes(params))
-
-
-WORKLOAD = make_workload()
+make_workload, from_params, WORKLOAD = families.plugin(FAMILY, knobs_for)
