@@ -130,8 +130,14 @@ def test_run_refuses_a_bad_parameter_before_starting_anything(tmp_path, capsys):
 
 def test_compare_and_export_commands(tmp_path, capsys):
     rng = np.random.default_rng(4)
-    a = perf_run(tmp_path / "a", lambda m, q: rng.lognormal(np.log(10), 0.3, 3000), modes=("mms",))
-    b = perf_run(tmp_path / "b", lambda m, q: rng.lognormal(np.log(10), 0.3, 3000) + 4, modes=("mms",))
+    # one repeat each: the difference is shown, no verdict, and --fail-if-worse does not fire on it
+    a1 = perf_run(tmp_path / "a1", lambda m, q: rng.lognormal(np.log(10), 0.3, 1000), modes=("mms",))
+    b1 = perf_run(tmp_path / "b1", lambda m, q: rng.lognormal(np.log(10), 0.3, 1000) + 4, modes=("mms",))
+    assert cli.main(["compare", str(a1.path), str(b1.path), "--fail-if-worse"]) == 0
+    assert "needs >= 3 repeats per run" in capsys.readouterr().out
+    # three repeats each, B 4 ms slower in every one: beyond the run-to-run spread
+    a = perf_run(tmp_path / "a", lambda m, q: rng.lognormal(np.log(10), 0.3, 1000), modes=("mms",), repeats=3)
+    b = perf_run(tmp_path / "b", lambda m, q: rng.lognormal(np.log(10), 0.3, 1000) + 4, modes=("mms",), repeats=3)
     assert cli.main(["compare", str(a.path), str(b.path)]) == 0
     out = capsys.readouterr().out
     assert "beyond run-to-run spread" in out and "p50 at mode mms, qps 25" in out
