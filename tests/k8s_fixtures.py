@@ -185,3 +185,19 @@ def server_spec(cpu, mem, scpu="1", smem="500Mi"):
 def k8s_cluster(make_k8s_cluster) -> Cluster:
     """A default double: KServe installed, metrics served, 3 nodes × (16 CPU, 64Gi, 110 pods)."""
     return make_k8s_cluster()
+
+
+def answers(ep, workload=None) -> bool:
+    """Whether endpoint ``ep`` answers a sample of ``workload`` (simple_string by default) correctly
+    through the ingress, with the endpoint's headers (Host, path)."""
+    import numpy as np
+    import requests
+
+    from mmslib import v2
+    from mmslib.workloads import get_workload
+    w = workload or get_workload("simple_string")
+    smp = w.make_sample(np.random.default_rng(3))
+    s = requests.Session()
+    s.headers.update(ep.headers)
+    return w.check(v2.V2Client(ep.rest_url, timeout=10, session=s).infer(ep.served_name or ep.model, smp.inputs),
+                   smp.expected)

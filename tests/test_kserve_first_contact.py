@@ -10,16 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from k8s_double import Capacity, Config  # noqa: E402,F401
 from k8s_fixtures import TEST_STORAGE_URI, make_k8s_cluster, simple_string_source  # noqa: E402,F401
+from k8s_fixtures import answers  # noqa: E402
 
-from mmslib import v2  # noqa: E402
 from mmslib.backends.kserve import KServeBackend  # noqa: E402
 from mmslib.errors import ParamError  # noqa: E402
 from mmslib.workloads import get_workload  # noqa: E402
@@ -34,14 +32,6 @@ PUBLIC = "gs://kfserving-examples/models/triton/simple_string"
 
 def backend(cluster, run_id="fc", **kw) -> KServeBackend:
     return cluster.backend(W, run_id, **{**FAST, **kw})
-
-
-def answers(ep) -> bool:
-    smp = W.make_sample(np.random.default_rng(3))
-    s = requests.Session()
-    s.headers.update(ep.headers)
-    return W.check(v2.V2Client(ep.rest_url, timeout=10, session=s).infer(ep.served_name or ep.model, smp.inputs),
-                   smp.expected)
 
 
 # -- 1. the default artifact never loads ------------------------------------------------------------

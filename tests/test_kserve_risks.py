@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
@@ -21,8 +20,9 @@ from k8s_double import Capacity, Config  # noqa: E402
 from k8s_fixtures import make_k8s_cluster  # noqa: E402,F401
 from k8s_fixtures import server_spec as spec  # noqa: E402
 from k8s_fixtures import TEST_STORAGE_URI  # noqa: E402
+from k8s_fixtures import answers  # noqa: E402
 
-from mmslib import planner, stress, v2  # noqa: E402
+from mmslib import planner, stress  # noqa: E402
 from mmslib.backends.kserve import CONFIG_FULL, KServeBackend  # noqa: E402
 from mmslib.workloads import get_workload  # noqa: E402
 
@@ -34,14 +34,6 @@ FAST = dict(retry_backoff_s=0.01, cleanup_timeout_s=20, deploy_timeout_s=20)
 
 def backend(cluster, run_id="risk", **kw) -> KServeBackend:
     return cluster.backend(W, run_id, **{**FAST, **kw})
-
-
-def answers(ep) -> bool:
-    smp = W.make_sample(np.random.default_rng(3))
-    s = requests.Session()
-    s.headers.update(ep.headers)
-    return W.check(v2.V2Client(ep.rest_url, timeout=10, session=s).infer(ep.served_name or ep.model, smp.inputs),
-                   smp.expected)
 
 
 def test_risk1_trainedmodel_ready_is_not_loaded(make_k8s_cluster):
