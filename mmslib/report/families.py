@@ -352,14 +352,8 @@ def plot_models_per_host(mph: pd.DataFrame):
     if len(seed):
         ax.scatter(seed["artifact_bytes"], seed["deployed_per_host"], marker="*", s=180, color="black", zorder=4,
                    label="seed: simple_string,\n~10,000 models / 6 hosts")
-    _size_axis(ax)
-    ax.set_yscale("log")
-    ax.set_ylabel("models per host (memory for models / PSS per model)")
-    ax.set_title("Models per host by family and size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "models per host (memory for models / PSS per model)",
+                   "Models per host by family and size")
 
 
 def plot_cold_start(cs: pd.DataFrame):
@@ -376,10 +370,16 @@ def plot_cold_start(cs: pd.DataFrame):
                     yerr=[np.zeros(len(g)), (g["load_ms_p90"] - g["load_ms_p50"]).clip(lower=0)],
                     fmt=mk[fam], ms=11 if fam == REFERENCE else 6, capsize=2,
                     label=f"{family_label(fam)}: {rt}, {src}")
+    return _finish(fig, ax, "load time p50, bar to p90 (ms)",
+                   "Cold start vs model size (simple_string: the seed's model)")
+
+
+def _finish(fig, ax, ylabel: str, title: str):
+    """The two figures' common axes: artifact size (log) against a log y, grid, legend outside."""
     _size_axis(ax)
     ax.set_yscale("log")
-    ax.set_ylabel("load time p50, bar to p90 (ms)")
-    ax.set_title("Cold start vs model size (simple_string: the seed's model)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
