@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,8 @@ from . import arrivals, v2
 from .runtimes.kserve_server import COLD_HEADER
 
 
-def replay(urls: Sequence[str], sched: arrivals.Schedule, body: dict, check: Optional[Callable] = None,
+def replay(urls: Sequence[str], sched: arrivals.Schedule, body: Union[dict, Sequence[dict]],
+           check: Union[None, Callable, Sequence[Callable]] = None,
            timeout_s: float = 60.0, start_delay_s: float = 0.3) -> pd.DataFrame:
     """Open loop: send request ``i`` to ``urls[sched.model[i]]`` at ``sched.offset_s[i]``
     seconds whatever the earlier requests do; one row per request (``t_sched``,
@@ -30,13 +31,19 @@ def replay(urls: Sequence[str], sched: arrivals.Schedule, body: dict, check: Opt
     send -> response, ``latency_sched_ms``: scheduled time -> response (lateness
     included, so a client that falls behind cannot flatter the server; what the SLO
     is judged on, as in the traffic notebook), ``status``, ``ok``, ``cold``: the
-    ``x-mms-cold-start`` header, 1/0, -1 when absent)."""
+    ``x-mms-cold-start`` header, 1/0, -1 when absent).
+
+    ``body`` and ``check``: one for every request, or one per model (indexed like ``urls``), so
+    that models taking different inputs each get their own request and answer check."""
     box: dict = {}
+    n_models = len(urls)
+    bodies = _per_model(body, n_models, "body", dict)
+    checks = _per_model(check, n_models, "check", lambda c: c is None or callable(c))
+    encoded = [json.dumps(b).encode() for b in bodies]
 
     def main():  # its own thread and event loop: a notebook's kernel already runs one
         try:
-            box["out"] = asyncio.run(_replay(list(urls), sched, json.dumps(body).encode(), check, timeout_s,
-                                             start_delay_s))
+            box["out"] = asyncio.run(_replay(list(urls), sched, encoded, checks, timeout_s, start_delay_s))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             box["error"] = e
     t = threading.Thread(target=main, name="mmslib-replay", daemon=True)
@@ -47,7 +54,17 @@ def replay(urls: Sequence[str], sched: arrivals.Schedule, body: dict, check: Opt
     return box["out"]
 
 
-async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
+def _per_model(x, n: int, name: str, is_one) -> list:
+    """``x`` for each of ``n`` models: one value repeated, or a sequence of ``n``."""
+    if (isinstance(x, dict) if is_one is dict else is_one(x)):
+        return [x] * n
+    xs = list(x)
+    if len(xs) != n:
+        raise ValueError(f"replay: {len(xs)} values of {name} for {n} models (give one, or one per model)")
+    return xs
+
+
+async def _replay(urls, sched, bodies, checks, timeout_s, start_delay_s):
     import aiohttp
     n = len(sched)
     lat = np.full(n, np.nan)
@@ -61,7 +78,8 @@ async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
     loop = asyncio.get_running_loop()
     conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-        async def one(i: int, url: str, at: float) -> None:
+        async def one(i: int, k: int, at: float) -> None:
+            url, body, check = urls[k], bodies[k], checks[k]
             t0 = loop.time()           # the clock the schedule is kept on (monotonic)
             late[i] = (t0 - at) * 1e3
             t_unix[i] = time.time()
@@ -92,7 +110,7 @@ async def _replay(urls, sched, body, check, timeout_s, start_delay_s):
             delay = at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(i, urls[ms[i]], at)))
+            tasks.append(asyncio.ensure_future(one(i, ms[i], at)))
         await asyncio.gather(*tasks)
     return pd.DataFrame({"t_sched": sched.offset_s, "t_unix": t_unix, "late_ms": late, "latency_ms": lat,
                          "latency_sched_ms": lat_sched, "status": status, "ok": ok, "cold": cold,

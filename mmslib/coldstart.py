@@ -53,6 +53,7 @@ asyncio replayer that reads the cold-start header), its figures are :mod:`mmslib
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -513,12 +514,11 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
     done = _done(rundir, "lazy_cells") if p.resume else set()
     todo = [c for c in cells if c["name"] not in done]
     names = [f"m{i:05d}" for i in range(p.models)]
+    # each model its own request and expected answer (a user's repository may mix inputs)
     rng = np.random.default_rng(p.seed)
-    sample = workload.make_sample(rng)
-    body = v2.request_body(sample.inputs)
-
-    def check(outputs):
-        return workload.check(outputs, sample.expected)
+    samples = [workload.sample(m, rng) for m in names]
+    bodies = [v2.request_body(s.inputs) for s in samples]
+    checks = [functools.partial(_check, workload, s.expected) for s in samples]
     bar = progress_bar(len(todo), "lazy cells", "cell", progress)
     try:
         for cell in todo:
@@ -535,7 +535,7 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
                 pids, murls = backend.pids(), backend.metrics_urls()
                 m0, cpu0 = server_metrics.scrape(murls), _cpu_seconds(pids)
                 t_start = time.time()
-                recs = replay(urls, sched, body, check, timeout_s=max(60.0, p.deploy_timeout_s))
+                recs = replay(urls, sched, bodies, checks, timeout_s=max(60.0, p.deploy_timeout_s))
                 wall = time.time() - t_start
                 m1, cpu1 = server_metrics.scrape(murls), _cpu_seconds(pids)
                 server = _server_stats(backend)
@@ -575,6 +575,10 @@ def _section_lazy(p, rundir, workload, tmp, sup, progress):
     finally:
         if bar is not None:
             bar.close()
+
+
+def _check(workload, expected, outputs) -> bool:
+    return workload.check(outputs, expected)
 
 
 def _lat_sched(df: pd.DataFrame) -> np.ndarray:

@@ -288,16 +288,40 @@ def test_coldstart_checks_each_runtime_it_uses(tmp_path):
     assert p.cycles_count() == 1000 and p.model_memory_bytes() == 2 << 20      # 1 MiB + the 4.7 KB model
     with pytest.raises(ParamError, match=r"runtimes.*'kserve'.*model 'trees'"):
         params.coldstart(sections=["load_unload"], runtimes=["mlserver", "kserve"], **kw)
-    # lazy sends every model one request: the models must take the same inputs
+    # lazy: the runtime that loads on first request must serve every model
+    kw.update(sections=["lazy"], runtime="mlserver")
+    with pytest.raises(ParamError, match="no lazy loading"):
+        params.coldstart(**kw)
+
+
+def _mixed_repository(tmp_path) -> Path:
+    """Two LightGBM models taking different inputs: the test data's (4 features) and a 5-feature one."""
     from mmslib.workloads import lightgbm_trees as lgbm
     (tmp_path / "r").mkdir()
     shutil.copy(MLSERVER_REPO / "trees" / "model.txt", tmp_path / "r" / "gbm.txt")
     d = lgbm.make_workload(n_trees=2, depth=2, n_samples=50, n_features=5).write_artifact(tmp_path / "w", "w")
-    kw.update(model_repository=str(tmp_path / "r"), sections=["lazy"], runtime="kserve")
-    assert params.coldstart(**kw).model_repository == str(tmp_path / "r")
     shutil.copy(d / "model.txt", tmp_path / "r" / "wide.txt")
-    with pytest.raises(ParamError, match="model_repository.*the same inputs with coldstart's 'lazy' section"):
-        params.coldstart(**kw)
+    return tmp_path / "r"
+
+
+@pytest.mark.slow
+def test_coldstart_lazy_sends_each_model_its_own_inputs(tmp_path, no_leftovers):
+    """Models with different inputs behind one lazy host: each gets a request of its own shape
+    and its answer is checked; every request of every cell answered (a single body for all
+    models, as before, fails every request to the other model)."""
+    from mmslib import coldstart, params
+    repo = _mixed_repository(tmp_path)
+    widths = sorted(m.inputs[0].shape[-1] for m in repository.scan(repo))
+    assert widths == [4, 5]
+    p = params.coldstart(workload="repository", model_repository=str(repo), sections=["lazy"], runtime="kserve",
+                         models=4, capacity="[2, 4]", zipf_alpha="[0.5]", qps=10, duration_s=3, warmup_s=1,
+                         output_dir=str(tmp_path / "o"))
+    r = coldstart.run(p, progress=False)
+    recs = r.lazy_records
+    assert len(recs) >= 2 * 30 and recs["ok"].all(), recs.loc[~recs["ok"], ["name", "model", "status"]].head()
+    assert set(recs["model"]) == {"m00000", "m00001", "m00002", "m00003"}   # both source models asked
+    lz = r.lazy_summary()
+    assert (lz["errors"] == 0).all() and lz["counts_agree"].all()
 
 
 @pytest.mark.slow

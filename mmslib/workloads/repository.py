@@ -268,7 +268,6 @@ def from_params(p) -> Workload:
     with _cache_lock:
         if key in _cache:
             w = _cache[key]
-            _check_experiment(p, path, w)
             return w
     models = repo.scan(path)
     for param, runtime in runtimes:
@@ -278,7 +277,6 @@ def from_params(p) -> Workload:
     w = make_workload(models, pools)
     with _cache_lock:
         _cache[key] = w
-    _check_experiment(p, path, w)
     return w
 
 
@@ -290,14 +288,6 @@ def _runtimes(p) -> List[tuple]:
         return [("runtime", getattr(p, "runtime", "kserve"))]
     out = [("runtimes", r) for r in (getattr(p, "runtimes", None) or ()) if {"load_unload", "churn"} & set(sections)]
     return out + ([("runtime", p.runtime)] if "lazy" in sections else [])
-
-
-def _check_experiment(p, path, w: Workload) -> None:
-    """Coldstart's lazy section sends every model one request: its models must take the same inputs."""
-    if "lazy" in (getattr(p, "sections", None) or ()) and len(set(w.extra["interfaces"])) > 1:
-        raise ParamError("model_repository", str(path), "models that all take the same inputs with coldstart's "
-                                                        "'lazy' section (it sends every model one request), or "
-                                                        "sections without 'lazy'")
 
 
 #: Without ``model_repository``: what the plug-in is (for reports and the recorded versions) and
