@@ -4,19 +4,30 @@ Deploy ``n`` models in a mode (a server per model, or hosts holding them), check
 correctly, measure what the servers use, and build the load generator's targets; split the CPUs
 between servers and the generator when asked. Shared by the performance, traffic and coldstart
 experiments, so that no experiment imports another.
+
+Given the run directory, :func:`deploy_mode` records what it deployed (:func:`record`): one row
+per mode and size in ``deploy.json``, and one row per model in the table ``deploy_models``
+(:data:`MODEL_COLUMNS`: each model's load time, its server, the backend's ``deploy_concurrency``
+and the workload's facts), so the report's cold start vs model size sees every deploy.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+import pandas as pd
 
 from . import resources, v2
 from .backends import make_backend, model_names
 from .errors import DeployError
 from .targets import Target
+
+#: The run-directory table of per-model deploy rows, and its columns (then the workload's facts:
+#: family, artifact_bytes, and source_model for a user's repository).
+DEPLOY_MODELS = "deploy_models"
+MODEL_COLUMNS = ["mode", "models", "model", "server", "ok", "seconds", "admitted_s", "deploy_concurrency", "error"]
 
 
 def cpu_split(isolate: bool):
@@ -46,19 +57,64 @@ def targets_for(backend, workload, protocol: str, seed: int) -> List[Target]:
     return out
 
 
-def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, verify_sample: int):
+def model_rows(mode: str, n_models: int, events, workload, concurrency) -> List[Dict[str, Any]]:
+    """One row per model event (host events left out): ``seconds`` from the load request (mms) or
+    the server's start (traditional) until ready; ``admitted_s`` until the control plane accepted it
+    (``seconds`` where the backend does not tell them apart); ``deploy_concurrency``: how many loads
+    the backend ran at once (they overlap); then ``workload.facts(model)``."""
+    conc = float(concurrency) if concurrency is not None else np.nan
+    out = []
+    for e in events:
+        if e.kind != "model":
+            continue
+        out.append({"mode": mode, "models": int(n_models), "model": e.model, "server": e.server, "ok": bool(e.ok),
+                    "seconds": float(e.seconds),
+                    "admitted_s": float(e.admitted_s if e.admitted_s is not None else e.seconds),
+                    "deploy_concurrency": conc, "error": e.error or "", **workload.facts(e.model)})
+    return out
+
+
+def record(rundir, mode: str, n_models: int, rows: List[Dict[str, Any]], info: Optional[Dict[str, Any]] = None):
+    """Save a deploy of ``n_models`` in ``mode`` to ``rundir``: ``rows`` (:func:`model_rows`) replace
+    that mode and size's rows of the table ``deploy_models``, and ``info`` (the per-mode row; None
+    when the deploy failed) replaces that mode and size's row of ``deploy.json`` (a resumed run
+    deploys again: its new rows replace the earlier ones)."""
+    def other(r) -> bool:
+        return (r.get("mode"), int(r.get("models", -1))) != (mode, int(n_models))
+    if info is not None:
+        rundir.save_json("deploy", [r for r in (rundir.load_json("deploy") or []) if other(r)] + [info])
+    prev = rundir.load(DEPLOY_MODELS)
+    kept = [r for r in (prev.to_dict("records") if prev is not None else []) if other(r)]
+    if rows or kept or prev is not None:
+        df = pd.DataFrame(kept + list(rows))
+        for c in MODEL_COLUMNS:
+            if c not in df:
+                df[c] = pd.Series(dtype=object)
+        rundir.save(DEPLOY_MODELS, df[MODEL_COLUMNS + [c for c in df.columns if c not in MODEL_COLUMNS]])
+
+
+def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, verify_sample: int, rundir=None):
     """Deploy ``n_models`` models in ``mode`` (traditional: a server each; mms: ``p.hosts`` hosts),
     check ``verify_sample`` of them answer correctly, measure what the servers use. Returns
-    (backend, targets, deploy row); the backend is closed when anything fails (DeployError)."""
+    (backend, targets, deploy row); the backend is closed when anything fails (DeployError).
+    With ``rundir``, the deploy is recorded there (:func:`record`); when it fails, the models
+    deployed before the failure are recorded all the same."""
     backend = make_backend(p, workload, workdir, sup, run_id)
     names = model_names(n_models)
+    events = []
     t0 = time.time()
+
+    def rows():
+        return model_rows(mode, n_models, events, workload,
+                          getattr(backend, "deploy_concurrency", getattr(p, "deploy_concurrency", None)))
     try:
         if mode == "traditional":
-            events = list(backend.deploy_traditional(names))
+            deploying = backend.deploy_traditional(names)
         else:
             backend.start_hosts(p.hosts)
-            events = list(backend.deploy_mms(names))
+            deploying = backend.deploy_mms(names)
+        for e in deploying:
+            events.append(e)
         failed = [e for e in events if not e.ok]
         if failed:
             raise DeployError(f"{mode}: {len(failed)} of {len(names)} models failed to deploy: {failed[0].error}")
@@ -70,7 +126,14 @@ def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, ver
                 "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
         if u.gpu_memory_mib is not None:
             info["gpu_memory_mib"] = u.gpu_memory_mib
-        return backend, targets_for(backend, workload, p.protocol, p.seed), info
+        targets = targets_for(backend, workload, p.protocol, p.seed)
+        if rundir is not None:
+            record(rundir, mode, n_models, rows(), info)
+        return backend, targets, info
     except BaseException:
-        backend.close()
+        try:
+            if rundir is not None and events:
+                record(rundir, mode, n_models, rows())  # what was measured before the failure
+        finally:
+            backend.close()
         raise

@@ -96,7 +96,6 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
     rundir.meta["cpu_isolation"] = {"servers": server_cpus, "k6": k6_cpus}
     rundir.meta["schedule"] = schedule.to_frame(cells).to_dict("records")
     rundir.write_meta()
-    deploy_rows: List[dict] = rundir.load_json("deploy") or []
     bar = None
     with rundir.session(workdir, prefix="mmslib-perf-") as tmp:
         if todo:
@@ -105,11 +104,8 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
                 try:
                     for mode in p.modes:
                         if any(c.mode == mode for c in todo):
-                            backends[mode] = _deploy(p, mode, workload, tmp / mode, sup, rundir.run_id)
+                            backends[mode] = _deploy(p, mode, workload, tmp / mode, sup, rundir)
                             rundir.record_environment(backends[mode][0].environment())
-                    deploy_rows = [b[2] for b in backends.values()] + [
-                        r for r in deploy_rows if r["mode"] not in backends]
-                    rundir.save_json("deploy", deploy_rows)
                     if server_cpus:
                         for b, _, _ in backends.values():
                             pin_threads(b.pids(), server_cpus)
@@ -129,7 +125,7 @@ def run(p: PerformanceParams, progress: bool = True, on_level: Optional[Callable
                         bar.close()
                     for b, _, _ in backends.values():
                         b.close()
-    result = load(rundir, p, deploy_rows)
+    result = load(rundir, p)
     export.write_run_summary(rundir)  # summary.csv / summary.json beside the records
     gate.enforce(rundir, p.fail_on_slo)  # after everything is saved
     return result
@@ -157,8 +153,9 @@ def load(rundir: RunDir, p: PerformanceParams, deploy_rows=None) -> PerformanceR
     return PerformanceResult(records, levels, samples, summary, deploy, rundir, p)
 
 
-def _deploy(p, mode, workload, workdir, sup, run_id):
-    return deploy_mode(p, mode, p.models, workload, workdir, sup, run_id, verify_sample=p.models)
+def _deploy(p, mode, workload, workdir, sup, rundir):
+    """Deploy ``mode`` and record it in ``rundir`` (deploy.json, deploy_models: :func:`mmslib.deploy.record`)."""
+    return deploy_mode(p, mode, p.models, workload, workdir, sup, rundir.run_id, verify_sample=p.models, rundir=rundir)
 
 
 def _measure(p, cell, backend, targets, k6_cpus, tmp, on_level):

@@ -143,7 +143,6 @@ def run(p: TrafficParams, progress: bool = True, workdir: Optional[Path] = None)
     rundir.meta["plan"] = [lv.name for lv in plan(p)]
     rundir.meta.setdefault("schedule_hashes", {})
     rundir.write_meta()
-    deploy_rows: List[dict] = rundir.load_json("deploy") or []
     searches: List[dict] = rundir.load_json("searches") or []
     with rundir.session(workdir, prefix="mmslib-traffic-") as tmp:
         need_search = p.search and not searches
@@ -160,11 +159,8 @@ def run(p: TrafficParams, progress: bool = True, workdir: Optional[Path] = None)
                         try:
                             for mode in modes:
                                 backends[mode] = _deploy(p, mode, size, workload, tmp / f"{mode}-{size}", sup,
-                                                         rundir.run_id)
+                                                         rundir)
                                 rundir.record_environment(backends[mode][0].environment())
-                                deploy_rows = [r for r in deploy_rows if (r["mode"], r["models"]) != (mode, size)]
-                                deploy_rows.append(backends[mode][2])
-                                rundir.save_json("deploy", deploy_rows)
                                 if server_cpus:
                                     pin_threads(backends[mode][0].pids(), server_cpus)
 
@@ -206,8 +202,11 @@ def _row_level(r) -> Level:
                  bool(r.get("search", False)))
 
 
-def _deploy(p, mode, size, workload, workdir, sup, run_id):
-    return deploy_mode(p, mode, size, workload, workdir, sup, run_id, verify_sample=min(size, 100))
+def _deploy(p, mode, size, workload, workdir, sup, rundir):
+    """Deploy ``size`` models in ``mode`` and record it in ``rundir`` (deploy.json, deploy_models:
+    :func:`mmslib.deploy.record`)."""
+    return deploy_mode(p, mode, size, workload, workdir, sup, rundir.run_id, verify_sample=min(size, 100),
+                       rundir=rundir)
 
 
 def _measure(p, lv: Level, backend, targets, k6_cpus, tmp):
