@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from mmslib import params, performance, seed_layout, stats
+from mmslib.errors import DeployError
+from mmslib.workloads import get_workload
 
 from conftest import default_sigint, papermill
 
@@ -53,6 +55,31 @@ def test_two_modes_two_rates(tmp_path, no_leftovers):
     assert order == [["traditional", 20.0], ["mms", 20.0], ["traditional", 40.0], ["mms", 40.0]]
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["status"] == "complete"
+    # One deploy row per model per mode (deploy_models), beside deploy.json's one per mode.
+    dm = pd.read_parquet(tmp_path / "out" / "deploy_models.parquet")
+    assert sorted(map(tuple, dm[["mode", "model"]].values.tolist())) == [
+        ("mms", "m00000"), ("mms", "m00001"), ("traditional", "m00000"), ("traditional", "m00001")]
+    assert dm["ok"].all() and (dm["seconds"] > 0).all() and (dm["models"] == 2).all()
+    assert (dm["deploy_concurrency"] == p.deploy_concurrency).all()
+    assert dm[dm["mode"] == "traditional"]["server"].nunique() == 2 and dm[dm["mode"] == "mms"]["server"].nunique() == 1
+    config = get_workload("simple_string").write_artifact(tmp_path / "artifact", "m") / "config.json"
+    assert (dm["family"] == "simple_string").all() and (dm["artifact_bytes"] == config.stat().st_size).all()
+    assert sorted(r["mode"] for r in json.loads((tmp_path / "out" / "deploy.json").read_text())) == ["mms", "traditional"]
+
+
+def test_a_refused_model_keeps_the_deploy_rows_measured(tmp_path, no_leftovers):
+    """One host with memory for one model of two: the deploy fails (admission) as before, and the
+    model that loaded, and the one refused, are in deploy_models all the same; deploy.json has no row."""
+    p = small(tmp_path, modes=["mms"], qps=[20], mms_predictor_memory="1Mi", model_memory="600Ki")
+    with pytest.raises(DeployError, match="1 of 2 models failed to deploy: admission"):
+        performance.run(p, progress=False)
+    dm = pd.read_parquet(tmp_path / "out" / "deploy_models.parquet")
+    assert sorted(dm["model"]) == ["m00000", "m00001"] and sorted(dm["ok"]) == [False, True]
+    loaded = dm[dm["ok"]].iloc[0]
+    assert loaded["seconds"] > 0 and loaded["server"] and loaded["family"] == "simple_string"
+    assert "admission" in dm[~dm["ok"]].iloc[0]["error"]
+    deploy_json = tmp_path / "out" / "deploy.json"
+    assert not deploy_json.exists() or json.loads(deploy_json.read_text()) == []
 
 
 def test_grpc_and_zipf(tmp_path, no_leftovers):
@@ -108,6 +135,10 @@ def test_interrupt_then_resume(tmp_path, no_leftovers):
     again = pd.read_parquet(out / "requests" / "mms_20qps_r0.parquet")
     pd.testing.assert_frame_equal(kept, again)  # the measured level was not measured again
     assert json.loads((out / "meta.json").read_text())["status"] == "complete"
+    # the resumed run deployed again: its per-model rows replace the first run's (not beside them)
+    dm = pd.read_parquet(out / "deploy_models.parquet")
+    assert sorted(dm["model"]) == ["m00000", "m00001"] and (dm["mode"] == "mms").all() and dm["ok"].all()
+    assert len(json.loads((out / "deploy.json").read_text())) == 1
 
 
 def test_performance_notebook_papermill(tmp_path, no_leftovers):
