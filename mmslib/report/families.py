@@ -7,8 +7,15 @@ Computed from run directories only (nothing re-measured):
   (mms: the V2 load request until the model is ready; traditional: a server's start until ready)
   and the PSS it added (the step's measured PSS minus the one before, when every step was measured);
 - coldstart runs (``cycles/<runtime>``): one model loaded and unloaded at a time: load and unload
-  time and the PSS the load added; a server's first load (it imports the model's library) is
-  kept apart (``first``).
+  time and the PSS the load added;
+- performance and traffic runs (``deploy_models``, written by :func:`mmslib.deploy.record`): each
+  model their deploys loaded, source ``"<experiment> <mode>"`` (e.g. ``performance mms``), its
+  load time (request to ready; loads overlapped ``deploy_concurrency`` at a time) and its facts;
+  PSS and unload are not measured per model there (NaN), so models per host leaves them out.
+
+A host's first model of a family (it imports the family's library) is kept apart (``first``):
+the first ``hosts`` loads of each deploy, except in traditional mode, where every load starts a
+server of its own.
 
 ``models per host`` = a host's memory for models (the run's ``mms_predictor_memory``) / the PSS one
 model adds, beside what the run deployed. simple_string (the seed's model: a 700 B config) is the
@@ -165,23 +172,49 @@ def _coldstart_rows(run: Run) -> List[dict]:
     return out
 
 
+def _deploy_rows(run: Run) -> List[dict]:
+    """A performance or traffic run's ``deploy_models`` (none: a run made before it was recorded)."""
+    d = run.directory
+    df = d.table("deploy_models") if d is not None else None
+    if df is None or not len(df) or not {"mode", "model", "seconds"} <= set(df.columns):
+        return []
+    p = run.params
+    out = []
+    for r in df.to_dict("records"):
+        if "ok" in r and not bool(r["ok"]):
+            continue
+        out.append({"run": run.key, "experiment": run.experiment, "source": f"{run.experiment} {r['mode']}",
+                    "runtime": run.row.get("runtime"), "workload": p.get("workload"),
+                    **_facts(r, p, r.get("model", "")), "model": r.get("model", ""),
+                    "load_ms": float(r["seconds"]) * 1e3, "unload_ms": np.nan, "pss_added_mib": np.nan,
+                    "first": False, "host_memory_mib": _host_memory_mib(p), "declared_mib": _declared_mib(p),
+                    "_deploy": r.get("models", "")})
+    return out
+
+
 def per_model(runs: Runs) -> pd.DataFrame:
-    """Every model load the runs measured (stress steps, coldstart cycles), with its family and size."""
+    """Every model load the runs measured (stress steps, coldstart cycles, performance and traffic
+    deploys), with its family and size."""
     rows: List[dict] = []
     for run in runs:
         if run.experiment == "stress":
             rows += _stress_rows(run)
         elif run.experiment == "coldstart":
             rows += _coldstart_rows(run)
-    df = pd.DataFrame(rows, columns=PER_MODEL_COLUMNS)
+        elif run.experiment in ("performance", "traffic"):
+            rows += _deploy_rows(run)
+    df = pd.DataFrame(rows, columns=PER_MODEL_COLUMNS + ["_deploy"])
     if len(df):
         df["source_model"] = df["source_model"].fillna("")
-        # a host's first model of a family imports its library: those loads are kept apart
+        # a host's first model of a family imports its library: those loads are kept apart (per
+        # deploy: a traffic run deploys each size on hosts of its own)
         hosts = {r.key: int(r.params.get("hosts") or 1) for r in runs}
-        nth = df.groupby(["run", "source", "runtime", "family"], sort=False).cumcount()
-        shared = df["source"] != "stress traditional"  # traditional: every load starts a server of its own
+        deploy = df["_deploy"].fillna("").astype(str)
+        nth = df.assign(_deploy=deploy).groupby(["run", "source", "runtime", "family", "_deploy"],
+                                                sort=False, dropna=False).cumcount()
+        shared = ~df["source"].str.endswith(" traditional")  # traditional: every load starts a server of its own
         df["first"] = df["first"].astype(bool) | (shared & (nth < df["run"].map(hosts).fillna(1)))
-    return df
+    return df[PER_MODEL_COLUMNS]
 
 
 def _group(df: pd.DataFrame, by: List[str]):
