@@ -266,3 +266,62 @@ def test_report_models_per_host_and_cold_start_vs_size(tmp_path):
     assert fam.plot_models_per_host(S.models_per_host) is not None and fam.plot_cold_start(S.cold_start) is not None
     empty = report.families_section(report.collect(tmp_path / "none"))
     assert len(empty.per_model) == 0 and empty.text == "" and fam.plot_cold_start(empty.cold_start) is None
+
+
+# ---------------------------------------------------------------- performance deploys, per model
+
+@pytest.fixture(scope="module")
+def forest_performance(tmp_path_factory, family_cache):
+    """A small performance run of a 64 KiB forest, both modes, 3 models on one host (kserve runtime)."""
+    from mmslib import performance
+    out = tmp_path_factory.mktemp("forest-perf") / "perf"
+    p = params.performance(workload="sklearn_forest", model_size="64Ki", models=3, qps=[20], duration_s=1,
+                           warmup_s=0.5, output_dir=str(out))
+    performance.run(p, progress=False)
+    return p, out
+
+
+def test_performance_records_each_model_deployed(forest_performance, tmp_path):
+    import pandas as pd
+    p, out = forest_performance
+    dm = pd.read_parquet(out / "deploy_models.parquet")
+    assert sorted(map(tuple, dm[["mode", "model"]].values.tolist())) == sorted(
+        (mode, f"m{i:05d}") for mode in ("traditional", "mms") for i in range(3))
+    assert dm["ok"].all() and (dm["seconds"] > 0).all() and (dm["admitted_s"] > 0).all(), dm
+    assert (dm["models"] == 3).all() and (dm["deploy_concurrency"] == p.deploy_concurrency).all()
+    # what the forest weighs on disk (the same knobs build the same bytes), not what it declares
+    real = model_bytes(get_workload("sklearn_forest", p).write_artifact(tmp_path / "m", "m"))
+    assert (dm["family"] == "sklearn_forest").all()
+    assert dm["artifact_bytes"].nunique() == 1 and abs(dm["artifact_bytes"].iloc[0] - real) <= 0.15 * real, real
+
+
+def test_report_cold_start_vs_size_from_performance_deploys(forest_performance):
+    """Every model a performance run deployed is a load in cold start vs size: the host's first (it
+    imports sklearn) kept apart in mms, none in traditional (a server each); no PSS, so no models per host."""
+    import pandas as pd
+    from mmslib import report
+    from mmslib.report import families as fam
+    _, out = forest_performance
+    runs = report.collect(out.parent)
+    pm = fam.per_model(runs)
+    dm = pd.read_parquet(out / "deploy_models.parquet")
+    for mode in ("mms", "traditional"):
+        rows = pm[pm["source"] == f"performance {mode}"].set_index("model").sort_index()
+        want = dm[dm["mode"] == mode].set_index("model").sort_index()
+        assert list(rows.index) == ["m00000", "m00001", "m00002"]
+        assert rows["load_ms"].tolist() == pytest.approx((want["seconds"] * 1e3).tolist())
+        assert (rows["family"] == "sklearn_forest").all() and rows["pss_added_mib"].isna().all()
+        assert rows["unload_ms"].isna().all() and (rows["experiment"] == "performance").all()
+    assert pm[pm["source"] == "performance mms"]["first"].sum() == 1          # hosts=1
+    assert not pm[pm["source"] == "performance traditional"]["first"].any()
+    cs = fam.cold_start_vs_size(pm).set_index("source")
+    mms, trad = cs.loc["performance mms"], cs.loc["performance traditional"]
+    assert (mms["loads"], trad["loads"]) == (2, 3) and mms["family"] == trad["family"] == "sklearn_forest"
+    assert mms["artifact_bytes"] == dm["artifact_bytes"].iloc[0]
+    m = pm[(pm["source"] == "performance mms")]
+    assert mms["first_load_ms"] == pytest.approx(m[m["first"]]["load_ms"].iloc[0])
+    assert trad["load_ms_p50"] == pytest.approx(pm[pm["source"] == "performance traditional"]["load_ms"].median())
+    mph = fam.models_per_host(pm, runs, include_seed=False)
+    assert not mph["source"].str.startswith("performance").any()
+    S = fam.families_section(runs, include_seed=False)
+    assert "performance" in S.text and fam.plot_cold_start(S.cold_start) is not None

@@ -86,6 +86,20 @@ def test_notebook_small_run(tmp_path, no_leftovers):
     assert doc["by"] == ["models", "mode", "rate", "cv", "repeat", "search"] and doc["value"] == "latency_sched_ms"
     assert len(nb.scraps["max_rates"].data) == 6
     assert meta["status"] == "complete"
+    # one deploy row per model per deploy (traditional at 2 models; mms at 2 and 12), beside deploy.json's
+    dm = pd.read_parquet(out_dir / "deploy_models.parquet")
+    assert dm.groupby(["mode", "models"])["model"].apply(sorted).to_dict() == {
+        ("mms", 2): model_names(2), ("mms", 12): model_names(12), ("traditional", 2): model_names(2)}
+    assert dm["ok"].all() and (dm["seconds"] > 0).all() and (dm["family"] == "simple_string").all()
+    assert sorted((r["mode"], r["models"]) for r in json.loads((out_dir / "deploy.json").read_text())) == [
+        ("mms", 2), ("mms", 12), ("traditional", 2)]
+    # the report's cold start vs size: each deploy's first load on its one host kept apart
+    from mmslib import report
+    from mmslib.report import families as fam
+    pm = fam.per_model(report.collect(out_dir))
+    assert pm.groupby("source")["model"].count().to_dict() == {"traffic mms": 14, "traffic traditional": 2}
+    assert sorted(pm[pm["first"]]["model"]) == ["m00000", "m00000"] and set(pm[pm["first"]]["source"]) == {
+        "traffic mms"}
     # resume with the same parameters: everything is on disk, nothing is deployed or measured again,
     # the same tables come back from the records; the SLO gate reads the saved summary
     from mmslib import traffic
