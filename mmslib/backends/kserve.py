@@ -9,10 +9,11 @@ at commit aaac4e294dae; the test double in tests/k8s_double imitates it, citing 
   framework, or ``model_format``; the seed's TrainedModels said
   ``tensorflow``), ``runtime`` (the seed's Triton: ``kserve-tritonserver``),
   ``storageUri``: ``storage_uri_prefix`` names the model *directory* (``{model}`` replaced by the
-  model name; without it every model loads the same artifact, as the seed); a Triton runtime loads a
-  repository, so a traditional ISVC's storageUri is that directory's parent and the model is served
-  under the directory's name (``Endpoint.served_name``); a TrainedModel's storageUri is the model
-  directory, served under the TrainedModel's name; predictor requests = limits from
+  model name, ``{source_model}`` by the user's model it copies: workload repository's facts; without
+  them every model loads the same artifact, as the seed); a Triton runtime loads a repository, so a
+  traditional ISVC's storageUri is that directory's parent and the model is served under the
+  directory's name (``Endpoint.served_name``); a TrainedModel's storageUri is the model directory,
+  served under the TrainedModel's name; predictor requests = limits from
   ``traditional_spec`` (seed: 100m / 100Mi), ``minReplicas: 1`` and
   ``containerConcurrency: 1`` as the seed; the queue-proxy sidecar's resources
   (seed: 1 CPU / 500Mi) go in Knative's per-revision annotations
@@ -111,6 +112,8 @@ CONFIG_FULL = "host model config full"
 # Warning events on an InferenceService after which KServe's reconciler does not retry
 # (pkg/controller/v1beta1/inferenceservice/controller.go Reconcile: reconcile.TerminalError).
 TERMINAL_EVENTS = frozenset({"ServerlessModeRejected"})
+SOURCE_MODEL = "{source_model}"  # storage_uri: the user's model a replica copies (workload repository)
+PLACEHOLDERS = ("{model}", SOURCE_MODEL)
 INGRESS_GRACE_S = 5.0            # an ingress refusing connections this long is a setting to fix, not a wait
 
 
@@ -145,6 +148,22 @@ def forbidden_kind(message: str) -> str:
     if "cannot create resource" in m or ("is forbidden" in m and "user " in m):
         return "rbac"
     return "forbidden"
+
+
+def repository_format(workload) -> str:
+    """The KServe model format of a user's repository (workload repository: every model's format, as
+    :mod:`mmslib.repository` names them): triton for Triton's layout, MLServer's sklearn / lightgbm /
+    xgboost runtimes, a plain file's library; "" when its models have none, or not one in common."""
+    found = set()
+    for f in (getattr(workload, "extra", None) or {}).get("formats") or ():
+        layout, _, impl = str(f).partition(":")
+        if layout == "triton":
+            found.add("triton")
+        elif layout == "mlserver":
+            found.add(next((k for k in ("sklearn", "lightgbm", "xgboost") if f"mlserver_{k}." in impl), ""))
+        else:
+            found.add(layout)
+    return found.pop() if len(found) == 1 and "" not in found else ""
 
 
 def _spec_parts(spec: ServerSpec, what: str) -> Tuple[str, str, Optional[str], Optional[str]]:
@@ -219,12 +238,14 @@ class KServeBackend(Backend):
         if not isinstance(runtime, str) or not k8s.is_dns1123_subdomain(runtime):
             raise ParamError("runtime", runtime, "the name of a ServingRuntime/ClusterServingRuntime in the cluster")
         self.runtime = runtime
-        self.model_format = model_format or getattr(workload, "framework", None) or "custom"
+        self.model_format = model_format or repository_format(workload) or getattr(workload, "framework", None) \
+            or "custom"
         if not isinstance(self.model_format, str) or not self.model_format:
             raise ParamError("model_format", model_format, "a KServe model format name such as triton or tensorflow")
         if not isinstance(storage_uri_prefix, str) or "://" not in storage_uri_prefix:
             raise ParamError("storage_uri_prefix", storage_uri_prefix,
-                             "a storage URI such as gs://bucket/path (use {model} for a per-model path)")
+                             "a storage URI such as gs://bucket/path (use {model} for a per-model path, {source_model} for "
+                             "the model of your repository a replica copies)")
         self.storage_uri = storage_uri_prefix
         if options is not None and not isinstance(options, KServeOptions):
             options = KServeOptions.from_mapping(options)
@@ -282,8 +303,17 @@ class KServeBackend(Backend):
             raise ParamError("storage_uri", self.storage_uri, (
                 "your bucket in place of YOUR-BUCKET, after `python -m mmslib.k8s artifacts --source <a Triton model "
                 "directory> --out OUT --models N` and uploading OUT there (docs/kserve-first-contact.md, item 1)"))
+        self._check_placeholders()
         if self.triton and self.options.check_artifact_layout:
             problem = k8s.per_model_layout_problem(self.storage_uri)
+            if problem and SOURCE_MODEL in self.storage_uri:
+                raise ParamError("storage_uri", self.storage_uri, (
+                    "with a Triton runtime, one model directory per replica, named as the replica: "
+                    f"gs://BUCKET/PATH/{{model}}/{{model}} ({problem}). Write copies of your repository with "
+                    "`python -m mmslib.k8s artifacts --repository <your model_repository> --out OUT --models N` "
+                    "(OUT/m00000/m00000 copies your first model, m00001 the next, round-robin as a run serves "
+                    "them, each config.pbtxt naming its replica), upload OUT (gsutil -m cp -r OUT/* "
+                    "gs://BUCKET/PATH/), and pass gs://BUCKET/PATH/{model}/{model}"))
             if problem:
                 raise ParamError("storage_uri", self.storage_uri, (
                     "one Triton model directory per model, named as the model: gs://BUCKET/PATH/{model}/{model} "
@@ -497,9 +527,48 @@ class KServeBackend(Backend):
             self._watchers[res.plural] = w
         return w
 
+    def _source_model(self, model: str) -> str:
+        """The user's model replica ``model`` copies (the workload's facts: workload repository); '' if none."""
+        facts = getattr(self.workload, "facts", None)
+        return str((facts(model) if callable(facts) else {}).get("source_model") or "")
+
+    def _check_placeholders(self) -> None:
+        """storage_uri's placeholders are {model} and {source_model}. {source_model} needs a workload whose
+        models copy the user's (workload repository); with TrainedModels and models whose model-settings.json
+        names them, a model directory named as the TrainedModel (MLServer finds a model by that name, and
+        KServe's agent asks it to load the TrainedModel's: Ready, never loaded). Triton's own rule is
+        :func:`mmslib.k8s.per_model_layout_problem`'s. A ParamError, before anything is created."""
+        import re
+        uri = self.storage_uri
+        unknown = sorted(set(re.findall(r"\{[^{}/]*\}", uri)) - set(PLACEHOLDERS))
+        if unknown:
+            raise ParamError("storage_uri", uri, (
+                "a URI whose placeholders are {model} (the replica's name: m00000, ...) and {source_model} (the "
+                f"model of your repository the replica copies, workload repository); not {', '.join(unknown)}"))
+        if SOURCE_MODEL not in uri:
+            return
+        if not self._source_model("m00000"):
+            raise ParamError("storage_uri", uri, (
+                f"{{model}} (the replica's name) with workload {getattr(self.workload, 'name', '?')!r}: "
+                "{source_model} is the model of your repository a replica copies, which only workload "
+                "'repository' (model_repository: your folder) has"))
+        formats = (getattr(self.workload, "extra", None) or {}).get("formats") or ()
+        last = uri.rstrip("/").rpartition("/")[2]
+        if (self.mms_engine == "trainedmodel" and not self.triton and self.options.check_artifact_layout
+                and last != "{model}" and any(str(f).startswith("mlserver:") for f in formats)):
+            raise ParamError("storage_uri", uri, (
+                "a model directory named as the TrainedModel, gs://BUCKET/PATH/{model}/{model}: your models' "
+                f"model-settings.json name them (e.g. {self._source_model('m00000')!r}), MLServer finds a model by "
+                "that name, and KServe's agent asks it to load the TrainedModel's (m00000, ...): every TrainedModel "
+                "would be Ready and never load. Write copies named as the replicas with `python -m mmslib.k8s "
+                "artifacts --repository <your model_repository> --out OUT --models N`, upload OUT (gsutil -m cp -r "
+                "OUT/* gs://BUCKET/PATH/), and pass that URI"))
+
     def _uri(self, model: str) -> str:
-        """The model's directory (a TrainedModel's storageUri)."""
-        return self.storage_uri.replace("{model}", model)
+        """The model's directory (a TrainedModel's storageUri): ``{model}`` the model's name,
+        ``{source_model}`` the user's model it copies (:meth:`_source_model`)."""
+        u = self.storage_uri.replace("{model}", model)
+        return u.replace(SOURCE_MODEL, self._source_model(model)) if SOURCE_MODEL in u else u
 
     def _trad_uri(self, model: str) -> str:
         """A traditional InferenceService's storageUri: Triton loads a repository root (the model

@@ -61,7 +61,8 @@ class KServeOptions:
     ingress_port: int = _opt(80, "kserve: the ingress gateway's port")
     serving_runtime: str = _opt("kserve-tritonserver", "kserve: the cluster's ServingRuntime the predictors use")
     storage_uri: str = _opt("gs://kfserving-examples/models/triton/simple_string",
-                            "kserve: where the models are ({model}: a per-model path)")
+                            "kserve: where the models are ({model}: the model's name; {source_model}: the model of "
+                            "your repository it copies, workload repository)")
     dry_run: Any = _opt(False, "kserve: false | true (manifests only, no cluster) | server (API server dry run)",
                         only_in_use=True)
     deployment_mode: str = _opt("Serverless", "kserve: serving.kserve.io/deploymentMode, set explicitly")

@@ -20,6 +20,14 @@ directory, a traditional InferenceService's the folder above it (a repository wi
 
 ``python -m mmslib.k8s artifacts --source DIR --out OUT --models N`` (``DIR``: a Triton model
 directory, e.g. ``gsutil cp -r gs://kfserving-examples/models/triton/simple_string .``).
+
+Your own repository (``workload: repository``): ``--repository DIR`` instead of ``--source`` writes
+the same layout from ``DIR``'s models, round-robin as a run serves them (``OUT/m00000/m00000`` copies
+your first model, ``m00001`` the next, ...; :func:`write_repository_artifacts`), each copy's declared
+name (Triton's config.pbtxt, MLServer's model-settings.json) set to its replica's. Pointing the
+replicas at your models' own directories (``storage_uri .../{source_model}``) cannot load on Triton,
+nor as TrainedModels on MLServer: both find a model by the name its directory declares, and KServe
+asks them for the TrainedModel's.
 """
 from __future__ import annotations
 
@@ -30,7 +38,8 @@ from typing import Iterable, List, Optional
 
 from ..errors import ParamError
 
-__all__ = ["CONFIG_FILE", "configured_name", "write_triton_artifacts", "per_model_layout_problem"]
+__all__ = ["CONFIG_FILE", "configured_name", "write_triton_artifacts", "write_repository_artifacts",
+           "per_model_layout_problem"]
 
 CONFIG_FILE = "config.pbtxt"
 _NAME = re.compile(r'^\s*name\s*:\s*"([^"]*)"\s*$', re.M)
@@ -84,11 +93,40 @@ def write_triton_artifacts(source: Path, out: Path, models: Iterable[str]) -> Li
     return written
 
 
+def write_repository_artifacts(repository: Path, out: Path, models: Iterable[str]) -> List[Path]:
+    """Copy the models of the user's repository ``repository`` (Triton, MLServer or plain-file layout,
+    :func:`mmslib.repository.scan`) once per replica into ``out/<model>/<model>``, replica ``mNNNNN``
+    copying model ``NNNNN mod k`` as the repository workload serves them, its declared name set to the
+    replica's (a plain file is copied as it is); returns the model directories."""
+    from .. import repository as repo
+    from ..workloads.repository import _copy_native, replica_index
+    found = repo.scan(repository)
+    out = Path(out)
+    written = []
+    for name in models:
+        m = found[replica_index(name) % len(found)]
+        if m.layout == "plain":
+            d = out / name / name
+            if d.exists():
+                shutil.rmtree(d)
+            d.mkdir(parents=True)
+            shutil.copy2(m.path, d / m.path.name)
+        else:
+            d = _copy_native(m, out / name, name)
+        written.append(d)
+    return written
+
+
 def per_model_layout_problem(template: str) -> str:
-    """Why ``template`` (storage_uri with ``{model}``) cannot give Triton one loadable model per
-    InferenceService and per TrainedModel; "" when it can (``.../{model}/{model}``)."""
+    """Why ``template`` (storage_uri with ``{model}``, maybe ``{source_model}``) cannot give Triton one
+    loadable model per InferenceService and per TrainedModel; "" when it can (``.../{model}/{model}``)."""
     t = template.rstrip("/")
     parent, _, last = t.rpartition("/")
+    if "{source_model}" in last:
+        return ("the model directory is your model's, its config.pbtxt naming your model, but KServe's agent "
+                "downloads a TrainedModel to /mnt/models/<its name> (m00000, ...) and asks Triton to load that "
+                "name, and Triton refuses a config.pbtxt naming another model than its directory: no replica "
+                "would ever load, however many models you deploy")
     if "{model}" not in t:
         return ("every model would point at the same artifact: a TrainedModel loads under its own name, and Triton "
                 "refuses a config.pbtxt whose name differs (an InferenceService name cannot be simple_string)")

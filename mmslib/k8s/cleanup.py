@@ -225,16 +225,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     v.add_argument("--context", default=None)
     r = sub.add_parser("artifacts", help="write one Triton model directory per model, named as the model "
                                          "(OUT/<model>/<model>), to upload and use as storage_uri .../{model}/{model}")
-    r.add_argument("--source", required=True, help="a Triton model directory (with config.pbtxt), e.g. "
-                                                   "gsutil cp -r gs://kfserving-examples/models/triton/simple_string .")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--source", help="a Triton model directory (with config.pbtxt), e.g. "
+                                      "gsutil cp -r gs://kfserving-examples/models/triton/simple_string .")
+    src.add_argument("--repository", help="your model_repository (workload repository): replica N copies its "
+                                          "model N mod k, named as the replica")
     r.add_argument("--out", required=True)
     r.add_argument("--models", type=int, required=True, help="how many (named m00000, m00001, ... as a run names them)")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "artifacts":
             from ..backends.base import model_names
-            from .artifacts import write_triton_artifacts
-            dirs = write_triton_artifacts(Path(a.source), Path(a.out), model_names(a.models))
+            from .artifacts import write_repository_artifacts, write_triton_artifacts
+            write = write_repository_artifacts if a.repository else write_triton_artifacts
+            dirs = write(Path(a.repository or a.source), Path(a.out), model_names(a.models))
             print(f"{len(dirs)} model directories in {a.out} (e.g. {dirs[0]}); upload with "
                   f"`gsutil -m cp -r {a.out}/* gs://BUCKET/PATH/` and run with storage_uri gs://BUCKET/PATH/{{model}}/{{model}}")
             return 0
