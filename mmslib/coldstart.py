@@ -57,14 +57,14 @@ import functools
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import arrivals, resources, schedule, server_metrics, simulate, stats, v2
+from . import arrivals, resources, schedule, server_metrics, siminputs, simulate, stats, v2
 from .backends.local import LocalBackend
 from .errors import DeployError, MmsError
 from .intervals import dependence, share_ci
@@ -99,6 +99,13 @@ class ColdstartResult:
     lazy_records: pd.DataFrame    # section 3: one row per request
     lazy_cells: pd.DataFrame      # section 3: one row per cell (server counts)
     lazy_loads: pd.DataFrame      # section 3: one row per server-side load
+    _calibration: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    def calibration(self):
+        """(service, load, occupancy) for the simulator: :func:`calibration` of the lazy cells, once."""
+        if self._calibration is None:
+            self._calibration = calibration(self.lazy_records, self.lazy_cells, self.lazy_loads, self.params)
+        return self._calibration
 
     def cycle_summary(self) -> pd.DataFrame:
         return cycle_summary(self.cycles, self.cycle_runs)
@@ -839,7 +846,7 @@ def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] =
     its label in ``validation`` (:func:`mmslib.simcheck.simulation_label`)."""
     from .planner import parse_memory
     p = result.params
-    service, load, occupancy = calibration(result.lazy_records, result.lazy_cells, result.lazy_loads, p)
+    service, load, occupancy = result.calibration()
     host_mem = parse_memory(p.cluster_host_memory)
     rows = []
     for n in (models if models is not None else p.cluster_models):
@@ -858,16 +865,28 @@ def cluster_questions(result: ColdstartResult, models: Optional[Sequence[int]] =
     return out
 
 
-def save_simulation(rundir: RunDir, validation: pd.DataFrame, cluster: pd.DataFrame) -> List[Path]:
+def simulator_inputs(result: ColdstartResult) -> pd.DataFrame:
+    """The calibrated simulator's inputs as rows (:func:`mmslib.siminputs.to_frame`), the lazy host's
+    own load times beside them; empty without lazy cells."""
+    if not len(result.lazy_records) or not len(result.lazy_cells):
+        return pd.DataFrame()
+    service, load, occupancy = result.calibration()
+    loads = result.lazy_loads["load_s"] if len(result.lazy_loads) and "load_s" in result.lazy_loads else []
+    return siminputs.to_frame(service, load, occupancy, loads)
+
+
+def save_simulation(rundir: RunDir, validation: pd.DataFrame, cluster: pd.DataFrame,
+                    inputs: Optional[pd.DataFrame] = None) -> List[Path]:
     """Write section 4's tables into the run directory (``simulator_validation.parquet``:
     :func:`validate_simulator`; ``cluster.parquet``: :func:`cluster_questions`, labelled in a
-    ``validation`` column with :func:`simulation_label`), so the report reads them from the run,
-    not from a notebook; an empty table is not written."""
+    ``validation`` column with :func:`simulation_label`; ``simulator_inputs.parquet``:
+    :func:`simulator_inputs`), so the report reads them from the run, not from a notebook; an
+    empty table is not written."""
     if cluster is not None and len(cluster):
         cluster = cluster.assign(validation=simulation_label(validation if validation is not None
                                                              else pd.DataFrame()))
     out = []
-    for name, df in zip(SIMULATION_TABLES, (validation, cluster)):
+    for name, df in zip(SIMULATION_TABLES + (siminputs.TABLE,), (validation, cluster, inputs)):
         if df is not None and len(df):
             out.append(rundir.save(name, df))
     return out

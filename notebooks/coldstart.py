@@ -133,7 +133,8 @@ with quiet_when_done():  # progress while it runs, cleared once it is done
     lazy = result.lazy_summary()
     validation = result.validation() if len(lazy) else pd.DataFrame()
     cluster = coldstart.cluster_questions(result, validation=validation) if len(validation) else pd.DataFrame()
-    coldstart.save_simulation(result.rundir, validation, cluster)  # the report reads them from the run directory
+    # the report reads them from the run directory (and asks the simulator about other families)
+    coldstart.save_simulation(result.rundir, validation, cluster, coldstart.simulator_inputs(result))
 notes = validity.coldstart(cycle_summary, churn, result.churn_levels, lazy)
 
 # %% [markdown]

@@ -229,6 +229,17 @@ html.table(sim.validation, "simulation vs measurement (validation cells)") if le
 html.table(sim.cluster, "simulation: hosts needed for >= 99% SLO attainment") if len(sim.cluster) else None
 
 # %% [markdown]
+# **By family and size.** The newest coldstart run's first cluster question asked again of every
+# runtime, family and size whose multi-model loads the runs measured: load times drawn from those
+# loads (plus the hand-off that run's clients saw), memory per model the larger of the measured PSS
+# and the declared memory, the service time that run's own model's. Not validated for the families.
+
+# %%
+fsim = report.family_simulation(R, fam.per_model)
+display(Markdown(fsim.text))
+html.table(fsim.table, "simulation: hosts needed by family and size") if len(fsim.table) > 1 else None
+
+# %% [markdown]
 # ## <a id="each-run"></a>Each run: facts, setting and metadata
 # The facts KServe's benchmark request asks each test to give (CPU, GPU, memory, IP addresses,
 # models, pods, InferenceServices, cluster size, model and InferenceService size, assumptions),

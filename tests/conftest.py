@@ -36,7 +36,7 @@ FAST_FILES = {
     "test_fuzz_params.py", "test_gpu.py", "test_notebooks.py", "test_packaging.py", "test_params.py",
     "test_planner.py", "test_plots_narrative.py", "test_plugins.py", "test_report.py", "test_rundir.py",
     "test_schedule.py", "test_seed.py", "test_simulate.py", "test_slo.py", "test_specs.py", "test_stats.py",
-    "test_validity.py", "test_imports.py",
+    "test_validity.py", "test_imports.py", "test_family_sim.py",
 }
 #: Tests of fast files that run a notebook or a server all the same.
 SLOW_TESTS = {

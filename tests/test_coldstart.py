@@ -233,6 +233,15 @@ def test_notebook_end_to_end_small_then_resume(tmp_path, no_leftovers):
     assert rd.load("simulator_validation")["name"].tolist() == ["a1_c2"]
     assert rd.load("cluster")["models"].tolist() == [600]
     assert rd.load("cluster")["validation"].tolist() == ["not validated under load"]
+    # ... and the simulator's calibrated inputs, with which the report asks about other families
+    inputs = rd.load("simulator_inputs")
+    assert set(inputs["quantity"]) == {"service", "load_penalty", "occupancy", "server_load"}
+    assert (inputs["value_s"] >= 0).all() and (inputs["quantity"] == "occupancy").sum() == 1
+    from mmslib import report
+    runs = report.collect(tmp_path)
+    fs = report.family_simulation(runs, report.families.per_model(runs)).table.set_index("family")
+    assert fs.loc["simple_string (run's own)", "hosts_needed"] == rd.load("cluster")["hosts_needed"].iloc[0]
+    assert fs.loc["simple_string", "note"] == "not enough data: 7 loads (< 20)"  # 8 cycles, the first apart
 
     # resume: nothing is measured again (no server starts), the records are the same
     before = {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")}

@@ -11,6 +11,7 @@ One noun per module:
 - :mod:`.capacity` the capacity planner on the seed's cluster
 - :mod:`.simulation` cold starts at cluster scale: the coldstart runs' simulator tables, labelled
 - :mod:`.families` models per host by family and size, cold start vs model size (simple_string the reference)
+- :mod:`.family_sim` the coldstart run's cluster question asked of every measured family and size (simulation)
 - :mod:`.figures` figures with the seed overlaid; latency histogram and percentile spectrum
 - :mod:`.html` offline interactive tables, table of contents, offline HTML export
 - :mod:`.labels` labels and number formats
@@ -31,6 +32,7 @@ from .capacity import CapacitySection, capacity_section
 from .collection import Run, Runs, collect, read
 from .facts import differences_in_setting, run_facts, run_metadata
 from .families import FamiliesSection, families_section
+from .family_sim import FamilySimulation, family_simulation
 from .headline import HEADLINE_ROWS, answer, headline, headline_table
 from .labels import LATENCY_STATS, MODE_LABEL, MODES, RUN_COLUMNS, RUN_KEYS, STRESS_COLUMNS, format_table
 from .seedside import seed_setting, with_seed
@@ -42,6 +44,7 @@ __all__ = [
     "performance_tables", "saturation_side_by_side", "with_seed", "seed_setting", "differences_in_setting",
     "run_facts", "run_metadata", "answer", "headline", "headline_table", "capacity_section", "format_table",
     "SimulationSection", "simulation_section", "FamiliesSection", "families_section",
+    "FamilySimulation", "family_simulation",
     "comparison", "pick_comparison", "write_tables", "RUN_KEYS", "RUN_COLUMNS", "MODES", "MODE_LABEL",
     "STRESS_COLUMNS", "LATENCY_STATS", "HEADLINE_ROWS",
 ]
