@@ -212,9 +212,9 @@ class Common(_BackendOptions, _CommonHead):
             raise ParamError("protocol", self.protocol, " | ".join(protocols) + f" with backend {self.backend!r}")
 
     def _check_repository(self) -> None:
-        """``model_repository`` (with ``inputs_file``, ``shape``) goes with workload 'repository' and
-        servers on this machine; the folder itself is read by :func:`_build`."""
-        from .backends import describe
+        """``model_repository`` (with ``inputs_file``, ``shape``) goes with workload 'repository'; on a
+        cluster backend the folder gives the models' metadata and requests, and ``storage_uri`` where
+        the cluster loads them from (the backend checks it); the folder itself is read by :func:`_build`."""
         for n in ("model_repository", "inputs_file", "shape"):
             setattr(self, n, _optional(getattr(self, n)))
         for n in ("model_repository", "inputs_file"):
@@ -235,9 +235,6 @@ class Common(_BackendOptions, _CommonHead):
             raise ParamError("model_repository", self.model_repository, f"None with workload {self.workload!r}, or "
                              f"workload {' | '.join(map(repr, takers))} to serve the models of this folder (-p workload "
                              f"{takers[0]})")
-        if describe(self.backend)["on_cluster"]:
-            raise ParamError("backend", self.backend, "local with model_repository (a folder on this machine is "
-                                                      "served by servers on this machine)")
         self.model_repository, self.inputs_file = str(self.model_repository), (
             None if self.inputs_file is None else str(self.inputs_file))
 

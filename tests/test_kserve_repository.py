@@ -179,3 +179,20 @@ def test_mlserver_trainedmodels_refuse_source_model_and_copies_are_renamed(make_
     # the copies' URI is accepted
     c.backend(w, "ml2", runtime="kserve-mlserver",
               storage_uri_prefix="gs://my-bucket/replicas/{model}/{model}", **FAST)
+
+
+def test_a_run_on_the_kserve_backend_takes_the_repository_and_needs_its_storage_uri(make_k8s_cluster, tmp_path):
+    """From a run's parameters: the folder gives the models' metadata and requests (no local runtime
+    is asked to serve it: the cluster's does); a storage_uri naming no replica is refused before
+    anything is created."""
+    from mmslib import params
+    repo = sklearn_repository(tmp_path)
+    p = params.stress(workload="repository", model_repository=str(repo), backend="kserve",
+                      output_dir=str(tmp_path / "out"))
+    w = get_workload("repository", p)
+    assert [w.facts(m)["source_model"] for m in ("m00000", "m00001", "m00002")] == ["alpha", "beta", "alpha"]
+    c = make_k8s_cluster()
+    with pytest.raises(ParamError, match=r"storage_uri.*gs://my-bucket/repo/alpha.*your models' location.*"
+                                         r"\{source_model\}.*names neither"):
+        c.backend(w, "fixed", runtime="kserve-sklearnserver", storage_uri_prefix="gs://my-bucket/repo/alpha", **FAST)
+    assert c.double.requests_matching("POST", "/serving.kserve.io/") == []

@@ -259,10 +259,9 @@ def test_answers_checked_against_the_metadata_and_the_first_answer():
     (dict(model_repository=None), "model_repository.*a folder of your models"),
     (dict(model_repository=None, workload="simple_string", inputs_file=TRITON_REPO / "inputs.json"),
      "inputs_file.*None without model_repository"),
-    (dict(model_repository=TRITON_REPO, backend="kserve"), "backend.*local with model_repository"),
     (dict(model_repository="NO_INPUTS", runtime="mlserver"), "inputs_file.*model 'trees' declares no inputs"),
 ], ids=["missing", "unknown-layout", "runtime", "inputs-file", "shape-name", "shape-fit", "shape-form",
-        "shape-and-file", "other-workload", "no-folder", "file-without-folder", "cluster", "no-metadata"])
+        "shape-and-file", "other-workload", "no-folder", "file-without-folder", "no-metadata"])
 def test_each_bad_input_refused_before_anything_starts(tmp_path, kw, message):
     from mmslib import params
     repo = kw.get("model_repository")

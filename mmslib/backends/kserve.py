@@ -546,6 +546,13 @@ class KServeBackend(Backend):
                 "a URI whose placeholders are {model} (the replica's name: m00000, ...) and {source_model} (the "
                 f"model of your repository the replica copies, workload repository); not {', '.join(unknown)}"))
         if SOURCE_MODEL not in uri:
+            if self._source_model("m00000") and "{model}" not in uri:
+                raise ParamError("storage_uri", uri, (
+                    "your models' location, one directory per replica: gs://BUCKET/PATH/{source_model} (the "
+                    "model of your repository each replica copies) or, for copies written by `python -m mmslib.k8s "
+                    "artifacts --repository <your model_repository> --out OUT --models N`, gs://BUCKET/PATH/{model}/"
+                    "{model}; with model_repository the cluster loads your models from storage_uri, and this URI "
+                    "names neither"))
             return
         if not self._source_model("m00000"):
             raise ParamError("storage_uri", uri, (

@@ -99,7 +99,7 @@ def write_repository_artifacts(repository: Path, out: Path, models: Iterable[str
     copying model ``NNNNN mod k`` as the repository workload serves them, its declared name set to the
     replica's (a plain file is copied as it is); returns the model directories."""
     from .. import repository as repo
-    from ..workloads.repository import _copy_native, replica_index
+    from ..workloads.repository import copy_native, replica_index
     found = repo.scan(repository)
     out = Path(out)
     written = []
@@ -112,7 +112,7 @@ def write_repository_artifacts(repository: Path, out: Path, models: Iterable[str
             d.mkdir(parents=True)
             shutil.copy2(m.path, d / m.path.name)
         else:
-            d = _copy_native(m, out / name, name)
+            d = copy_native(m, out / name, name)
         written.append(d)
     return written
 

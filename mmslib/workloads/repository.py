@@ -147,7 +147,9 @@ def _renamed_mlserver(folder: Path, name: str) -> None:
 RENAME = {"triton": _renamed_triton, "mlserver": _renamed_mlserver}
 
 
-def _copy_native(m, store: Path, name: str) -> Path:
+def copy_native(m, store: Path, name: str) -> Path:
+    """A copy of user model ``m``'s folder as ``store/name``, its declared name set to ``name``
+    (written beside and renamed into place, so a half-written copy is never seen)."""
     target = store / name
     store.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=store))
@@ -210,7 +212,7 @@ def make_workload(models: Sequence, pools: List[List[Dict[str, np.ndarray]]],
         i = user(model)
         if i in plain:
             return runtime.write_model(store, plain[i], model)
-        return _copy_native(models[i], Path(store), model)
+        return copy_native(models[i], Path(store), model)
 
     def facts_for(model: str) -> dict:
         m = models[user(model)]
@@ -282,7 +284,11 @@ def from_params(p) -> Workload:
 
 def _runtimes(p) -> List[tuple]:
     """(parameter, runtime) pairs the experiment serves the models on: ``runtime``; coldstart:
-    ``runtimes`` for its load_unload and churn sections, ``runtime`` for its lazy section."""
+    ``runtimes`` for its load_unload and churn sections, ``runtime`` for its lazy section; none on a
+    cluster backend (the cluster's serving runtime loads them from ``storage_uri``: the backend checks)."""
+    from ..backends import describe
+    if describe(getattr(p, "backend", None) or "local")["on_cluster"]:
+        return []
     sections = getattr(p, "sections", None)
     if sections is None:
         return [("runtime", getattr(p, "runtime", "kserve"))]
