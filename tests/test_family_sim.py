@@ -41,13 +41,15 @@ def test_each_family_asked_with_its_own_loads_and_memory(tmp_path):
         + _loads("kserve", "slow", 30, 2000.0, pss=4.0)         # the same, but a 2 s load
         + _loads("mlserver", "big", 25, 1.0, declared=300.0, source="performance mms")   # 3 per host (declared)
         + _loads("triton", "rare", 10, 1.0, pss=4.0, source="coldstart load/unload")     # too few loads
-        + _loads("kserve", "fast", 5, 9e9, pss=4.0, source="stress traditional"),        # a server start: not a load
+        + _loads("kserve", "fast", 5, 9e9, pss=4.0, source="stress traditional")         # a server start: not a load
+        + _loads("kserve", "both", 25, 500.0, pss=4.0)                                   # overlapped loads ...
+        + _loads("kserve", "both", 20, 2.0, pss=4.0, source="coldstart load/unload"),   # ... and one at a time
         columns=PER_MODEL_COLUMNS)
     fs = report.family_simulation(report.collect(tmp_path), pm)
     t = fs.table.set_index("family")
     own = t.loc["simple_string (run's own)"]
     assert own["hosts_needed"] == 3 and own["validation"] == "not validated under load"   # the run's own answer
-    assert t["overhead_ms"].tolist() == pytest.approx([20.0] * 5)   # 30 ms seen - 10 ms server-side
+    assert t["overhead_ms"].tolist() == pytest.approx([20.0] * 6)   # 30 ms seen - 10 ms server-side
     assert t.loc["fast", "loads"] == 30 and t.loc["fast", "load_ms_p50"] == 1.0   # traditional starts left out
     assert t.loc["fast", "memory_from"] == "measured PSS" and t.loc["fast", "models_per_host"] == 256
     # every model fits one host and a cold start (1 + 20 ms, one load at a time) is far within 100 ms: one host
@@ -58,6 +60,9 @@ def test_each_family_asked_with_its_own_loads_and_memory(tmp_path):
     assert t.loc["big", "memory_from"] == "declared" and t.loc["big", "models_per_host"] == 3   # 1024 // 300
     assert t.loc["rare", "note"] == "not enough data: 10 loads (< 20)" and pd.isna(t.loc["rare", "hosts_needed"])
     assert t.loc["fast", "validation"].startswith("not validated for this family")
+    # coldstart's cycles (one load at a time, as a lazy host) preferred when there are enough of them
+    assert t.loc["both", "load_source"] == "coldstart load/unload" and t.loc["both", "loads"] == 20
+    assert t.loc["both", "load_ms_p50"] == 2.0 and t.loc["fast", "load_source"] == "stress mms"
     assert "fast 1 MiB on kserve (load p50 1 ms): **1 host**;" in fs.text, fs.text
     assert "not validated for these families" in fs.text and "**cal**" in fs.text and "simple_string: 3 hosts" in fs.text
 

@@ -9,8 +9,11 @@ coldstart load/unload cycles, performance / traffic mms deploys; a host's first 
 apart), the same cluster question as the coldstart run's first ``cluster_models`` value is asked
 again with
 
-- **load times** drawn from that group's measured loads, plus the hand-off the calibration run's
-  clients saw beyond its own server's load timer (:attr:`mmslib.siminputs.SimInputs.overhead_s`);
+- **load times** drawn from that group's measured loads (coldstart's load/unload cycles alone when
+  they hold at least :data:`MIN_LOADS`: one load at a time, as a lazy host loads; otherwise every
+  source pooled, whose loads overlapped ``deploy_concurrency`` at a time: ``load_source`` says which),
+  plus the hand-off the calibration run's clients saw beyond its own server's load timer
+  (:attr:`mmslib.siminputs.SimInputs.overhead_s`);
 - **model memory** the larger of the PSS one model of the group added (measured) and its declared
   memory (what admission counts), so a host of ``cluster_host_memory`` holds
   ``host memory // model memory`` of them;
@@ -40,7 +43,9 @@ from .collection import Run, Runs
 MIN_LOADS = 20
 MAX_ROWS = 12
 MULTI_MODEL_SOURCES = ("stress mms", "coldstart load/unload", "performance mms", "traffic mms")
-COLUMNS = ["calibration_run", "runtime", "family", "artifact_mib", "loads", "load_ms_p50", "load_ms_p90",
+SEQUENTIAL = "coldstart load/unload"   # one load at a time; the others overlap deploy_concurrency loads
+COLUMNS = ["calibration_run", "runtime", "family", "artifact_mib", "loads", "load_source", "load_ms_p50",
+           "load_ms_p90",
            "overhead_ms", "model_memory_mib", "memory_from", "models_per_host", "models", "host_memory", "alpha",
            "qps", "slo_ms", "hosts_needed", "attainment", "note", "validation"]
 
@@ -91,7 +96,9 @@ def family_simulation(runs: Runs, pm: pd.DataFrame, max_rows: int = MAX_ROWS) ->
     groups = list(_groups(pm).groupby(["runtime", "family", "artifact_bytes"], sort=True, dropna=False))
     skipped = [f"{k[0]}/{k[1]}" for k, _ in groups[max_rows:]]
     for (runtime, family, size), g in groups[:max_rows]:
-        loads_s = g["load_ms"].to_numpy(dtype=float) / 1e3
+        one = g[g["source"] == SEQUENTIAL]
+        g_loads = one if len(one) >= MIN_LOADS else g     # loads one at a time, as a lazy host's, when enough
+        loads_s = g_loads["load_ms"].to_numpy(dtype=float) / 1e3
         pss = g["pss_added_mib"].dropna()
         declared = g["declared_mib"].dropna()
         mem = [(float(pss.mean()), "measured PSS")] if len(pss) else []
@@ -99,6 +106,7 @@ def family_simulation(runs: Runs, pm: pd.DataFrame, max_rows: int = MAX_ROWS) ->
         mem_mib, mem_from = max(mem) if mem else (np.nan, "")
         row = {**common, "runtime": runtime, "family": family,
                "artifact_mib": size / 2**20 if pd.notna(size) else np.nan, "loads": int(len(loads_s)),
+               "load_source": ", ".join(sorted(set(g_loads["source"]))),
                "load_ms_p50": float(np.median(loads_s) * 1e3), "load_ms_p90": float(np.percentile(loads_s, 90) * 1e3),
                "model_memory_mib": mem_mib, "memory_from": mem_from,
                "models_per_host": int(host_mem // (mem_mib * 2**20)) if mem_mib > 0 else None,
