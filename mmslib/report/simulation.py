@@ -59,7 +59,8 @@ def _cluster_sentence(cl: pd.DataFrame, label: str) -> str:
     parts = []
     for r in cl.itertuples():
         if pd.notna(r.hosts_needed):
-            parts.append(f"{int(r.models):,} models need **{int(r.hosts_needed):,} hosts** "
+            h = int(r.hosts_needed)
+            parts.append(f"{int(r.models):,} models need **{h:,} host{'' if h == 1 else 's'}** "
                          f"({100 * float(r.attainment):.1f}% within the SLO)")
         else:
             parts.append(f"{int(r.models):,} models: no host count reached 99%"
