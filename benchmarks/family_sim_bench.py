@@ -52,7 +52,7 @@ def main() -> None:
                           zipf_alpha=[1.0], lazy_qps=20, duration_s=10, warmup_s=2, resume=True,
                           cluster_models=[a.cluster_models], cluster_qps=a.cluster_qps, cluster_slo_ms=a.slo_ms,
                           cluster_host_memory=a.host_memory, cluster_duration_s=a.duration_s,
-                          output_dir=str(out / f"coldstart-{a.duration_s:g}s"))  # cluster_* are part of its key
+                          output_dir=str(out / "coldstart"))
     r = coldstart.run(cp, progress=False)
     v = r.validation()
     coldstart.save_simulation(r.rundir, v, coldstart.cluster_questions(r, validation=v), coldstart.simulator_inputs(r))

@@ -114,9 +114,13 @@ class Common(_BackendOptions, _CommonHead):
 
     _engines = ("trainedmodel", "modelmesh")   # mms engines this experiment runs (each backend: its mms_engines)
 
+    #: Parameters that only say how records are read (not what is measured): changing one resumes
+    #: the run directory without measuring again (its meta.json then keeps the newest values).
+    _not_measured = ("output_dir", "resume", "fail_on_slo")
+
     def key(self) -> str:
-        """Hash of the parameters that define what is measured (not where/resume)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("output_dir", "resume", "fail_on_slo")}
+        """Hash of the parameters that define what is measured (not where/resume/how it is read)."""
+        d = {k: v for k, v in asdict(self).items() if k not in self._not_measured}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> Dict[str, Any]:
@@ -383,6 +387,9 @@ class ColdstartParams(Common):
     validated on section 3 and asked cluster questions (4)."""
 
     _engines = ("lazy", "trainedmodel")
+    _not_measured = Common._not_measured + (   # section 4's questions and the leak verdict's bound
+        "validation_slo_ms", "validation_seeds", "cluster_models", "cluster_host_memory", "cluster_alpha",
+        "cluster_slo_ms", "cluster_qps", "cluster_duration_s", "leak_bound_mib")
     output_dir: str = "outputs/coldstart"
     mms_engine: str = "lazy"
     sections: List[str] = field(default_factory=lambda: list(COLDSTART_SECTIONS))

@@ -193,6 +193,7 @@ class RunDir:
                 old = None
         if old is not None:
             self.meta = old
+            self.meta["params"] = params   # the same measurement; how it is read (e.g. cluster_*) may be newer
             self.meta.setdefault("resumed", []).append(now())
         else:
             self.meta = run_metadata(experiment, params, uuid.uuid4().hex[:12])

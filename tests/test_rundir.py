@@ -39,6 +39,25 @@ def test_resume_keeps_records_fresh_run_drops_them(tmp_path):
     assert fresh.load("steps") is None and fresh.run_id != rd.run_id
 
 
+def test_new_questions_of_the_same_measurement_resume_it(tmp_path):
+    """Coldstart's cluster questions and validation SLOs only say how the records are read: asking
+    others resumes the run (nothing measured again) and meta.json keeps the newest; a measured
+    parameter still refuses."""
+    from mmslib import params
+    kw = dict(output_dir=str(tmp_path / "out"), sections=["lazy"], runtime="kserve")
+    p1 = params.coldstart(**kw)
+    rd = RunDir(p1.output_dir, "coldstart", p1.to_dict(), p1.key())
+    rd.save("lazy_cells", pd.DataFrame({"name": ["a"]}))
+    p2 = params.coldstart(**kw, cluster_models=[500], cluster_duration_s=60, validation_slo_ms=[30, 60], resume=True)
+    assert p2.key() == p1.key()
+    again = RunDir(p2.output_dir, "coldstart", p2.to_dict(), p2.key(), resume=True)
+    assert again.run_id == rd.run_id and again.load("lazy_cells") is not None
+    assert json.loads((tmp_path / "out" / "meta.json").read_text())["params"]["cluster_models"] == [500]
+    p3 = params.coldstart(**kw, models=41, resume=True)          # more models behind the lazy host: measured
+    with pytest.raises(ParamsMismatch, match="models: 40 -> 41"):
+        RunDir(p3.output_dir, "coldstart", p3.to_dict(), p3.key(), resume=True)
+
+
 def test_atomic_write_keeps_old_file_on_crash(tmp_path, monkeypatch):
     p = tmp_path / "f.bin"
     atomic_write_bytes(p, b"old")
