@@ -6,7 +6,8 @@ between servers and the generator when asked. Shared by the performance, traffic
 experiments, so that no experiment imports another.
 
 Given the run directory, :func:`deploy_mode` records what it deployed (:func:`record`): one row
-per mode and size in ``deploy.json``, and one row per model in the table ``deploy_models``
+per mode and size in ``deploy.json`` (with the memory one model added, :func:`added_per_model`),
+and one row per model in the table ``deploy_models``
 (:data:`MODEL_COLUMNS`: each model's load time, its server, the backend's ``deploy_concurrency``
 and the workload's facts), so the report's cold start vs model size sees every deploy.
 """
@@ -74,6 +75,19 @@ def model_rows(mode: str, n_models: int, events, workload, concurrency) -> List[
     return out
 
 
+def added_per_model(mode: str, n_models: int, measured: Dict[str, float], pss_hosts: float) -> Dict[str, float]:
+    """What one model of this deploy costs in memory, under the stress summary's names:
+    ``pss_hosts_mib`` (mms: the empty hosts, measured before the first load; NaN for traditional)
+    and ``pss_added_per_model_mib`` (mms: the PSS the loads added over the empty hosts, divided by
+    the models; traditional: a whole server each). One measurement per deploy, the mean of its
+    ``n_models`` loads: a host's first model of a family (which imports its library) is in it."""
+    pss = float(measured.get("pss_mib", np.nan))
+    base = 0.0 if mode == "traditional" else float(pss_hosts)
+    added = (pss - base) / n_models if n_models else np.nan
+    return {"pss_hosts_mib": float(pss_hosts) if mode != "traditional" else np.nan,
+            "pss_added_per_model_mib": float(added)}
+
+
 def record(rundir, mode: str, n_models: int, rows: List[Dict[str, Any]], info: Optional[Dict[str, Any]] = None):
     """Save a deploy of ``n_models`` in ``mode`` to ``rundir``: ``rows`` (:func:`model_rows`) replace
     that mode and size's rows of the table ``deploy_models``, and ``info`` (the per-mode row; None
@@ -103,6 +117,7 @@ def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, ver
     names = model_names(n_models)
     events = []
     t0 = time.time()
+    pss_hosts = float("nan")  # mms: the empty hosts' PSS, before any model (as stress measures it)
 
     def rows():
         return model_rows(mode, n_models, events, workload,
@@ -112,6 +127,7 @@ def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, ver
             deploying = backend.deploy_traditional(names)
         else:
             backend.start_hosts(p.hosts)
+            pss_hosts = resources.measured(backend.usage())["pss_mib"]
             deploying = backend.deploy_mms(names)
         for e in deploying:
             events.append(e)
@@ -122,8 +138,9 @@ def deploy_mode(p, mode: str, n_models: int, workload, workdir, sup, run_id, ver
         if not v.ok:
             raise DeployError(f"{mode}: verification failed: {v.failures[:3]}")
         u = backend.usage()
+        m = resources.measured(u)
         info = {"mode": mode, "models": n_models, "servers": len(backend.servers()),
-                "deploy_s": time.time() - t0, "verified": v.correct, **resources.measured(u)}
+                "deploy_s": time.time() - t0, "verified": v.correct, **m, **added_per_model(mode, n_models, m, pss_hosts)}
         if u.gpu_memory_mib is not None:
             info["gpu_memory_mib"] = u.gpu_memory_mib
         targets = targets_for(backend, workload, p.protocol, p.seed)

@@ -7,6 +7,7 @@ depend on (or fill) the user's cache."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -297,7 +298,9 @@ def test_performance_records_each_model_deployed(forest_performance, tmp_path):
 
 def test_report_cold_start_vs_size_from_performance_deploys(forest_performance):
     """Every model a performance run deployed is a load in cold start vs size: the host's first (it
-    imports sklearn) kept apart in mms, none in traditional (a server each); no PSS, so no models per host."""
+    imports sklearn) kept apart in mms, none in traditional (a server each); the PSS a model added,
+    measured once per deploy (deploy.json), on every load but the first ones; models per host from
+    the mms deploy."""
     import pandas as pd
     from mmslib import report
     from mmslib.report import families as fam
@@ -305,13 +308,18 @@ def test_report_cold_start_vs_size_from_performance_deploys(forest_performance):
     runs = report.collect(out.parent)
     pm = fam.per_model(runs)
     dm = pd.read_parquet(out / "deploy_models.parquet")
+    deploys = {r["mode"]: r for r in json.loads((out / "deploy.json").read_text())}
     for mode in ("mms", "traditional"):
         rows = pm[pm["source"] == f"performance {mode}"].set_index("model").sort_index()
         want = dm[dm["mode"] == mode].set_index("model").sort_index()
         assert list(rows.index) == ["m00000", "m00001", "m00002"]
         assert rows["load_ms"].tolist() == pytest.approx((want["seconds"] * 1e3).tolist())
-        assert (rows["family"] == "sklearn_forest").all() and rows["pss_added_mib"].isna().all()
+        assert (rows["family"] == "sklearn_forest").all()
         assert rows["unload_ms"].isna().all() and (rows["experiment"] == "performance").all()
+        added = deploys[mode]["pss_added_per_model_mib"]
+        assert added > 0, deploys[mode]   # a forest with sklearn loaded weighs something
+        assert rows.loc[~rows["first"], "pss_added_mib"].tolist() == pytest.approx([added] * int((~rows["first"]).sum()))
+        assert rows.loc[rows["first"], "pss_added_mib"].isna().all()
     assert pm[pm["source"] == "performance mms"]["first"].sum() == 1          # hosts=1
     assert not pm[pm["source"] == "performance traditional"]["first"].any()
     cs = fam.cold_start_vs_size(pm).set_index("source")
@@ -321,7 +329,10 @@ def test_report_cold_start_vs_size_from_performance_deploys(forest_performance):
     m = pm[(pm["source"] == "performance mms")]
     assert mms["first_load_ms"] == pytest.approx(m[m["first"]]["load_ms"].iloc[0])
     assert trad["load_ms_p50"] == pytest.approx(pm[pm["source"] == "performance traditional"]["load_ms"].median())
-    mph = fam.models_per_host(pm, runs, include_seed=False)
-    assert not mph["source"].str.startswith("performance").any()
+    mph = fam.models_per_host(pm, runs, include_seed=False).set_index("source")
+    assert "performance traditional" not in mph.index        # a server per model is not a host's share
+    row = mph.loc["performance mms"]
+    assert row["loads"] == 2 and row["pss_added_mib"] == pytest.approx(deploys["mms"]["pss_added_per_model_mib"])
+    assert row["fit_by_pss"] == math.floor(row["host_memory_mib"] / row["pss_added_mib"])
     S = fam.families_section(runs, include_seed=False)
     assert "performance" in S.text and fam.plot_cold_start(S.cold_start) is not None

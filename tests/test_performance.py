@@ -64,7 +64,16 @@ def test_two_modes_two_rates(tmp_path, no_leftovers):
     assert dm[dm["mode"] == "traditional"]["server"].nunique() == 2 and dm[dm["mode"] == "mms"]["server"].nunique() == 1
     config = get_workload("simple_string").write_artifact(tmp_path / "artifact", "m") / "config.json"
     assert (dm["family"] == "simple_string").all() and (dm["artifact_bytes"] == config.stat().st_size).all()
-    assert sorted(r["mode"] for r in json.loads((tmp_path / "out" / "deploy.json").read_text())) == ["mms", "traditional"]
+    deploys = {r["mode"]: r for r in json.loads((tmp_path / "out" / "deploy.json").read_text())}
+    assert sorted(deploys) == ["mms", "traditional"]
+    # What one model costs in memory, as stress measures it: mms over the empty host (a Python
+    # server: tens of MiB before any model), traditional a whole server each; an identity model
+    # adds little to a host, far less than a server of its own.
+    mms, trad = deploys["mms"], deploys["traditional"]
+    assert mms["pss_hosts_mib"] > 20 and trad["pss_added_per_model_mib"] > 20, deploys
+    assert trad["pss_hosts_mib"] is None or trad["pss_hosts_mib"] != trad["pss_hosts_mib"]  # NaN: no hosts
+    assert abs(mms["pss_added_per_model_mib"]) < 0.25 * trad["pss_added_per_model_mib"], deploys
+    assert mms["pss_hosts_mib"] < mms["pss_mib"] + 5, deploys
 
 
 def test_a_refused_model_keeps_the_deploy_rows_measured(tmp_path, no_leftovers):

@@ -11,7 +11,9 @@ Computed from run directories only (nothing re-measured):
 - performance and traffic runs (``deploy_models``, written by :func:`mmslib.deploy.record`): each
   model their deploys loaded, source ``"<experiment> <mode>"`` (e.g. ``performance mms``), its
   load time (request to ready; loads overlapped ``deploy_concurrency`` at a time) and its facts;
-  PSS and unload are not measured per model there (NaN), so models per host leaves them out.
+  the PSS one model added is measured once per deploy (``deploy.json``'s
+  ``pss_added_per_model_mib``: the growth over the empty hosts divided by the models, the hosts'
+  first loads included), given to each of its models but the first ones; unload is not measured.
 
 A host's first model of a family (it imports the family's library) is kept apart (``first``):
 the first ``hosts`` loads of each deploy, except in traditional mode, where every load starts a
@@ -38,6 +40,8 @@ REFERENCE = "simple_string"   # the seed's model
 PER_MODEL_COLUMNS = ["run", "experiment", "source", "runtime", "workload", "family", "source_model", "model",
                      "artifact_bytes", "load_ms", "unload_ms", "pss_added_mib", "first", "host_memory_mib",
                      "declared_mib"]
+#: the sources whose PSS counts towards models per host: loads into a shared host
+MULTI_SOURCES = ("stress mms", "coldstart load/unload", "performance mms", "traffic mms")
 KEYS = ["source", "runtime", "workload", "family", "source_model", "artifact_bytes"]
 
 
@@ -179,14 +183,19 @@ def _deploy_rows(run: Run) -> List[dict]:
     if df is None or not len(df) or not {"mode", "model", "seconds"} <= set(df.columns):
         return []
     p = run.params
+    # the memory one model added is measured once per deploy (deploy.json, the mean of its loads)
+    added = {(str(i.get("mode")), str(i.get("models"))): i.get("pss_added_per_model_mib", np.nan)
+             for i in (d.json("deploy") or []) if isinstance(i, dict)}
     out = []
     for r in df.to_dict("records"):
         if "ok" in r and not bool(r["ok"]):
             continue
+        pss = added.get((str(r["mode"]), str(r.get("models", ""))), np.nan)
         out.append({"run": run.key, "experiment": run.experiment, "source": f"{run.experiment} {r['mode']}",
                     "runtime": run.row.get("runtime"), "workload": p.get("workload"),
                     **_facts(r, p, r.get("model", "")), "model": r.get("model", ""),
-                    "load_ms": float(r["seconds"]) * 1e3, "unload_ms": np.nan, "pss_added_mib": np.nan,
+                    "load_ms": float(r["seconds"]) * 1e3, "unload_ms": np.nan,
+                    "pss_added_mib": float(pss) if pss is not None and pd.notna(pss) else np.nan,
                     "first": False, "host_memory_mib": _host_memory_mib(p), "declared_mib": _declared_mib(p),
                     "_deploy": r.get("models", "")})
     return out
@@ -214,6 +223,9 @@ def per_model(runs: Runs) -> pd.DataFrame:
                                                 sort=False, dropna=False).cumcount()
         shared = ~df["source"].str.endswith(" traditional")  # traditional: every load starts a server of its own
         df["first"] = df["first"].astype(bool) | (shared & (nth < df["run"].map(hosts).fillna(1)))
+        # a deploy's PSS is one mean over all its loads (first ones included): the first loads'
+        # own cost was not measured apart
+        df.loc[(deploy != "") & df["first"], "pss_added_mib"] = np.nan
     return df[PER_MODEL_COLUMNS]
 
 
@@ -250,15 +262,15 @@ def cold_start_vs_size(pm: pd.DataFrame) -> pd.DataFrame:
 
 
 def models_per_host(pm: pd.DataFrame, runs: Optional[Runs] = None, include_seed: bool = True) -> pd.DataFrame:
-    """PSS one model adds, per run, runtime, family and size (multi-model loads: stress mms and
-    coldstart), and the models a host's memory for models holds at that rate; ``deployed``: what a
+    """PSS one model adds, per run, runtime, family and size (multi-model loads,
+    :data:`MULTI_SOURCES`: stress mms, coldstart, performance / traffic mms deploys), and the models a host's memory for models holds at that rate; ``deployed``: what a
     stress run put on its hosts; the seed's published density as a reference row."""
     cols = ["run"] + KEYS + ["artifact_mib", "pss_added_mib", "loads", "host_memory_mib", "fit_by_pss",
                              "declared_mib", "admitted", "models_per_host", "bound_by", "deployed_per_host",
                              "reference"]
     rows = []
     if len(pm):
-        multi = pm[pm["source"].isin(["stress mms", "coldstart load/unload"]) & ~pm["first"].astype(bool)]
+        multi = pm[pm["source"].isin(MULTI_SOURCES) & ~pm["first"].astype(bool)]
         for key, g in _group(multi, ["run"] + KEYS):
             pss = g["pss_added_mib"].dropna()
             per = float(pss.mean()) if len(pss) else np.nan

@@ -39,10 +39,10 @@ from ..errors import MmsError
 from ..quantity import parse_memory
 from ..simcheck import SIMULATION_TABLES, simulation_label
 from .collection import Run, Runs
+from .families import MULTI_SOURCES
 
 MIN_LOADS = 20
 MAX_ROWS = 12
-MULTI_MODEL_SOURCES = ("stress mms", "coldstart load/unload", "performance mms", "traffic mms")
 SEQUENTIAL = "coldstart load/unload"   # one load at a time; the others overlap deploy_concurrency loads
 COLUMNS = ["calibration_run", "runtime", "family", "artifact_mib", "loads", "load_source", "load_ms_p50",
            "load_ms_p90",
@@ -68,7 +68,7 @@ def calibration_run(runs: Runs) -> Optional[Run]:
 def _groups(pm: pd.DataFrame) -> pd.DataFrame:
     if not len(pm):
         return pm
-    m = pm[pm["source"].isin(MULTI_MODEL_SOURCES) & ~pm["first"].astype(bool) & pm["load_ms"].notna()]
+    m = pm[pm["source"].isin(MULTI_SOURCES) & ~pm["first"].astype(bool) & pm["load_ms"].notna()]
     return m
 
 
