@@ -263,8 +263,9 @@ def cold_start_vs_size(pm: pd.DataFrame) -> pd.DataFrame:
 
 def models_per_host(pm: pd.DataFrame, runs: Optional[Runs] = None, include_seed: bool = True) -> pd.DataFrame:
     """PSS one model adds, per run, runtime, family and size (multi-model loads,
-    :data:`MULTI_SOURCES`: stress mms, coldstart, performance / traffic mms deploys), and the models a host's memory for models holds at that rate; ``deployed``: what a
-    stress run put on its hosts; the seed's published density as a reference row."""
+    :data:`MULTI_SOURCES`: stress mms, coldstart, performance / traffic mms deploys), and the
+    models a host's memory for models holds at that rate; ``deployed``: what a stress run put on
+    its hosts; the seed's published density as a reference row."""
     cols = ["run"] + KEYS + ["artifact_mib", "pss_added_mib", "loads", "host_memory_mib", "fit_by_pss",
                              "declared_mib", "admitted", "models_per_host", "bound_by", "deployed_per_host",
                              "reference"]
