@@ -84,8 +84,7 @@ def added_per_model(mode: str, n_models: int, measured: Dict[str, float], pss_ho
     pss = float(measured.get("pss_mib", np.nan))
     base = 0.0 if mode == "traditional" else float(pss_hosts)
     added = (pss - base) / n_models if n_models else np.nan
-    return {"pss_hosts_mib": float(pss_hosts) if mode != "traditional" else np.nan,
-            "pss_added_per_model_mib": float(added)}
+    return {"pss_hosts_mib": float(pss_hosts), "pss_added_per_model_mib": float(added)}
 
 
 def record(rundir, mode: str, n_models: int, rows: List[Dict[str, Any]], info: Optional[Dict[str, Any]] = None):
